@@ -1,0 +1,3 @@
+from mobip.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Accounts: the admin → partner → merchant tree, payment-provider keys, documents."""

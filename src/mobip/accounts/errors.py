@@ -1,0 +1,38 @@
+"""Account errors."""
+
+from __future__ import annotations
+
+from mobip.kit.errors import BadRequest, Conflict, NotFound
+
+
+class AccountNotFound(NotFound):
+    return_code = "4002"
+    default_message = "Account not found"
+
+
+class DocumentNotFound(NotFound):
+    return_code = "4003"
+    default_message = "Document not found"
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__("Unknown document(s) in document_list: " + ", ".join(names))
+
+
+class DuplicateExternalAccountId(Conflict):
+    return_code = "5001"
+    default_message = "Another account under the same parent already has this External_AccountID"
+
+
+class AmbiguousExternalAccountId(Conflict):
+    return_code = "5002"
+    default_message = (
+        "Several accounts you can see have this external_account_id: use get_account with a uid"
+    )
+
+
+class InvalidAccountSetting(BadRequest):
+    """A CLI/operator input that cannot be applied (bad parent, role, currency...)."""
+
+    return_code = "1010"
+    default_message = "Invalid account setting"

@@ -1,0 +1,65 @@
+"""Account tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mobip.kit.db import Base, UTCDateTime
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PARTNER = "partner"
+    MERCHANT = "merchant"
+
+
+class Language(StrEnum):
+    EN = "EN"
+    FR = "FR"
+
+
+class Provider(StrEnum):
+    SANDBOX = "sandbox"
+    STRIPE = "stripe"
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("parent_id", "external_account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    api_account_id: Mapped[str] = mapped_column(String(40), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Materialised path of uids from the root, "/root/partner/merchant/": descendants by prefix.
+    path: Mapped[str] = mapped_column(String(400), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    language: Mapped[str] = mapped_column(String(2))
+    external_account_id: Mapped[str | None] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(16), default=Provider.SANDBOX.value)
+    provider_public_key: Mapped[str | None] = mapped_column(Text)
+    provider_login: Mapped[str | None] = mapped_column(String(255))
+    provider_private_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccountDocument(Base):
+    __tablename__ = "account_documents"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

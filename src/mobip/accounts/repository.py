@@ -1,0 +1,112 @@
+"""Queries on accounts and their documents.
+
+Every read of another account's data takes the caller as ``scope``: only the caller itself and
+its descendants are found (an admin sees every account).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from mobip.accounts.models import Account, AccountDocument, Role
+
+
+def _visible_to(scope: Account) -> Select[Account]:
+    query = select(Account)
+    if scope.role == Role.ADMIN:
+        return query
+    return query.where(Account.path.startswith(scope.path, autoescape=True))
+
+
+def get_by_api_account_id(session: Session, api_account_id: str) -> Account | None:
+    return session.scalars(select(Account).where(Account.api_account_id == api_account_id)).first()
+
+
+def get_visible_by_uid(session: Session, scope: Account, uid: str) -> Account | None:
+    return session.scalars(_visible_to(scope).where(Account.uid == uid)).first()
+
+
+def find_visible_by_external_id(
+    session: Session, scope: Account, external_account_id: str
+) -> Sequence[Account]:
+    query = _visible_to(scope).where(Account.external_account_id == external_account_id)
+    return session.scalars(query.limit(2)).all()
+
+
+def external_id_taken(
+    session: Session, parent_id: int | None, external_account_id: str, except_id: int
+) -> bool:
+    query = select(Account.id).where(
+        Account.external_account_id == external_account_id, Account.id != except_id
+    )
+    query = query.where(
+        Account.parent_id.is_(None) if parent_id is None else Account.parent_id == parent_id
+    )
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def get_parent_uid(session: Session, account: Account) -> str | None:
+    if account.parent_id is None:
+        return None
+    return session.scalars(select(Account.uid).where(Account.id == account.parent_id)).first()
+
+
+# --- operator (CLI) queries: not tenant-scoped, never reached from the API ----------------------
+
+
+def get_by_uid(session: Session, uid: str) -> Account | None:
+    return session.scalars(select(Account).where(Account.uid == uid)).first()
+
+
+def first_admin(session: Session) -> Account | None:
+    return session.scalars(
+        select(Account).where(Account.role == Role.ADMIN).order_by(Account.id).limit(1)
+    ).first()
+
+
+def list_all(session: Session) -> Sequence[Account]:
+    return session.scalars(select(Account).order_by(Account.path)).all()
+
+
+def any_exists(session: Session) -> bool:
+    return session.scalars(select(Account.id).limit(1)).first() is not None
+
+
+def add(session: Session, account: Account) -> Account:
+    session.add(account)
+    session.flush()
+    return account
+
+
+# --- documents --------------------------------------------------------------------------------
+
+
+def document_names(session: Session, account: Account) -> list[str]:
+    return list(
+        session.scalars(
+            select(AccountDocument.name)
+            .where(AccountDocument.account_id == account.id)
+            .order_by(AccountDocument.name)
+        )
+    )
+
+
+def documents_named(session: Session, account: Account, names: list[str]) -> list[AccountDocument]:
+    return list(
+        session.scalars(
+            select(AccountDocument).where(
+                AccountDocument.account_id == account.id, AccountDocument.name.in_(names)
+            )
+        )
+    )
+
+
+def get_document(session: Session, account: Account, name: str) -> AccountDocument | None:
+    return session.scalars(
+        select(AccountDocument).where(
+            AccountDocument.account_id == account.id, AccountDocument.name == name
+        )
+    ).first()

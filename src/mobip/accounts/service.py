@@ -1,0 +1,381 @@
+"""The accounts tree, what callers may see and change, provider keys and documents."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from babel.numbers import list_currencies
+from sqlalchemy.orm import Session
+
+from mobip.accounts import repository
+from mobip.accounts.errors import (
+    AccountNotFound,
+    AmbiguousExternalAccountId,
+    DocumentNotFound,
+    DuplicateExternalAccountId,
+    InvalidAccountSetting,
+)
+from mobip.accounts.models import Account, AccountDocument, Language, Provider, Role
+from mobip.auth import repository as auth_repository
+from mobip.auth.service import require_role
+from mobip.kit.errors import InvalidField, MissingField
+from mobip.kit.security import Encryptor, hash_secret, mask_secret, new_id
+
+SECRET_PREFIX = "mbs"  # noqa: S105 (a prefix, not a secret)
+UPDATABLE = {
+    "External_AccountID": "external_account_id",
+    "Public_Payment_Provider_key": "provider_public_key",
+    "Private_Payment_Provider_key": "provider_private_key_encrypted",
+    "Payment_Provider_login": "provider_login",
+}
+MAX_ATTRIBUTE_CHARS = {
+    "External_AccountID": 255,
+    "Public_Payment_Provider_key": 4096,
+    "Private_Payment_Provider_key": 4096,
+    "Payment_Provider_login": 255,
+}
+ALLOWED_PARENTS = {
+    Role.ADMIN: (None,),
+    Role.PARTNER: (Role.ADMIN,),
+    Role.MERCHANT: (Role.PARTNER, Role.ADMIN),
+}
+_CURRENCIES = frozenset(list_currencies())
+
+
+@dataclass(frozen=True)
+class NewCredentials:
+    account: Account
+    api_secret_key: str
+
+
+# --- API: reading and updating accounts --------------------------------------------------------
+
+
+def get_account(
+    session: Session,
+    caller: Account,
+    uid: str,
+    *,
+    document_list: str | None,
+    document_only: bool,
+    encryptor: Encryptor,
+) -> dict[str, Any]:
+    """get_account: admins see any account, partners themselves and their descendants."""
+    require_role(caller, Role.ADMIN, Role.PARTNER)
+    account = repository.get_visible_by_uid(session, caller, uid)
+    if account is None:
+        raise AccountNotFound()
+    return account_reply(session, account, document_list, document_only, encryptor)
+
+
+def get_account_by_external_id(
+    session: Session,
+    caller: Account,
+    external_account_id: str,
+    *,
+    document_list: str | None,
+    document_only: bool,
+    encryptor: Encryptor,
+) -> dict[str, Any]:
+    """Any caller finds itself or a descendant by External_AccountID; others are not found."""
+    matches = repository.find_visible_by_external_id(session, caller, external_account_id)
+    if not matches:
+        raise AccountNotFound()
+    if len(matches) > 1:
+        raise AmbiguousExternalAccountId()
+    return account_reply(session, matches[0], document_list, document_only, encryptor)
+
+
+def account_reply(
+    session: Session,
+    account: Account,
+    document_list: str | None,
+    document_only: bool,
+    encryptor: Encryptor,
+) -> dict[str, Any]:
+    names = _document_names(document_list)
+    if document_only and not names:
+        raise MissingField("document_list")
+    reply: dict[str, Any] = {}
+    if not document_only:
+        reply["account_data"] = account_data(session, account, encryptor)
+    if names:
+        reply["documents"] = [_document_dict(doc) for doc in _documents(session, account, names)]
+    return reply
+
+
+def _document_names(document_list: str | None) -> list[str]:
+    if not document_list:
+        return []
+    names = [name.strip() for name in document_list.split("|")]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _documents(session: Session, account: Account, names: list[str]) -> list[AccountDocument]:
+    found = {doc.name: doc for doc in repository.documents_named(session, account, names)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise DocumentNotFound(missing)
+    return [found[name] for name in names]
+
+
+def _document_dict(doc: AccountDocument) -> dict[str, Any]:
+    return {
+        "name": doc.name,
+        "content_type": doc.content_type,
+        "size": str(doc.size),
+        "sha256": doc.sha256,
+        "content": base64.b64encode(doc.content).decode("ascii"),
+    }
+
+
+def account_data(session: Session, account: Account, encryptor: Encryptor) -> list[dict[str, str]]:
+    """The spec's attribute list: name, type, value and whether update_account may change it."""
+    private_key = (
+        mask_secret(encryptor.decrypt(account.provider_private_key_encrypted))
+        if account.provider_private_key_encrypted
+        else ""
+    )
+    rows: list[tuple[str, str, str | None, bool]] = [
+        ("uid", "string", account.uid, False),
+        ("api_account_id", "string", account.api_account_id, False),
+        ("name", "string", account.name, False),
+        ("role", "string", account.role, False),
+        ("parent_uid", "string", repository.get_parent_uid(session, account), False),
+        ("currency", "string", account.currency, False),
+        ("language", "string", account.language, False),
+        ("External_AccountID", "string", account.external_account_id, True),
+        ("Payment_Provider", "string", account.provider, False),
+        ("Public_Payment_Provider_key", "string", account.provider_public_key, True),
+        ("Private_Payment_Provider_key", "string", private_key, True),
+        ("Payment_Provider_login", "string", account.provider_login, True),
+        ("document_names", "string", "|".join(repository.document_names(session, account)), False),
+        ("created_at", "datetime", _iso(account.created_at), False),
+        ("updated_at", "datetime", _iso(account.updated_at), False),
+    ]
+    return [
+        {
+            "attribute_name": name,
+            "attribute_type": kind,
+            "attribute_value": value or "",
+            "is_updatable": "true" if updatable else "false",
+        }
+        for name, kind, value, updatable in rows
+    ]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def update_account(
+    session: Session,
+    caller: Account,
+    uid: str,
+    raw_account_data: str,
+    *,
+    encryptor: Encryptor,
+    now: datetime,
+) -> None:
+    """Apply the given attributes all together, or none of them."""
+    require_role(caller, Role.ADMIN, Role.PARTNER)
+    account = repository.get_visible_by_uid(session, caller, uid)
+    if account is None:
+        raise AccountNotFound()
+    changes = _parse_account_data(raw_account_data)
+    external_id = changes.get("External_AccountID")
+    if external_id and repository.external_id_taken(
+        session, account.parent_id, external_id, account.id
+    ):
+        raise DuplicateExternalAccountId()
+    for attribute, value in changes.items():
+        if attribute == "Private_Payment_Provider_key" and value:
+            value = encryptor.encrypt(value)
+        setattr(account, UPDATABLE[attribute], value or None)
+    account.updated_at = now
+    session.flush()
+
+
+def _parse_account_data(raw: str) -> dict[str, str | None]:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidField("account_data", f"not valid JSON ({exc.args[0]})") from exc
+    if not isinstance(data, dict) or not data:
+        raise InvalidField("account_data", "must be a non-empty JSON object")
+    unknown = [key for key in data if key not in UPDATABLE]
+    if unknown:
+        raise InvalidField(
+            "account_data",
+            f"unknown or non-updatable attribute(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(UPDATABLE)}",
+        )
+    changes: dict[str, str | None] = {}
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            raise InvalidField("account_data", f"{key} must be a string or null")
+        if value is not None and len(value) > MAX_ATTRIBUTE_CHARS[key]:
+            raise InvalidField(
+                "account_data", f"{key} is longer than {MAX_ATTRIBUTE_CHARS[key]} characters"
+            )
+        changes[key] = value.strip() if value is not None else None
+    return changes
+
+
+# --- operator actions (CLI) --------------------------------------------------------------------
+
+
+def create_account(
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    parent_uid: str | None,
+    currency: str,
+    language: Language,
+    external_id: str | None,
+    now: datetime,
+) -> NewCredentials:
+    """Create an account under ``parent_uid`` (default: the platform admin); secret shown once."""
+    currency = currency.upper()
+    if currency not in _CURRENCIES:
+        raise InvalidAccountSetting(f"Unknown ISO 4217 currency {currency!r}")
+    if not name.strip() or len(name) > 255:
+        raise InvalidAccountSetting("The name must be 1 to 255 characters")
+    parent = _parent_for(session, role, parent_uid, now)
+    allowed = ALLOWED_PARENTS[role]
+    if (parent.role if parent else None) not in allowed:
+        raise InvalidAccountSetting(
+            f"A {role.value} account's parent must be "
+            + " or ".join("none" if r is None else r.value for r in allowed)
+        )
+    if external_id and repository.external_id_taken(
+        session, parent.id if parent else None, external_id, except_id=-1
+    ):
+        raise DuplicateExternalAccountId()
+    uid = new_id("acct", 12)
+    secret = new_id(SECRET_PREFIX, 32)
+    account = Account(
+        uid=uid,
+        api_account_id=new_id("api", 12),
+        secret_hash=hash_secret(secret),
+        name=name.strip(),
+        role=role.value,
+        parent_id=parent.id if parent else None,
+        path=(parent.path if parent else "/") + uid + "/",
+        currency=currency,
+        language=language.value,
+        external_account_id=external_id or None,
+        provider=Provider.SANDBOX.value,
+        created_at=now,
+        updated_at=now,
+    )
+    return NewCredentials(repository.add(session, account), secret)
+
+
+def _parent_for(
+    session: Session, role: Role, parent_uid: str | None, now: datetime
+) -> Account | None:
+    if parent_uid:
+        parent = repository.get_by_uid(session, parent_uid)
+        if parent is None:
+            raise InvalidAccountSetting(f"No account with uid {parent_uid!r}")
+        return parent
+    if role == Role.ADMIN:
+        return None
+    return ensure_platform_admin(session, now)[0]
+
+
+def ensure_platform_admin(session: Session, now: datetime) -> tuple[Account, str | None]:
+    """The root admin account, created on first need (then with its new secret)."""
+    admin = repository.first_admin(session)
+    if admin is not None:
+        return admin, None
+    created = create_account(
+        session,
+        name="Platform",
+        role=Role.ADMIN,
+        parent_uid=None,
+        currency="EUR",
+        language=Language.EN,
+        external_id=None,
+        now=now,
+    )
+    return created.account, created.api_secret_key
+
+
+def operator_get(session: Session, uid: str) -> Account:
+    account = repository.get_by_uid(session, uid)
+    if account is None:
+        raise AccountNotFound(f"No account with uid {uid!r}")
+    return account
+
+
+def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
+    """A new API secret; the old one and every token issued with it stop working."""
+    account = operator_get(session, uid)
+    secret = new_id(SECRET_PREFIX, 32)
+    account.secret_hash = hash_secret(secret)
+    account.updated_at = now
+    auth_repository.delete_tokens_of(session, account.id)
+    session.flush()
+    return NewCredentials(account, secret)
+
+
+def set_provider(
+    session: Session,
+    uid: str,
+    *,
+    provider: Provider,
+    public_key: str | None,
+    private_key: str | None,
+    login: str | None,
+    encryptor: Encryptor,
+    now: datetime,
+) -> Account:
+    account = operator_get(session, uid)
+    account.provider = provider.value
+    if public_key is not None:
+        account.provider_public_key = public_key or None
+    if private_key is not None:
+        account.provider_private_key_encrypted = (
+            encryptor.encrypt(private_key) if private_key else None
+        )
+    if login is not None:
+        account.provider_login = login or None
+    account.updated_at = now
+    session.flush()
+    return account
+
+
+def add_document(
+    session: Session,
+    uid: str,
+    *,
+    name: str,
+    content: bytes,
+    content_type: str | None,
+    now: datetime,
+) -> AccountDocument:
+    """Store a document on an account, replacing one of the same name."""
+    account = operator_get(session, uid)
+    if not name.strip() or len(name) > 255 or "|" in name:
+        raise InvalidAccountSetting("A document name is 1 to 255 characters, without '|'")
+    guessed = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    document = repository.get_document(session, account, name) or AccountDocument(
+        account_id=account.id, name=name
+    )
+    document.content_type = guessed
+    document.content = content
+    document.size = len(content)
+    document.sha256 = hashlib.sha256(content).hexdigest()
+    document.created_at = now
+    session.add(document)
+    session.flush()
+    return document

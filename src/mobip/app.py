@@ -1,0 +1,106 @@
+"""The ASGI application: API endpoints, health checks, OpenAPI and its interactive docs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from mobip.accounts import endpoints as accounts_endpoints
+from mobip.auth import endpoints as auth_endpoints
+from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
+from mobip.kit.logging import AccessLogMiddleware
+from mobip.kit.migrate import is_current
+from mobip.kit.openapi import build_openapi
+from mobip.kit.routing import API_PREFIX, Endpoint, build_route, error_response
+from mobip.kit.runtime import Runtime
+
+ENDPOINTS: list[Endpoint] = [*auth_endpoints.ENDPOINTS, *accounts_endpoints.ENDPOINTS]
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MOBIP API 2.0</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>"""
+DOCS_INIT = "window.ui = SwaggerUIBundle({url: '" + API_PREFIX + "/openapi.json', dom_id: '#ui'});"
+
+
+def create_app(
+    runtime: Runtime, *, background: Callable[[Runtime], Any] | None = None
+) -> Starlette:
+    """The whole service for one process; ``background`` runs beside it (the in-process worker)."""
+    openapi_body = json.dumps(build_openapi(ENDPOINTS)).encode()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            with runtime.database.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current = is_current(runtime.database.engine)
+        except Exception as exc:  # any database failure means not ready
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+        if not current:
+            return JSONResponse({"status": "unavailable", "error": "schema not current"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
+    async def docs(_: Request) -> Response:
+        return HTMLResponse(DOCS_PAGE)
+
+    async def docs_init(_: Request) -> Response:
+        return Response(DOCS_INIT, media_type="text/javascript")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(API_PREFIX):
+            return error_response(EndpointNotFound(), request)
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return JSONResponse({"detail": "Not Found"}, status)
+
+    async def method_not_allowed(request: Request, _: Exception) -> Response:
+        return error_response(MethodNotAllowed(), request)
+
+    routes: list[BaseRoute] = [
+        build_route(endpoint, runtime, auth_endpoints.authenticate) for endpoint in ENDPOINTS
+    ]
+    routes += [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route(f"{API_PREFIX}/openapi.json", openapi),
+        Route("/docs", docs),
+        Route("/docs/init.js", docs_init),
+        Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = background(runtime) if background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                await task.stop()
+            runtime.database.dispose()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, 405: method_not_allowed},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(AccessLogMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Authentication: API credentials, access tokens, login throttling."""

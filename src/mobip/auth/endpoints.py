@@ -1,0 +1,98 @@
+"""get_token and login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+
+from mobip.accounts.models import Account
+from mobip.auth import service
+from mobip.kit.envelope import Params
+from mobip.kit.routing import Access, Call, Endpoint, Field
+from mobip.kit.runtime import Runtime
+
+ACCESS_TOKEN = Field(
+    "access_token",
+    "string",
+    "Connection token from get_token (or send 'Authorization: Bearer <token>')",
+    required=True,
+)
+
+
+def token_from(params: Params, headers: Headers) -> str | None:
+    """The access token: the ``access_token`` field, else an ``Authorization: Bearer`` header."""
+    token = params.text("access_token", max_chars=200)
+    if token:
+        return token
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+def authenticate(session: Session, runtime: Runtime, params: Params, headers: Headers) -> Account:
+    """The routing edge's authenticator: token → account."""
+    return service.authenticate(
+        session, runtime.settings, token_from(params, headers), runtime.clock.now()
+    )
+
+
+def current_account(call: Call) -> Account:
+    assert isinstance(call.principal, Account)
+    return call.principal
+
+
+def get_token(call: Call) -> dict[str, Any]:
+    params = call.params
+    token = service.issue_token(
+        call.session,
+        call.runtime.settings,
+        api_account_id=params.required_text("api_account_id", max_chars=64),
+        api_secret_key=params.required_text("api_secret_key", max_chars=200),
+        ttl_hours=params.integer("api_ttl", default=1, minimum=1, maximum=720) or 1,
+        client_ip=call.client_ip,
+        now=call.runtime.clock.now(),
+    )
+    return {"access_token": token}
+
+
+def login(call: Call) -> dict[str, Any]:
+    # The edge authenticated already; login also refreshes the inactivity timer unconditionally.
+    service.authenticate(
+        call.session,
+        call.runtime.settings,
+        token_from(call.params, call.headers),
+        call.runtime.clock.now(),
+        touch=True,
+    )
+    return {}
+
+
+ENDPOINTS = [
+    Endpoint(
+        "/mobip/get_token",
+        "GET",
+        "Get a connection token to reuse at each call",
+        get_token,
+        access=Access.ANONYMOUS,
+        inputs=[
+            Field("api_account_id", "string", "API account id", required=True),
+            Field("api_secret_key", "string", "API secret key of your account", required=True),
+            Field("api_ttl", "string", "Token time to live in hours, 1..720 (default 1)"),
+        ],
+        outputs=[
+            Field(
+                "access_token",
+                "string",
+                "Token to reuse in each call; it expires after its ttl or 1 h of inactivity",
+            )
+        ],
+    ),
+    Endpoint(
+        "/mobip/login",
+        "POST",
+        "Check a token and refresh its inactivity timer",
+        login,
+        inputs=[ACCESS_TOKEN],
+    ),
+]

@@ -1,0 +1,31 @@
+"""Authentication errors."""
+
+from __future__ import annotations
+
+from mobip.kit.errors import Forbidden, Throttled, Unauthorized
+
+
+class MissingToken(Unauthorized):
+    return_code = "2001"
+    default_message = "Missing access_token (pass it as a field or as 'Authorization: Bearer …')"
+
+
+class InvalidToken(Unauthorized):
+    return_code = "2002"
+    default_message = "Invalid or expired access_token: call get_token again"
+
+
+class InvalidCredentials(Unauthorized):
+    return_code = "2003"
+    default_message = "Unknown api_account_id or wrong api_secret_key"
+    keep_changes = True  # the failed attempt is recorded for throttling
+
+
+class RoleNotAllowed(Forbidden):
+    return_code = "3001"
+    default_message = "This account's role is not allowed to call this endpoint"
+
+
+class TooManyFailedLogins(Throttled):
+    return_code = "7001"
+    default_message = "Too many failed get_token attempts: retry later (see Retry-After)"

@@ -1,0 +1,1 @@
+"""Shared infrastructure: database, request envelope, errors, ids, crypto, clock."""

@@ -1,0 +1,233 @@
+"""The request envelope: parameters in (multipart, urlencoded, query string), replies out.
+
+Every reply carries ``return_code`` as a string ("0" = OK) and, on error, ``return_message``;
+JSON by default, XML when ``format=xml`` is passed or ``Accept`` asks for application/xml.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from xml.sax.saxutils import escape
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mobip.kit.errors import (
+    BodyTooLarge,
+    DuplicateField,
+    FieldTooLong,
+    InvalidField,
+    MalformedBody,
+    MissingField,
+    MobipError,
+    UnsupportedMediaType,
+)
+from mobip.kit.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_TRUE = frozenset({"1", "true", "on", "yes"})
+_FALSE = frozenset({"0", "false", "off", "no"})
+
+
+class Params:
+    """The request's parameters, one value per name, with typed and bounded accessors."""
+
+    __slots__ = ("_values", "max_field_chars")
+
+    def __init__(self, values: Mapping[str, str], max_field_chars: int = 65536) -> None:
+        self._values = dict(values)
+        self.max_field_chars = max_field_chars
+
+    @classmethod
+    def from_pairs(
+        cls, body: Iterable[tuple[str, str]], query: Iterable[tuple[str, str]], max_field_chars: int
+    ) -> Params:
+        """Merge body and query parameters; a name repeated within one source is an error.
+
+        The body wins over the query string, so a client can keep a fixed query and post values.
+        """
+        values: dict[str, str] = {}
+        for source in (query, body):
+            seen: set[str] = set()
+            for name, value in source:
+                if name in seen:
+                    raise DuplicateField(name)
+                seen.add(name)
+                values[name] = value
+        return cls(values, max_field_chars)
+
+    def raw(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def names(self) -> list[str]:
+        return list(self._values)
+
+    def text(
+        self, name: str, *, required: bool = False, max_chars: int | None = None
+    ) -> str | None:
+        """A string parameter; an empty value counts as absent."""
+        value = self._values.get(name)
+        if value is None or value == "":
+            if required:
+                raise MissingField(name)
+            return None
+        limit = max_chars if max_chars is not None else self.max_field_chars
+        if len(value) > limit:
+            raise FieldTooLong(name, limit)
+        return value
+
+    def required_text(self, name: str, *, max_chars: int | None = None) -> str:
+        value = self.text(name, required=True, max_chars=max_chars)
+        assert value is not None
+        return value
+
+    def integer(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        default: int | None = None,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        """A whole number written in decimal digits ("12.50", "1e3", " 7" are refused)."""
+        value = self._values.get(name)
+        if value is None or value == "":
+            if required:
+                raise MissingField(name)
+            return default
+        if not _INTEGER.fullmatch(value):
+            raise InvalidField(name, "must be a whole number written in digits")
+        number = int(value)
+        if minimum is not None and number < minimum:
+            raise InvalidField(name, f"must be at least {minimum}")
+        if maximum is not None and number > maximum:
+            raise InvalidField(name, f"must be at most {maximum}")
+        return number
+
+    def boolean(self, name: str, *, default: bool = False) -> bool:
+        """A flag: 1/0, true/false, on/off, yes/no (any case)."""
+        value = self._values.get(name)
+        if value is None or value == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise InvalidField(name, "must be one of 1/0, true/false, on/off")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 past ``max_bytes`` (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise MalformedBody("Content-Length is not a number")
+        if int(declared) > max_bytes:
+            raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_params(
+    content_type: str, body: bytes, query_string: bytes, max_field_chars: int
+) -> Params:
+    """Parse the body by its Content-Type and merge in the query string."""
+    query = parse_urlencoded(query_string) if query_string else []
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        pairs = parse_multipart(body, boundary_from_content_type(content_type))
+    elif media_type == "application/x-www-form-urlencoded":
+        pairs = parse_urlencoded(body)
+    elif not body:
+        pairs = []
+    else:
+        raise UnsupportedMediaType()
+    return Params.from_pairs(pairs, query, max_field_chars)
+
+
+def wants_xml(params: Params | None, accept: str | None) -> bool:
+    if params is not None:
+        fmt = params.raw("format")
+        if fmt:
+            return fmt.strip().lower() == "xml"
+    return accept is not None and "application/xml" in accept and "application/json" not in accept
+
+
+def ok(payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A successful reply: ``return_code`` "0" first, then the payload."""
+    reply: dict[str, Any] = {"return_code": "0"}
+    if payload:
+        reply.update(payload)
+    return reply
+
+
+def error_payload(error: MobipError) -> dict[str, Any]:
+    return {"return_code": error.return_code, "return_message": error.message}
+
+
+def render(
+    payload: Mapping[str, Any],
+    *,
+    xml: bool,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render a reply as JSON or XML."""
+    if xml:
+        body = to_xml(payload).encode()
+        media_type = "application/xml; charset=utf-8"
+    else:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        media_type = "application/json"
+    return Response(body, status_code=status, media_type=media_type, headers=dict(headers or {}))
+
+
+def to_xml(payload: Mapping[str, Any], root: str = "mobip") -> str:
+    """XML form of a reply: dict keys become elements, list items become ``<item>`` elements."""
+    parts: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>']
+    _xml_value(root, payload, parts)
+    return "".join(parts)
+
+
+def _xml_value(tag: str, value: Any, out: list[str]) -> None:
+    if isinstance(value, Mapping):
+        out.append(f"<{tag}>")
+        for key, item in value.items():
+            _xml_value(_xml_tag(str(key)), item, out)
+        out.append(f"</{tag}>")
+    elif isinstance(value, list | tuple):
+        out.append(f"<{tag}>")
+        for item in value:
+            _xml_value("item", item, out)
+        out.append(f"</{tag}>")
+    elif value is None:
+        out.append(f"<{tag}/>")
+    else:
+        out.append(f"<{tag}>{escape(_scalar(value))}</{tag}>")
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _xml_tag(key: str) -> str:
+    return key if _XML_NAME.fullmatch(key) else "field"

@@ -1,0 +1,158 @@
+"""API endpoints declared once: the route, the unit of work around the handler, and OpenAPI.
+
+A handler is a plain function run in a worker thread with an open session; the edge here
+commits on success and rolls back on error (unless the error says to keep the changes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mobip.kit.envelope import Params, error_payload, ok, parse_params, read_body, render, wants_xml
+from mobip.kit.errors import InternalError, MethodNotAllowed, MobipError
+from mobip.kit.runtime import Runtime
+
+log = logging.getLogger("mobip.api")
+
+API_PREFIX = "/api/2.0"
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class Access(StrEnum):
+    """Who may call: anyone (``anonymous``, e.g. get_token) or a token holder."""
+
+    ANONYMOUS = "anonymous"
+    PUBLIC = "public"
+    RESTRICTED = "restricted"
+
+
+class Principal(Protocol):
+    @property
+    def uid(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # string | integer | boolean | array | object
+    description: str
+    required: bool = False
+
+
+@dataclass
+class Call:
+    """Everything a handler may use for one request."""
+
+    params: Params
+    session: Session
+    runtime: Runtime
+    client_ip: str
+    headers: Headers
+    principal: Principal | None = None
+
+
+Handler = Callable[[Call], dict[str, Any]]
+Authenticator = Callable[[Session, Runtime, Params, Headers], Principal]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str  # e.g. "/mobip/get_token", below API_PREFIX
+    method: str
+    summary: str
+    handler: Handler
+    access: Access = Access.PUBLIC
+    inputs: Sequence[Field] = ()
+    outputs: Sequence[Field] = ()
+    errors: Sequence[type[MobipError]] = field(default_factory=tuple)
+
+    @property
+    def full_path(self) -> str:
+        return API_PREFIX + self.path
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def log_context(request: Request) -> dict[str, Any]:
+    """The per-request dict the access log reads (filled by the access-log middleware)."""
+    ctx: dict[str, Any] = request.scope.setdefault("mobip.log", {})
+    return ctx
+
+
+def build_route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticator) -> Route:
+    settings = runtime.settings
+
+    def unit_of_work(
+        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
+    ) -> dict[str, Any]:
+        with runtime.database.sessions() as session:
+            call = Call(params, session, runtime, client_ip, headers)
+            try:
+                if endpoint.access is not Access.ANONYMOUS:
+                    call.principal = authenticate(session, runtime, params, headers)
+                    log_ctx["account_uid"] = call.principal.uid
+                reply = ok(endpoint.handler(call))
+                session.commit()
+                return reply
+            except MobipError as error:
+                if error.keep_changes:
+                    session.commit()
+                else:
+                    session.rollback()
+                raise
+
+    async def asgi_endpoint(request: Request) -> Response:
+        params: Params | None = None
+        log_ctx = log_context(request)
+        try:
+            if request.method != endpoint.method and not (
+                endpoint.method == "GET" and request.method == "HEAD"
+            ):
+                raise MethodNotAllowed(
+                    f"{endpoint.name} is called with {endpoint.method}, not {request.method}",
+                    headers={"Allow": endpoint.method},
+                )
+            body = await read_body(request, settings.max_body_bytes)
+            params = parse_params(
+                request.headers.get("content-type", ""),
+                body,
+                request.scope.get("query_string", b""),
+                settings.max_field_chars,
+            )
+            client_ip = request.client.host if request.client else "unknown"
+            reply = await run_in_threadpool(
+                unit_of_work, params, request.headers, client_ip, log_ctx
+            )
+            log_ctx["return_code"] = "0"
+            return render(reply, xml=wants_xml(params, request.headers.get("accept")))
+        except MobipError as error:
+            return error_response(error, request, params)
+        except Exception:
+            log.exception("unhandled error in %s", endpoint.name)
+            return error_response(InternalError(), request, params)
+
+    # Every method reaches the handler, so a wrong one gets the envelope's 405, not Starlette's.
+    return Route(endpoint.full_path, asgi_endpoint, methods=_ALL_METHODS, name=endpoint.name)
+
+
+def error_response(error: MobipError, request: Request, params: Params | None = None) -> Response:
+    log_context(request)["return_code"] = error.return_code
+    return render(
+        error_payload(error),
+        xml=wants_xml(params, request.headers.get("accept")),
+        status=error.http_status,
+        headers=error.headers,
+    )

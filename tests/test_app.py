@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from mobip.app import ENDPOINTS
+from mobip.kit.errors import all_error_classes
+from mobip.kit.migrate import head_revision
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_readyz_reports_a_schema_that_is_behind(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    from sqlalchemy import text
+
+    def set_version(version: str) -> None:
+        with runtime.database.transaction() as session:
+            session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+
+    head = head_revision(runtime.database.url)
+    assert head is not None
+    set_version("20261125_0001")
+    try:
+        reply = client.get("/readyz")
+    finally:
+        set_version(head)  # the PostgreSQL database is shared by the session's tests
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "schema not current"
+
+
+def test_openapi_lists_every_endpoint_with_its_fields(client: TestClient) -> None:
+    spec = client.get("/api/2.0/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    for endpoint in ENDPOINTS:
+        operation = spec["paths"][endpoint.full_path][endpoint.method.lower()]
+        if endpoint.method == "GET":
+            names = {p["name"] for p in operation["parameters"]}
+        else:
+            schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+            names = set(schema["properties"])
+        assert names == {f.name for f in endpoint.inputs}
+        reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert {f.name for f in endpoint.outputs} <= set(reply["properties"])
+    codes = {row["return_code"] for row in spec["x-error-codes"]}
+    assert codes == {cls.return_code for cls in all_error_classes()}
+
+
+def test_spec_paths_and_methods_are_kept() -> None:
+    spec = (ROOT.parent / "shared/spec/mobip-api-2.0.txt").read_text()
+    declared = set(re.findall(r"^(GET|POST)\n(/api/2\.0/\S+)", spec, flags=re.M))
+    for endpoint in ENDPOINTS:
+        assert (endpoint.method, endpoint.full_path) in declared
+
+
+def test_docs_page_is_served_without_third_party_assets(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "http" not in page.text.replace("/api/2.0", "")
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+    assert "openapi.json" in client.get("/docs/init.js").text
+
+
+def _documented_codes() -> dict[str, int]:
+    table = (ROOT / "docs/api.md").read_text()
+    rows = re.findall(r"^\| (\d{4}) \| (\d{3}) \| (\w+) \|", table, flags=re.M)
+    return {code: int(status) for code, status, _ in rows}
+
+
+def _instantiated_names() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "src/mobip").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                names.add(node.func.id)
+    return names
+
+
+def test_error_table_and_code_agree() -> None:
+    classes = all_error_classes()
+    codes = [cls.return_code for cls in classes]
+    assert len(codes) == len(set(codes)), "return codes must be unique"
+    documented = _documented_codes()
+    assert {cls.return_code: cls.http_status for cls in classes} == documented
+    used = _instantiated_names()
+    unused = [cls.__name__ for cls in classes if cls.__name__ not in used]
+    assert unused == [], f"error classes never raised: {unused}"
+    for cls in classes:
+        assert (
+            cls.return_code[0]
+            == {
+                400: "1",
+                415: "1",
+                401: "2",
+                403: "3",
+                404: "4",
+                405: "4",
+                409: "5",
+                422: "5",
+                413: "6",
+                429: "7",
+                500: "9",
+            }[cls.http_status]
+        )
