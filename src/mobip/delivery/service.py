@@ -1,0 +1,114 @@
+"""Outbox rules: adding a message in the caller's transaction, and when to retry a failed one."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.kit.clock import Clock
+
+
+class Jitter(StrEnum):
+    # uniform(0, exponential delay): spreads retries the most (AWS "full jitter").
+    FULL = "full"
+    # uniform(base, 3 x the previous exponential delay): never sooner than base.
+    DECORRELATED = "decorrelated"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a kind is retried: delays ``base * 2**(n-1)``, jittered, capped at ``cap``."""
+
+    max_attempts: int = 8
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=1)
+    jitter: Jitter = Jitter.FULL
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.base <= timedelta(0) or self.cap < self.base:
+            raise ValueError("need 0 < base <= cap")
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def _exponential(policy: RetryPolicy, failures: int) -> timedelta:
+    # Doubling past the cap only risks an OverflowError; stop at the cap.
+    delay = policy.base
+    for _ in range(failures - 1):
+        if delay >= policy.cap:
+            break
+        delay *= 2
+    return min(delay, policy.cap)
+
+
+def backoff_bounds(policy: RetryPolicy, failures: int) -> tuple[timedelta, timedelta]:
+    """The range ``backoff_delay`` draws from after the ``failures``-th failed attempt (>= 1)."""
+    if failures < 1:
+        raise ValueError("failures must be at least 1")
+    if policy.jitter is Jitter.FULL:
+        return timedelta(0), _exponential(policy, failures)
+    previous = _exponential(policy, failures - 1) if failures > 1 else policy.base
+    return policy.base, min(policy.cap, previous * 3)
+
+
+def backoff_delay(
+    policy: RetryPolicy, failures: int, rng: random.Random | None = None
+) -> timedelta:
+    """How long to wait before the next attempt, after the ``failures``-th failed attempt.
+
+    Exponential, capped, with the policy's jitter so that messages that failed together (a
+    receiver down) do not come back together. Decorrelated jitter is computed from the
+    un-jittered previous delay, so it needs no state beyond the attempt count.
+    """
+    low, high = backoff_bounds(policy, failures)
+    fraction = (rng or random).random()
+    return low + (high - low) * fraction
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    target: str,
+    payload: Mapping[str, Any],
+    clock: Clock,
+    account_id: int | None = None,
+    max_attempts: int = DEFAULT_POLICY.max_attempts,
+    not_before: datetime | None = None,
+) -> OutboxMessage:
+    """Add a message to the outbox in the caller's session; it is sent only if the caller commits.
+
+    Flushes (so the id is known) but never commits. ``max_attempts`` is fixed on the row: pass
+    the kind's ``RetryPolicy.max_attempts``. ``not_before`` delays the first attempt.
+    """
+    if not kind or len(kind) > 64:
+        raise ValueError("kind must be 1 to 64 characters")
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    now = clock.now()
+    message = OutboxMessage(
+        kind=kind,
+        target=target,
+        payload=json.dumps(dict(payload), separators=(",", ":"), sort_keys=True),
+        status=OutboxStatus.PENDING.value,
+        attempts=0,
+        max_attempts=max_attempts,
+        next_attempt_at=not_before or now,
+        account_id=account_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message

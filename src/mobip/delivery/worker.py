@@ -1,0 +1,277 @@
+"""The outbox worker: claims due messages with a lease, runs their kind's handler, records outcomes.
+
+Delivery is at least once: a handler may run again for a message it already sent (a worker that
+dies, or a lease that expires, before the outcome is recorded), so receivers must tolerate
+duplicates. Database work is synchronous SQLAlchemy run in threads, each step in its own short
+transaction; handlers run outside any transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from mobip.config import Settings
+from mobip.delivery import repository
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_delay
+from mobip.kit.clock import Clock
+from mobip.kit.db import Database
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxMessage], Awaitable[None]]
+
+# Part of a handler's run time the lease is kept for: the rest is a margin to record the outcome
+# before another worker may claim the message again.
+_HANDLER_SHARE_OF_LEASE = 0.8
+_MAX_ERROR_CHARS = 2000
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help (e.g. HTTP 410): the message fails at once."""
+
+
+class RetryLater(Exception):
+    """Raised by a handler to retry after a delay it knows (e.g. Retry-After); an attempt."""
+
+    def __init__(self, message: str, *, delay: timedelta) -> None:
+        super().__init__(message)
+        self.delay = max(delay, timedelta(0))
+
+
+@dataclass(frozen=True)
+class Registration:
+    handler: Handler
+    policy: RetryPolicy
+
+
+_registry: dict[str, Registration] = {}
+
+
+def register(kind: str, handler: Handler, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    """Make ``handler`` run the messages of ``kind``, retried per ``policy``'s backoff.
+
+    ``policy.max_attempts`` is not read here: the limit is the row's ``max_attempts``, set by
+    ``enqueue`` (callers pass the same policy's value).
+    """
+    if kind in _registry:
+        raise ValueError(f"a handler is already registered for outbox kind {kind!r}")
+    _registry[kind] = Registration(handler, policy)
+
+
+def unregister(kind: str) -> None:
+    """Forget the handler of ``kind`` (tests; a no-op when none is registered)."""
+    _registry.pop(kind, None)
+
+
+def registration(kind: str) -> Registration | None:
+    """The handler and policy registered for ``kind``, if any."""
+    return _registry.get(kind)
+
+
+def default_worker_id() -> str:
+    """Unique per Worker instance, so a lease names exactly one holder."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: Outcome
+    error: str | None = None
+    delay: timedelta = timedelta(0)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return described[:_MAX_ERROR_CHARS]
+
+
+async def _to_completion(step: Callable[..., None], *args: object) -> None:
+    """Run a database step in a thread; if cancelled meanwhile, let it finish, then propagate.
+
+    A bare ``asyncio.to_thread`` that is cancelled before a thread picks it up never runs: the
+    outcome of a message already sent would be lost and the message sent again.
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(step, *args))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+def _gave_up(attempts: int, error: str) -> str:
+    plural = "" if attempts == 1 else "s"
+    return f"gave up after {attempts} attempt{plural}: {error}"[:_MAX_ERROR_CHARS]
+
+
+class Worker:
+    """Drains the outbox: ``run_once`` handles one batch, ``run_forever`` polls until stopped.
+
+    A message whose kind has no registered handler is treated as a failed attempt (retried with
+    the default backoff, failed after its ``max_attempts``) rather than failed at once: during a
+    rolling upgrade an older worker may claim a kind only newer workers know, and the message
+    should survive that. The error names the kind, so an unknown kind ends ``failed`` visibly.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.worker_id = worker_id or default_worker_id()
+        self.batch_size = settings.worker_batch_size
+        self.poll_seconds = settings.worker_poll_seconds
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.handler_timeout = settings.worker_lease_seconds * _HANDLER_SHARE_OF_LEASE
+
+    async def run_once(self) -> int:
+        """Claim one batch, run it, record each outcome; the number of messages claimed.
+
+        Handlers run concurrently. If this is cancelled, messages whose handler had not finished
+        are released (lease cleared, attempt uncounted) before the cancellation propagates.
+        """
+        messages = await asyncio.to_thread(self._claim)
+        if not messages:
+            return 0
+        results = await asyncio.gather(
+            *(self._handle(message) for message in messages), return_exceptions=True
+        )
+        for message, result in zip(messages, results, strict=True):
+            if isinstance(result, Exception):
+                # Recording failed (database unreachable): the lease will expire and the message
+                # will be claimed again.
+                logger.error(
+                    "outbox %s: could not record the outcome of message %s",
+                    self.worker_id,
+                    message.id,
+                    exc_info=result,
+                )
+        return len(messages)
+
+    async def run_forever(self, stop_event: asyncio.Event) -> None:
+        """Run batches until ``stop_event`` is set, finishing the batch in hand before returning.
+
+        Polls every ``worker_poll_seconds`` when idle, at once after a full batch.
+        """
+        while not stop_event.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                logger.exception("outbox %s: batch failed", self.worker_id)
+                handled = 0
+            if handled >= self.batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), self.poll_seconds)
+
+    def _claim(self) -> list[OutboxMessage]:
+        with self.database.transaction(immediate=True) as session:
+            return repository.claim_due(
+                session, self.worker_id, self.clock.now(), self.lease, self.batch_size
+            )
+
+    async def _handle(self, message: OutboxMessage) -> None:
+        try:
+            result = await self._run(message)
+        except asyncio.CancelledError:
+            await _to_completion(self._release, message)
+            raise
+        await _to_completion(self._record, message, result)
+
+    async def _run(self, message: OutboxMessage) -> _Result:
+        if message.attempts > message.max_attempts:
+            # The worker of the last allowed attempt died or lost its lease before recording.
+            return _Result(
+                Outcome.FAILED,
+                _gave_up(
+                    message.max_attempts,
+                    "the last attempt did not record an outcome before its lease expired",
+                ),
+            )
+        found = registration(message.kind)
+        if found is None:
+            error = f"no handler registered for outbox kind {message.kind!r}"
+            return self._failed_attempt(message, DEFAULT_POLICY, error)
+        try:
+            async with asyncio.timeout(self.handler_timeout) as deadline:
+                await found.handler(message)
+        except PermanentFailure as exc:
+            return _Result(Outcome.FAILED, _describe(exc))
+        except RetryLater as exc:
+            return self._failed_attempt(message, found.policy, _describe(exc), exc.delay)
+        except TimeoutError as exc:
+            error = (
+                f"handler timed out after {self.handler_timeout:g}s"
+                if deadline.expired()
+                else _describe(exc)
+            )
+            return self._failed_attempt(message, found.policy, error)
+        except Exception as exc:
+            return self._failed_attempt(message, found.policy, _describe(exc))
+        return _Result(Outcome.DONE)
+
+    def _failed_attempt(
+        self,
+        message: OutboxMessage,
+        policy: RetryPolicy,
+        error: str,
+        delay: timedelta | None = None,
+    ) -> _Result:
+        if message.attempts >= message.max_attempts:
+            return _Result(Outcome.FAILED, _gave_up(message.attempts, error))
+        if delay is None:
+            delay = backoff_delay(policy, message.attempts)
+        return _Result(Outcome.RETRY, error, delay)
+
+    # Outcomes take SQLite's write lock at BEGIN too: a deferred transaction that must upgrade to
+    # a writer can fail at once instead of waiting when another worker is writing.
+    def _record(self, message: OutboxMessage, result: _Result) -> None:
+        with self.database.transaction(immediate=True) as session:
+            now = self.clock.now()
+            if result.outcome is Outcome.DONE:
+                recorded = repository.mark_done(session, message.id, self.worker_id, now)
+            elif result.outcome is Outcome.RETRY:
+                recorded = repository.schedule_retry(
+                    session,
+                    message.id,
+                    self.worker_id,
+                    now,
+                    now + result.delay,
+                    result.error or "",
+                )
+            else:
+                recorded = repository.mark_failed(
+                    session, message.id, self.worker_id, now, result.error or ""
+                )
+        if not recorded:
+            logger.warning(
+                "outbox %s: lease on message %s passed to another worker; outcome %s dropped",
+                self.worker_id,
+                message.id,
+                result.outcome,
+            )
+
+    def _release(self, message: OutboxMessage) -> None:
+        with self.database.transaction(immediate=True) as session:
+            repository.release(session, message.id, self.worker_id, self.clock.now())
