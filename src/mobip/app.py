@@ -24,8 +24,14 @@ from mobip.kit.migrate import is_current
 from mobip.kit.openapi import build_openapi
 from mobip.kit.routing import API_PREFIX, Endpoint, build_route, error_response
 from mobip.kit.runtime import Runtime
+from mobip.qr import endpoints as qr_endpoints
+from mobip.transactions import endpoints as transactions_endpoints
 
-ENDPOINTS: list[Endpoint] = [*auth_endpoints.ENDPOINTS, *accounts_endpoints.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [
+    *auth_endpoints.ENDPOINTS,
+    *transactions_endpoints.ENDPOINTS,
+    *accounts_endpoints.ENDPOINTS,
+]
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MOBIP API 2.0</title>
@@ -78,6 +84,7 @@ def create_app(
         build_route(endpoint, runtime, auth_endpoints.authenticate) for endpoint in ENDPOINTS
     ]
     routes += [
+        qr_endpoints.build_route(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route(f"{API_PREFIX}/openapi.json", openapi),

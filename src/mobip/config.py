@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(default=10, ge=1)
     login_max_failures_per_client: int = Field(default=50, ge=1)
 
+    max_total_amount: int = Field(default=100_000_000, ge=1)
+    max_manual_resends: int = Field(default=5, ge=0)
+
     worker_enabled: bool = True
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_batch_size: int = Field(default=50, ge=1)

@@ -6,6 +6,8 @@ from mobip.accounts.models import Account, AccountDocument
 from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.delivery.models import OutboxMessage
 from mobip.kit.db import Base
+from mobip.kit.idempotency import IdempotencyRecord
+from mobip.transactions.models import Transaction, TransactionEvent
 
 metadata = Base.metadata
 
@@ -13,7 +15,10 @@ __all__ = [
     "AccessToken",
     "Account",
     "AccountDocument",
+    "IdempotencyRecord",
     "LoginThrottle",
     "OutboxMessage",
+    "Transaction",
+    "TransactionEvent",
     "metadata",
 ]

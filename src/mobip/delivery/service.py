@@ -84,6 +84,7 @@ def enqueue(
     payload: Mapping[str, Any],
     clock: Clock,
     account_id: int | None = None,
+    subject: str | None = None,
     max_attempts: int = DEFAULT_POLICY.max_attempts,
     not_before: datetime | None = None,
 ) -> OutboxMessage:
@@ -106,9 +107,64 @@ def enqueue(
         max_attempts=max_attempts,
         next_attempt_at=not_before or now,
         account_id=account_id,
+        subject=subject,
         created_at=now,
         updated_at=now,
     )
     session.add(message)
     session.flush()
     return message
+
+
+# --- the messages MOBIP sends (their senders are registered by the delivery worker) ------------
+
+PAYMENT_REQUEST = "payment_request"
+CALLBACK = "callback"
+MESSAGE_MAX_ATTEMPTS = 8
+CALLBACK_MAX_ATTEMPTS = 12
+
+
+def queue_payment_request(
+    session: Session,
+    *,
+    media: str,
+    target: str,
+    trid: str,
+    occasion: str,
+    account_id: int,
+    clock: Clock,
+) -> OutboxMessage:
+    """The payment request (``occasion``: initial, manual or reminder) by e-mail or SMS."""
+    return enqueue(
+        session,
+        kind=PAYMENT_REQUEST,
+        target=target,
+        payload={"trid": trid, "media": media, "occasion": occasion},
+        clock=clock,
+        account_id=account_id,
+        subject=trid,
+        max_attempts=MESSAGE_MAX_ATTEMPTS,
+    )
+
+
+def queue_callback(
+    session: Session,
+    *,
+    url: str,
+    trid: str,
+    track_id: str | None,
+    resp_code: str,
+    account_id: int,
+    clock: Clock,
+) -> OutboxMessage:
+    """The merchant's callback: ``resp_code`` PROCESSED, CANCELLED or ERROR."""
+    return enqueue(
+        session,
+        kind=CALLBACK,
+        target=url,
+        payload={"trid": trid, "track_id": track_id or "", "resp_code": resp_code},
+        clock=clock,
+        account_id=account_id,
+        subject=trid,
+        max_attempts=CALLBACK_MAX_ATTEMPTS,
+    )

@@ -106,20 +106,27 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self, *, immediate: bool = False) -> Iterator[Session]:
-        """A session committed on success and rolled back on error: the edge of a unit of work.
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A session the caller commits. ``immediate`` takes SQLite's write lock at BEGIN.
 
-        ``immediate`` takes SQLite's write lock at BEGIN (for claim-then-update sequences);
-        on PostgreSQL it changes nothing.
+        A write transaction that starts as a reader can fail at once on SQLite when another
+        writer commits first; taking the lock at BEGIN makes it wait (busy_timeout) instead.
+        On PostgreSQL ``immediate`` changes nothing.
         """
         if not (immediate and self.is_sqlite):
             with self.sessions() as session:
-                yield from _commit_or_rollback(session)
+                yield session
             return
         with self.engine.connect() as conn:
             conn.execution_options(sqlite_immediate=True)
             with Session(bind=conn, expire_on_commit=False) as session:
-                yield from _commit_or_rollback(session)
+                yield session
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A session committed on success and rolled back on error: the edge of a unit of work."""
+        with self.session(immediate=immediate) as session:
+            yield from _commit_or_rollback(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

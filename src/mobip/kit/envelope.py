@@ -27,6 +27,7 @@ from mobip.kit.errors import (
 )
 from mobip.kit.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
 
+JSON = "application/json"
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _TRUE = frozenset({"1", "true", "on", "yes"})
 _FALSE = frozenset({"0", "false", "off", "no"})
@@ -187,13 +188,15 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Render a reply as JSON or XML."""
-    if xml:
-        body = to_xml(payload).encode()
-        media_type = "application/xml; charset=utf-8"
-    else:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        media_type = "application/json"
+    body, media_type = encode(payload, xml=xml)
     return Response(body, status_code=status, media_type=media_type, headers=dict(headers or {}))
+
+
+def encode(payload: Mapping[str, Any], *, xml: bool) -> tuple[bytes, str]:
+    """The reply's bytes and media type."""
+    if xml:
+        return to_xml(payload).encode(), "application/xml; charset=utf-8"
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), JSON
 
 
 def to_xml(payload: Mapping[str, Any], root: str = "mobip") -> str:

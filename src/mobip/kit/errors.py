@@ -145,3 +145,11 @@ def all_error_classes() -> list[type[MobipError]]:
         if "return_code" in cls.__dict__ and cls is not MobipError:
             seen.append(cls)
     return seen
+
+
+class IdempotencyKeyReused(MobipError):
+    return_code = "5030"
+    http_status = 422
+    default_message = (
+        "This Idempotency-Key was already used with different parameters in the last 24 hours"
+    )

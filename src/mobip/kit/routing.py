@@ -7,11 +7,13 @@ commits on success and rolls back on error (unless the error says to keep the ch
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -19,13 +21,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mobip.kit.envelope import Params, error_payload, ok, parse_params, read_body, render, wants_xml
+from mobip.kit import idempotency
+from mobip.kit.envelope import (
+    Params,
+    encode,
+    error_payload,
+    ok,
+    parse_params,
+    read_body,
+    render,
+    wants_xml,
+)
 from mobip.kit.errors import InternalError, MethodNotAllowed, MobipError
 from mobip.kit.runtime import Runtime
 
 log = logging.getLogger("mobip.api")
 
 API_PREFIX = "/api/2.0"
+_SQLITE_BUSY_RETRIES = 3
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -76,6 +89,10 @@ class Endpoint:
     inputs: Sequence[Field] = ()
     outputs: Sequence[Field] = ()
     errors: Sequence[type[MobipError]] = field(default_factory=tuple)
+    # Takes SQLite's write lock at BEGIN (endpoints that always write).
+    writes: bool = False
+    # Honours the Idempotency-Key header (create endpoints).
+    idempotent: bool = False
 
     @property
     def full_path(self) -> str:
@@ -97,17 +114,58 @@ def build_route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticato
 
     def unit_of_work(
         params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
-    ) -> dict[str, Any]:
-        with runtime.database.sessions() as session:
+    ) -> Response:
+        for attempt in range(_SQLITE_BUSY_RETRIES):
+            try:
+                return _run_once(params, headers, client_ip, log_ctx)
+            except OperationalError as exc:
+                # SQLite refuses a reader's upgrade to writer when another writer committed in
+                # between; the transaction was rolled back, so running it again is safe.
+                if not runtime.database.is_sqlite or "locked" not in str(exc.orig):
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        return _run_once(params, headers, client_ip, log_ctx)
+
+    def _run_once(
+        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
+    ) -> Response:
+        xml = wants_xml(params, headers.get("accept"))
+        with runtime.database.session(immediate=endpoint.writes) as session:
             call = Call(params, session, runtime, client_ip, headers)
             try:
+                key: str | None = None
                 if endpoint.access is not Access.ANONYMOUS:
                     call.principal = authenticate(session, runtime, params, headers)
                     log_ctx["account_uid"] = call.principal.uid
-                reply = ok(endpoint.handler(call))
+                if endpoint.idempotent:
+                    key = idempotency.read_key(headers.get(idempotency.HEADER))
+                if key is not None and call.principal is not None:
+                    stored = idempotency.claim(
+                        session,
+                        account_uid=call.principal.uid,
+                        key=key,
+                        endpoint=endpoint.name,
+                        fingerprint=idempotency.request_fingerprint(endpoint.name, params),
+                        now=runtime.clock.now(),
+                    )
+                    if stored is not None:
+                        session.commit()
+                        log_ctx["return_code"] = "0"
+                        log_ctx["idempotent_replay"] = True
+                        return Response(stored.body, media_type=stored.content_type)
+                body, media_type = encode(ok(endpoint.handler(call)), xml=xml)
+                if key is not None and call.principal is not None:
+                    idempotency.store(
+                        session,
+                        account_uid=call.principal.uid,
+                        key=key,
+                        reply=idempotency.StoredReply(200, media_type, body),
+                    )
                 session.commit()
-                return reply
+                log_ctx["return_code"] = "0"
+                return Response(body, media_type=media_type)
             except MobipError as error:
+                # Keep the work behind an error only when the error says so (a counted failure).
                 if error.keep_changes:
                     session.commit()
                 else:
@@ -133,11 +191,9 @@ def build_route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticato
                 settings.max_field_chars,
             )
             client_ip = request.client.host if request.client else "unknown"
-            reply = await run_in_threadpool(
+            return await run_in_threadpool(
                 unit_of_work, params, request.headers, client_ip, log_ctx
             )
-            log_ctx["return_code"] = "0"
-            return render(reply, xml=wants_xml(params, request.headers.get("accept")))
         except MobipError as error:
             return error_response(error, request, params)
         except Exception:

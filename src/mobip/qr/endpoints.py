@@ -1,0 +1,44 @@
+"""The QR image of a transaction's checkout link: GET /qr/{checkout_token}[?format=svg&size=N]."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from mobip.kit.runtime import Runtime
+from mobip.qr.service import MAX_SCALE, MIN_SCALE, render_png, render_svg
+from mobip.transactions import repository
+from mobip.transactions.service import checkout_url
+
+DEFAULT_SCALE = 8
+# The image of a token never changes: let browsers and proxies keep it.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def build_route(runtime: Runtime) -> Route:
+    def lookup(token: str) -> str | None:
+        with runtime.database.session() as session:
+            transaction = repository.get_by_checkout_token(session, token)
+            return checkout_url(runtime.settings, transaction) if transaction else None
+
+    async def qr_image(request: Request) -> Response:
+        fmt = request.query_params.get("format", "png").lower()
+        if fmt not in ("png", "svg"):
+            return PlainTextResponse("format must be png or svg", 400)
+        raw_size = request.query_params.get("size", str(DEFAULT_SCALE))
+        if not raw_size.isdigit() or not MIN_SCALE <= int(raw_size) <= MAX_SCALE:
+            return PlainTextResponse(
+                f"size must be {MIN_SCALE}..{MAX_SCALE} (pixels per module)", 400
+            )
+        token = request.path_params["token"]
+        url = await run_in_threadpool(lookup, token) if len(token) <= 64 else None
+        if url is None:
+            return PlainTextResponse("Not found", 404)
+        headers = {"Cache-Control": CACHE_CONTROL}
+        if fmt == "svg":
+            return Response(render_svg(url, scale=int(raw_size)), 200, headers, "image/svg+xml")
+        return Response(render_png(url, scale=int(raw_size)), 200, headers, "image/png")
+
+    return Route("/qr/{token}", qr_image, methods=["GET", "HEAD"])

@@ -1,0 +1,1 @@
+"""Payment requests, one-use QR codes, the status machine, cancel, resend, is_valid."""

@@ -1,0 +1,223 @@
+"""Payment requests and one-use QR codes: create, read, cancel, resend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mobip.auth.endpoints import ACCESS_TOKEN, current_account
+from mobip.kit.envelope import Params
+from mobip.kit.routing import Call, Endpoint, Field
+from mobip.transactions import service
+from mobip.transactions.models import TransactionKind
+
+TRID = Field("trid", "string", "Transaction id", required=True)
+URL_FIELDS = [
+    Field("url_checkout", "string", "URL of the hosted payment page"),
+    Field("url_qr", "string", "URL of the QR code image (PNG; ?format=svg, ?size=1..40)"),
+    Field("trid", "string", "Unique transaction id"),
+]
+
+
+def _common(params: Params) -> dict[str, Any]:
+    return {
+        "item_name": params.required_text("item_name", max_chars=255),
+        "redirect_url": params.required_text("redirect_url", max_chars=2048),
+        "track_id": params.text("track_id", max_chars=255),
+        "customer_name": params.text("customer_name", max_chars=255),
+        "customer_phone": params.text("customer_phone", max_chars=32),
+        "language": params.text("language", max_chars=8),
+        "ttl_days": params.integer("transaction_ttl", default=365, minimum=1, maximum=365) or 365,
+        "item_amount": params.integer("item_amount_in_cents", required=True) or 0,
+    }
+
+
+def send_payment_request(call: Call) -> dict[str, Any]:
+    params = call.params
+    data = service.NewTransaction(
+        kind=TransactionKind.PAYMENT_REQUEST,
+        tax_amount=params.integer("tax_amount", required=True) or 0,
+        call_back_url=params.text("call_back_url", max_chars=2048),
+        customer_email=params.required_text("customer_email", max_chars=320),
+        media=params.required_text("media", max_chars=8),
+        retry_period_days=params.integer("retry_period", default=0, minimum=0, maximum=365) or 0,
+        retry_attempts=params.integer("retry_attempts", default=3, minimum=0, maximum=10) or 0,
+        **_common(params),
+    )
+    created = service.create(
+        call.session, current_account(call), data, call.runtime.settings, call.runtime.clock
+    )
+    return {
+        "trid": created.transaction.trid,
+        "url_checkout": created.url_checkout,
+        "url_qr": created.url_qr,
+        "raw_qr": created.raw_qr,
+        "track_id": created.transaction.track_id or "",
+    }
+
+
+def create_one_use_qr(call: Call) -> dict[str, Any]:
+    params = call.params
+    data = service.NewTransaction(
+        kind=TransactionKind.ONE_USE_QR,
+        tax_amount=params.integer("tax_amount_in_cents", required=True) or 0,
+        tax_field="tax_amount_in_cents",
+        call_back_url=params.required_text("call_back_url", max_chars=2048),
+        customer_email=params.text("customer_email", max_chars=320),
+        media=None,
+        retry_period_days=0,
+        retry_attempts=0,
+        **_common(params),
+    )
+    created = service.create(
+        call.session, current_account(call), data, call.runtime.settings, call.runtime.clock
+    )
+    return {
+        "trid": created.transaction.trid,
+        "url_checkout": created.url_checkout,
+        "url_qr": created.url_qr,
+    }
+
+
+def _trid(params: Params) -> str:
+    return params.required_text("trid", max_chars=64)
+
+
+def is_valid(call: Call) -> dict[str, Any]:
+    transaction, merchant = service.get_for(
+        call.session, current_account(call), _trid(call.params), call.runtime.clock
+    )
+    return service.is_valid_reply(transaction, merchant)
+
+
+def get_transaction(call: Call) -> dict[str, Any]:
+    transaction, merchant = service.get_for(
+        call.session, current_account(call), _trid(call.params), call.runtime.clock
+    )
+    return {
+        "transaction_data": service.transaction_data(
+            call.session, transaction, merchant, call.runtime.settings
+        )
+    }
+
+
+def cancel_transaction(call: Call) -> dict[str, Any]:
+    service.cancel(call.session, current_account(call), _trid(call.params), call.runtime.clock)
+    return {}
+
+
+def resend(call: Call) -> dict[str, Any]:
+    service.resend(
+        call.session,
+        current_account(call),
+        _trid(call.params),
+        call.params.required_text("media", max_chars=8),
+        call.runtime.settings,
+        call.runtime.clock,
+    )
+    return {}
+
+
+ENDPOINTS = [
+    Endpoint(
+        "/mobip/send_payment_request",
+        "POST",
+        "Send a payment request by e-mail or SMS to the customer",
+        send_payment_request,
+        writes=True,
+        idempotent=True,
+        inputs=[
+            Field(
+                "item_amount_in_cents", "integer", "Item price without taxes, in minor units", True
+            ),
+            Field("tax_amount", "integer", "Taxes added to the item price, in minor units", True),
+            Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
+            Field("call_back_url", "string", "Absolute http(s) URL receiving the callback"),
+            Field("track_id", "string", "Your own reference (≤ 255 characters)"),
+            Field("item_name", "string", "Name of the product or service (1..255)", True),
+            ACCESS_TOKEN,
+            Field("retry_period", "string", "Days between automatic resends (default 0: none)"),
+            Field("retry_attempts", "string", "Maximum automatic resends, 0..10 (default 3)"),
+            Field(
+                "transaction_ttl", "string", "Days before the request expires, 1..365 (default 365)"
+            ),
+            Field("language", "string", "EN (default) or FR"),
+            Field("customer_name", "string", "Customer name, prefills the payment form"),
+            Field(
+                "customer_email", "string", "Customer e-mail (receipt; the request if EMAIL)", True
+            ),
+            Field("media", "string", "SMS or EMAIL", True),
+            Field("customer_phone", "string", "International number (+33…), required for SMS"),
+        ],
+        outputs=[
+            *URL_FIELDS,
+            Field("raw_qr", "string", "The QR code as a PNG, base64-encoded"),
+            Field("track_id", "string", "Your track_id, as sent"),
+        ],
+    ),
+    Endpoint(
+        "/mobip/create_one_use_qr",
+        "POST",
+        "Create a QR code that can be paid once (no message is sent)",
+        create_one_use_qr,
+        writes=True,
+        idempotent=True,
+        inputs=[
+            Field("item_name", "string", "Name of the product or service (1..255)", True),
+            Field("language", "string", "EN (default) or FR"),
+            Field("track_id", "string", "Your own reference (≤ 255 characters)"),
+            Field("tax_amount_in_cents", "integer", "Taxes, in minor units", True),
+            Field(
+                "item_amount_in_cents", "integer", "Item price without taxes, in minor units", True
+            ),
+            Field("customer_name", "string", "Customer name, prefills the payment form"),
+            Field("customer_email", "string", "Customer e-mail, for the receipt"),
+            Field("call_back_url", "string", "Absolute http(s) URL receiving the callback", True),
+            Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
+            Field("transaction_ttl", "string", "Days before the QR expires, 1..365 (default 365)"),
+            ACCESS_TOKEN,
+            Field("customer_phone", "string", "International number (+33…)"),
+        ],
+        outputs=URL_FIELDS,
+    ),
+    Endpoint(
+        "/mobip/is_valid",
+        "GET",
+        "Status of a transaction",
+        is_valid,
+        inputs=[TRID, ACCESS_TOKEN],
+        outputs=[
+            Field("transaction_status", "string", "PAID, DENIED, PENDING, CANCELLED or ERROR"),
+            Field("track_id", "string", "The track_id given at creation"),
+            Field("reason", "string", "Why it failed, was cancelled or expired (EXPIRED)"),
+            Field("payment_method", "string", "e.g. card brand and last 4 digits"),
+            Field("desc", "string", "The item name"),
+            Field("isRefunded", "string", "'true' when refunded"),
+            Field("transaction_datetime", "string", "Time of the last status change, ISO 8601 UTC"),
+            Field("external_accountid", "string", "The merchant's External_AccountID"),
+        ],
+    ),
+    Endpoint(
+        "/mobip/get_transaction",
+        "GET",
+        "Every stored field of a transaction, its status history and messages",
+        get_transaction,
+        inputs=[ACCESS_TOKEN, TRID],
+        outputs=[Field("transaction_data", "object", "All data of the transaction")],
+    ),
+    Endpoint(
+        "/mobip/cancel_transaction",
+        "POST",
+        "Cancel a PENDING transaction",
+        cancel_transaction,
+        writes=True,
+        inputs=[TRID, ACCESS_TOKEN],
+    ),
+    Endpoint(
+        "/mobip/resend",
+        "POST",
+        "Send a PENDING payment request again by SMS or e-mail",
+        resend,
+        writes=True,
+        inputs=[Field("media", "string", "SMS or EMAIL", True), TRID, ACCESS_TOKEN],
+    ),
+]

@@ -1,0 +1,99 @@
+"""Transactions, their status history, and the status machine's table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mobip.kit.db import Base, UTCDateTime
+
+
+class TransactionStatus(StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    DENIED = "DENIED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+
+
+# The status machine, in one table: PENDING may become any final status; final ones never change.
+TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
+    TransactionStatus.PENDING: frozenset(
+        {
+            TransactionStatus.PAID,
+            TransactionStatus.DENIED,
+            TransactionStatus.CANCELLED,
+            TransactionStatus.ERROR,
+        }
+    ),
+    TransactionStatus.PAID: frozenset(),
+    TransactionStatus.DENIED: frozenset(),
+    TransactionStatus.CANCELLED: frozenset(),
+    TransactionStatus.ERROR: frozenset(),
+}
+
+
+class Media(StrEnum):
+    SMS = "SMS"
+    EMAIL = "EMAIL"
+
+
+class TransactionKind(StrEnum):
+    PAYMENT_REQUEST = "payment_request"
+    ONE_USE_QR = "one_use_qr"
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    trid: Mapped[str] = mapped_column(String(40), unique=True)
+    checkout_token: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    item_amount: Mapped[int] = mapped_column(BigInteger)
+    tax_amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    item_name: Mapped[str] = mapped_column(String(255))
+    track_id: Mapped[str | None] = mapped_column(String(255))
+    customer_name: Mapped[str | None] = mapped_column(String(255))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_phone: Mapped[str | None] = mapped_column(String(20))
+    media: Mapped[str | None] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(2))
+    redirect_url: Mapped[str] = mapped_column(Text)
+    call_back_url: Mapped[str | None] = mapped_column(Text)
+    retry_period_days: Mapped[int] = mapped_column(Integer)
+    retry_attempts: Mapped[int] = mapped_column(Integer)
+    automatic_resends: Mapped[int] = mapped_column(Integer, default=0)
+    manual_resends: Mapped[int] = mapped_column(Integer, default=0)
+    ttl_days: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    payment_method: Mapped[str | None] = mapped_column(String(64))
+    is_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @property
+    def total_amount(self) -> int:
+        return self.item_amount + self.tax_amount
+
+
+class TransactionEvent(Base):
+    """The status history: one row per status a transaction took, with its time and reason."""
+
+    __tablename__ = "transaction_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("transactions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

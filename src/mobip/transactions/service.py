@@ -1,0 +1,362 @@
+"""Payment requests and one-use QR codes: creation, reading, expiry, cancellation, resending."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mobip.accounts.models import Account, Language, Role
+from mobip.auth.service import require_role
+from mobip.config import Settings
+from mobip.delivery import service as delivery
+from mobip.kit.clock import Clock
+from mobip.kit.errors import Conflict, InvalidField, MissingField
+from mobip.kit.security import new_id
+from mobip.kit.validation import email_address, http_url, international_phone
+from mobip.qr.service import render_png
+from mobip.transactions import repository
+from mobip.transactions.errors import (
+    ResendLimitReached,
+    TransactionAlreadyCancelled,
+    TransactionAlreadyDenied,
+    TransactionAlreadyPaid,
+    TransactionInError,
+    TransactionNotFound,
+)
+from mobip.transactions.models import (
+    Media,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+
+EXPIRED = "EXPIRED"
+CANCELLED_BY_MERCHANT = "CANCELLED_BY_MERCHANT"
+_NOT_PENDING: dict[str, type[Conflict]] = {
+    TransactionStatus.PAID: TransactionAlreadyPaid,
+    TransactionStatus.CANCELLED: TransactionAlreadyCancelled,
+    TransactionStatus.DENIED: TransactionAlreadyDenied,
+    TransactionStatus.ERROR: TransactionInError,
+}
+
+
+@dataclass(frozen=True)
+class NewTransaction:
+    """A create request's values, already typed by the endpoint."""
+
+    kind: TransactionKind
+    item_amount: int
+    tax_amount: int
+    item_name: str
+    redirect_url: str
+    call_back_url: str | None
+    track_id: str | None
+    customer_name: str | None
+    customer_email: str | None
+    customer_phone: str | None
+    media: str | None
+    language: str | None
+    retry_period_days: int
+    retry_attempts: int
+    ttl_days: int
+    tax_field: str = "tax_amount"
+
+
+@dataclass(frozen=True)
+class Created:
+    transaction: Transaction
+    url_checkout: str
+    url_qr: str
+    raw_qr: str | None
+
+
+def checkout_url(settings: Settings, transaction: Transaction) -> str:
+    return f"{settings.resolved_base_url}/pay/{transaction.checkout_token}"
+
+
+def qr_url(settings: Settings, transaction: Transaction) -> str:
+    return f"{settings.resolved_base_url}/qr/{transaction.checkout_token}"
+
+
+def create(
+    session: Session, merchant: Account, data: NewTransaction, settings: Settings, clock: Clock
+) -> Created:
+    """Validate, store a PENDING transaction and, for a payment request, queue its message."""
+    require_role(merchant, Role.MERCHANT)
+    values = _validated(data, settings)
+    now = clock.now()
+    transaction = Transaction(
+        trid=new_id("tr", 16),
+        checkout_token=new_id("ck", 24),
+        account_id=merchant.id,
+        kind=data.kind.value,
+        status=TransactionStatus.PENDING.value,
+        reason=None,
+        currency=merchant.currency,
+        automatic_resends=0,
+        manual_resends=0,
+        expires_at=now + timedelta(days=data.ttl_days),
+        payment_method=None,
+        is_refunded=False,
+        created_at=now,
+        updated_at=now,
+        status_changed_at=now,
+        **values,
+    )
+    repository.add(session, transaction)
+    url_checkout = checkout_url(settings, transaction)
+    raw_qr = None
+    if data.kind is TransactionKind.PAYMENT_REQUEST:
+        _queue_request(session, transaction, "initial", clock)
+        raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
+    return Created(transaction, url_checkout, qr_url(settings, transaction), raw_qr)
+
+
+def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
+    if data.item_amount <= 0:
+        raise InvalidField("item_amount_in_cents", "must be greater than 0")
+    if data.tax_amount < 0:
+        raise InvalidField(data.tax_field, "must be 0 or more")
+    if data.item_amount + data.tax_amount > settings.max_total_amount:
+        raise InvalidField(
+            "item_amount_in_cents",
+            f"the total (item + tax) must be at most {settings.max_total_amount}",
+        )
+    https_only = settings.is_production
+    media = _media(data.media) if data.kind is TransactionKind.PAYMENT_REQUEST else None
+    phone = (
+        international_phone("customer_phone", data.customer_phone) if data.customer_phone else None
+    )
+    if media is Media.SMS and phone is None:
+        raise MissingField("customer_phone")
+    return {
+        "item_amount": data.item_amount,
+        "tax_amount": data.tax_amount,
+        "item_name": data.item_name,
+        "redirect_url": http_url("redirect_url", data.redirect_url, https_only=https_only),
+        "call_back_url": http_url("call_back_url", data.call_back_url, https_only=https_only)
+        if data.call_back_url
+        else None,
+        "track_id": data.track_id,
+        "customer_name": data.customer_name,
+        "customer_email": email_address("customer_email", data.customer_email)
+        if data.customer_email
+        else None,
+        "customer_phone": phone,
+        "media": media.value if media else None,
+        "language": _language(data.language).value,
+        "retry_period_days": data.retry_period_days,
+        "retry_attempts": data.retry_attempts,
+        "ttl_days": data.ttl_days,
+    }
+
+
+def _media(value: str | None) -> Media:
+    if not value:
+        raise MissingField("media")
+    try:
+        return Media(value.strip().upper())
+    except ValueError:
+        raise InvalidField("media", "must be SMS or EMAIL") from None
+
+
+def _language(value: str | None) -> Language:
+    if not value:
+        return Language.EN
+    try:
+        return Language(value.strip().upper())
+    except ValueError:
+        raise InvalidField("language", "must be EN or FR") from None
+
+
+def _queue_request(session: Session, transaction: Transaction, occasion: str, clock: Clock) -> None:
+    media = Media(transaction.media) if transaction.media else Media.EMAIL
+    target = transaction.customer_phone if media is Media.SMS else transaction.customer_email
+    assert target is not None
+    delivery.queue_payment_request(
+        session,
+        media=media.value,
+        target=target,
+        trid=transaction.trid,
+        occasion=occasion,
+        account_id=transaction.account_id,
+        clock=clock,
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def get_for(
+    session: Session, caller: Account, trid: str, clock: Clock
+) -> tuple[Transaction, Account]:
+    """The transaction if the caller owns it or is above its owner (else the same 404)."""
+    found = repository.get_visible(session, caller, trid)
+    if found is None:
+        raise TransactionNotFound()
+    transaction, merchant = found
+    expire_if_due(session, transaction, clock)
+    return transaction, merchant
+
+
+def expire_if_due(session: Session, transaction: Transaction, clock: Clock) -> bool:
+    """Apply expiry lazily: a PENDING transaction past its ttl is CANCELLED with reason EXPIRED."""
+    now = clock.now()
+    if transaction.status != TransactionStatus.PENDING or now < transaction.expires_at:
+        return False
+    return _cancel(session, transaction, EXPIRED, clock)
+
+
+def _cancel(session: Session, transaction: Transaction, reason: str, clock: Clock) -> bool:
+    changed = repository.change_status(
+        session, transaction, to=TransactionStatus.CANCELLED, reason=reason, now=clock.now()
+    )
+    if changed and transaction.call_back_url:
+        delivery.queue_callback(
+            session,
+            url=transaction.call_back_url,
+            trid=transaction.trid,
+            track_id=transaction.track_id,
+            resp_code="CANCELLED",
+            account_id=transaction.account_id,
+            clock=clock,
+        )
+    return changed
+
+
+def _require_pending(transaction: Transaction) -> None:
+    error = _NOT_PENDING.get(transaction.status)
+    if error is not None:
+        reason = f" ({transaction.reason})" if transaction.reason else ""
+        raise error(f"{error.default_message}{reason}: only a PENDING transaction can change")
+
+
+def cancel(session: Session, caller: Account, trid: str, clock: Clock) -> None:
+    """PENDING → CANCELLED, with the callback queued when the transaction has a callback URL."""
+    transaction, _ = get_for(session, caller, trid, clock)
+    _require_pending(transaction)
+    if not _cancel(session, transaction, CANCELLED_BY_MERCHANT, clock):
+        _require_pending(transaction)  # someone else changed it first: say what it became
+
+
+def resend(
+    session: Session,
+    caller: Account,
+    trid: str,
+    media_value: str | None,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    """Send the payment request again by SMS or e-mail; bounded per transaction."""
+    media = _media(media_value)
+    transaction, _ = get_for(session, caller, trid, clock)
+    _require_pending(transaction)
+    if transaction.manual_resends >= settings.max_manual_resends:
+        raise ResendLimitReached(
+            f"This transaction was resent {transaction.manual_resends} times, the maximum"
+        )
+    if media is Media.SMS and not transaction.customer_phone:
+        raise InvalidField("media", "SMS needs a customer_phone on the transaction")
+    if media is Media.EMAIL and not transaction.customer_email:
+        raise InvalidField("media", "EMAIL needs a customer_email on the transaction")
+    target = transaction.customer_phone if media is Media.SMS else transaction.customer_email
+    assert target is not None
+    repository.count_manual_resend(session, transaction, clock.now())
+    delivery.queue_payment_request(
+        session,
+        media=media.value,
+        target=target,
+        trid=transaction.trid,
+        occasion="manual",
+        account_id=transaction.account_id,
+        clock=clock,
+    )
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def is_valid_reply(transaction: Transaction, merchant: Account) -> dict[str, str]:
+    return {
+        "transaction_status": transaction.status,
+        "track_id": transaction.track_id or "",
+        "reason": transaction.reason or "",
+        "payment_method": transaction.payment_method or "",
+        "desc": transaction.item_name,
+        "isRefunded": "true" if transaction.is_refunded else "false",
+        "transaction_datetime": iso(transaction.status_changed_at),
+        "external_accountid": merchant.external_account_id or "",
+    }
+
+
+def mask_recipient(target: str) -> str:
+    """j***@example.com, +336******78: enough to recognise, not to harvest."""
+    if "@" in target:
+        local, _, domain = target.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if target.startswith("+"):
+        return target[:4] + "*" * max(0, len(target) - 6) + target[-2:]
+    return "***"
+
+
+def transaction_data(
+    session: Session, transaction: Transaction, merchant: Account, settings: Settings
+) -> dict[str, Any]:
+    """Every stored field of the transaction, its status history and its messages; no secrets."""
+    return {
+        "trid": transaction.trid,
+        "kind": transaction.kind,
+        "transaction_status": transaction.status,
+        "reason": transaction.reason or "",
+        "item_name": transaction.item_name,
+        "item_amount_in_cents": str(transaction.item_amount),
+        "tax_amount_in_cents": str(transaction.tax_amount),
+        "total_amount_in_cents": str(transaction.total_amount),
+        "currency": transaction.currency,
+        "track_id": transaction.track_id or "",
+        "customer_name": transaction.customer_name or "",
+        "customer_email": transaction.customer_email or "",
+        "customer_phone": transaction.customer_phone or "",
+        "media": transaction.media or "",
+        "language": transaction.language,
+        "redirect_url": transaction.redirect_url,
+        "call_back_url": transaction.call_back_url or "",
+        "retry_period": str(transaction.retry_period_days),
+        "retry_attempts": str(transaction.retry_attempts),
+        "automatic_resends": str(transaction.automatic_resends),
+        "manual_resends": str(transaction.manual_resends),
+        "transaction_ttl": str(transaction.ttl_days),
+        "expires_at": iso(transaction.expires_at),
+        "payment_method": transaction.payment_method or "",
+        "isRefunded": "true" if transaction.is_refunded else "false",
+        "created_at": iso(transaction.created_at),
+        "updated_at": iso(transaction.updated_at),
+        "transaction_datetime": iso(transaction.status_changed_at),
+        "merchant_uid": merchant.uid,
+        "external_accountid": merchant.external_account_id or "",
+        "url_checkout": checkout_url(settings, transaction),
+        "url_qr": qr_url(settings, transaction),
+        "status_history": [
+            {"status": event.status, "reason": event.reason or "", "at": iso(event.at)}
+            for event in repository.events(session, transaction)
+        ],
+        "messages": [
+            {
+                "kind": message.kind,
+                "media": message.load_payload().get("media", ""),
+                "recipient": mask_recipient(message.target)
+                if message.kind != delivery.CALLBACK
+                else message.target,
+                "status": message.status,
+                "attempts": str(message.attempts),
+                "last_error": message.last_error or "",
+                "created_at": iso(message.created_at),
+            }
+            for message in repository.messages(session, transaction)
+        ],
+    }
