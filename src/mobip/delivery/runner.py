@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from mobip.delivery.handlers import register_all
 from mobip.delivery.worker import Worker
 from mobip.kit.runtime import Runtime
 
@@ -16,6 +17,7 @@ class InProcessWorker:
     """The worker loop as a task of the server's event loop."""
 
     def __init__(self, runtime: Runtime) -> None:
+        register_all(runtime)
         self.stop_event = asyncio.Event()
         self.worker = Worker(runtime.database, runtime.clock, runtime.settings)
         self.task = asyncio.create_task(self.worker.run_forever(self.stop_event))
@@ -39,6 +41,7 @@ def run_standalone(runtime: Runtime) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_event.set)
+        register_all(runtime)
         worker = Worker(runtime.database, runtime.clock, runtime.settings)
         logger.info("worker %s started", worker.worker_id)
         await worker.run_forever(stop_event)
