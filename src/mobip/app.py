@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from anyio import CapacityLimiter
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,6 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
 from mobip.auth import endpoints as auth_endpoints
+from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.logging import AccessLogMiddleware
 from mobip.kit.migrate import is_current
@@ -80,8 +82,10 @@ def create_app(
     async def method_not_allowed(request: Request, _: Exception) -> Response:
         return error_response(MethodNotAllowed(), request)
 
+    limiter = CapacityLimiter(POOL_SIZE)
     routes: list[BaseRoute] = [
-        build_route(endpoint, runtime, auth_endpoints.authenticate) for endpoint in ENDPOINTS
+        build_route(endpoint, runtime, auth_endpoints.authenticate, limiter)
+        for endpoint in ENDPOINTS
     ]
     routes += [
         qr_endpoints.build_route(runtime),

@@ -218,3 +218,19 @@ def test_failed_attempts_are_throttled_per_client_address(
     throttled = client.request("GET", GET_TOKEN, files=good)
     assert throttled.status_code == 429
     assert "Retry-After" in throttled.headers
+
+
+def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
+    client: TestClient, runtime: Runtime, clock: ManualClock
+) -> None:
+    from sqlalchemy import delete
+
+    from mobip.auth.service import CACHE_SECONDS
+
+    merchant = make_account(runtime)
+    token = token_for(client, merchant)
+    assert login(client, token)[0] == 200  # now known to this process
+    with runtime.database.transaction() as session:  # what `mobip account rotate-secret` does
+        session.execute(delete(AccessToken))
+    clock.advance(seconds=CACHE_SECONDS)
+    assert login(client, token)[0] == 401

@@ -23,7 +23,7 @@ from mobip.accounts.errors import (
 )
 from mobip.accounts.models import Account, AccountDocument, Language, Provider, Role
 from mobip.auth import repository as auth_repository
-from mobip.auth.service import require_role
+from mobip.auth.service import forget_tokens_of, require_role
 from mobip.kit.errors import InvalidField, MissingField
 from mobip.kit.security import Encryptor, hash_secret, mask_secret, new_id
 
@@ -325,6 +325,7 @@ def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
     account.updated_at = now
     auth_repository.delete_tokens_of(session, account.id)
     session.flush()
+    forget_tokens_of(account.id)
     return NewCredentials(account, secret)
 
 

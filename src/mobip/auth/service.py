@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -79,6 +80,31 @@ def _refuse_if_throttled(
             raise TooManyFailedLogins(int(retry_after.total_seconds()) + 1)
 
 
+@dataclass
+class _Known:
+    """A token recently found valid, so most requests need no token query."""
+
+    account: Account
+    token_id: int
+    expires_at: datetime
+    last_used_at: datetime
+    checked_at: datetime
+
+
+# token hash → what the database said at most CACHE_SECONDS ago. A revoked token (secret
+# rotated) is refused at once in the process that revoked it and within CACHE_SECONDS elsewhere.
+_known: dict[str, _Known] = {}
+CACHE_SECONDS = 5
+_CACHE_MAX = 10_000
+
+
+def forget_tokens_of(account_id: int) -> None:
+    """Drop this process's cached tokens of an account (after its secret was rotated)."""
+    for key, known in list(_known.items()):
+        if known.account.id == account_id:
+            _known.pop(key, None)
+
+
 def authenticate(
     session: Session,
     settings: Settings,
@@ -94,18 +120,42 @@ def authenticate(
     """
     if not raw_token:
         raise MissingToken()
-    found = repository.get_token_and_account(session, hash_secret(raw_token))
+    token_hash = hash_secret(raw_token)
+    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
+    known = _known.get(token_hash)
+    if known is None or not _still_good(known, now, inactivity):
+        known = _load(session, token_hash, now)
+        if now >= known.expires_at or now >= known.last_used_at + inactivity:
+            _known.pop(token_hash, None)
+            raise InvalidToken()
+    touch_every = timedelta(seconds=settings.token_touch_interval_seconds)
+    if touch or now - known.last_used_at >= touch_every:
+        repository.touch_token(session, known.token_id, now)
+        known.last_used_at = now
+    return known.account
+
+
+def _still_good(known: _Known, now: datetime, inactivity: timedelta) -> bool:
+    return (
+        timedelta(0) <= now - known.checked_at < timedelta(seconds=CACHE_SECONDS)
+        and now < known.expires_at
+        and now < known.last_used_at + inactivity
+    )
+
+
+def _load(session: Session, token_hash: str, now: datetime) -> _Known:
+    found = repository.get_token_and_account(session, token_hash)
     if found is None:
+        _known.pop(token_hash, None)
         raise InvalidToken()
     token, account = found
-    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
-    if now >= token.expires_at or now >= token.last_used_at + inactivity:
-        raise InvalidToken()
-    if touch or now - token.last_used_at >= timedelta(
-        seconds=settings.token_touch_interval_seconds
-    ):
-        repository.touch_token(session, token.id, now)
-    return account
+    # Kept out of the session: a rollback must not expire the shared, read-only copy.
+    session.expunge(account)
+    known = _Known(account, token.id, token.expires_at, token.last_used_at, now)
+    if len(_known) >= _CACHE_MAX:
+        _known.clear()
+    _known[token_hash] = known
+    return known
 
 
 def require_role(account: Account, *roles: Role) -> None:

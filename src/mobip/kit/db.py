@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Database threads of a server process (see kit/routing): the pool keeps one connection each, so
+# connections are not closed and reopened under load.
+POOL_SIZE = 8
 
 
 class Base(DeclarativeBase):
@@ -62,7 +68,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Any) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Straight to the driver: this runs once per transaction, on every request.
+    conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, *, pool: bool = True) -> Engine:
@@ -71,8 +78,8 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
-            pool_size=8,
-            max_overflow=16,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -81,7 +88,7 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not pool:
         return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_pre_ping=True)
 
 
 def _commit_or_rollback(session: Session) -> Iterator[Session]:
@@ -100,6 +107,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time; its busy handler sleeps and retries, which is unfair
+        # under load (seconds of p99). Writers of this process queue here instead.
+        self._sqlite_writer = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,7 +127,7 @@ class Database:
             with self.sessions() as session:
                 yield session
             return
-        with self.engine.connect() as conn:
+        with self._sqlite_writer, self.engine.connect() as conn:
             conn.execution_options(sqlite_immediate=True)
             with Session(bind=conn, expire_on_commit=False) as session:
                 yield session

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -109,7 +110,13 @@ def log_context(request: Request) -> dict[str, Any]:
     return ctx
 
 
-def build_route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticator) -> Route:
+def build_route(
+    endpoint: Endpoint,
+    runtime: Runtime,
+    authenticate: Authenticator,
+    limiter: CapacityLimiter,
+) -> Route:
+    """The route of one endpoint; ``limiter`` bounds the threads doing database work."""
     settings = runtime.settings
 
     def unit_of_work(
@@ -191,8 +198,8 @@ def build_route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticato
                 settings.max_field_chars,
             )
             client_ip = request.client.host if request.client else "unknown"
-            return await run_in_threadpool(
-                unit_of_work, params, request.headers, client_ip, log_ctx
+            return await anyio.to_thread.run_sync(
+                unit_of_work, params, request.headers, client_ip, log_ctx, limiter=limiter
             )
         except MobipError as error:
             return error_response(error, request, params)

@@ -83,10 +83,9 @@ def _trid(params: Params) -> str:
 
 
 def is_valid(call: Call) -> dict[str, Any]:
-    transaction, merchant = service.get_for(
+    return service.is_valid(
         call.session, current_account(call), _trid(call.params), call.runtime.clock
     )
-    return service.is_valid_reply(transaction, merchant)
 
 
 def get_transaction(call: Call) -> dict[str, Any]:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Float, bindparam, func, select, update
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from mobip.accounts.models import Account, Role
 from mobip.delivery.models import OutboxMessage
+from mobip.delivery.service import PAYMENT_REQUEST
 from mobip.transactions.models import (
     TRANSITIONS,
     Transaction,
     TransactionEvent,
+    TransactionKind,
     TransactionStatus,
 )
 
@@ -47,6 +53,37 @@ def get_visible(session: Session, scope: Account, trid: str) -> tuple[Transactio
         query = query.where(Account.path.startswith(scope.path, autoescape=True))
     row = session.execute(query).first()
     return (row[0], row[1]) if row else None
+
+
+_STATUS_VIEW = (
+    select(
+        Transaction.__table__.c.status,
+        Transaction.__table__.c.reason,
+        Transaction.__table__.c.track_id,
+        Transaction.__table__.c.item_name,
+        Transaction.__table__.c.payment_method,
+        Transaction.__table__.c.is_refunded,
+        Transaction.__table__.c.status_changed_at,
+        Transaction.__table__.c.expires_at,
+        Account.__table__.c.external_account_id,
+        Account.__table__.c.path,
+    )
+    .join(Account.__table__, Account.__table__.c.id == Transaction.__table__.c.account_id)
+    .where(Transaction.__table__.c.trid == bindparam("trid"))
+)
+
+
+def status_view(session: Session, scope: Account, trid: str) -> Any:
+    """What is_valid shows, as one Core row (the hot read path: no ORM objects).
+
+    The scope check is the same as get_visible's, done on the fetched path.
+    """
+    row = session.connection().execute(_STATUS_VIEW, {"trid": trid}).first()
+    if row is None:
+        return None
+    if scope.role != Role.ADMIN and not row.path.startswith(scope.path):
+        return None
+    return row
 
 
 def get_by_checkout_token(session: Session, token: str) -> Transaction | None:
@@ -105,3 +142,100 @@ def messages(session: Session, transaction: Transaction) -> Sequence[OutboxMessa
         )
         .order_by(OutboxMessage.id)
     ).all()
+
+
+# --- the worker's reads and the schedules' queries ----------------------------------------------
+# Not tenant-scoped: the worker acts for the platform on messages it already holds, and the
+# schedules sweep every merchant. Never call these from a request handler.
+
+
+class _EpochSeconds(FunctionElement[float]):
+    """Seconds since 1970 of a UTC datetime column, on SQLite (naive text) and PostgreSQL."""
+
+    type = Float()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(_EpochSeconds, "postgresql")
+def _epoch_postgresql(element: _EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_EpochSeconds, "sqlite")
+def _epoch_sqlite(element: _EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # julianday() of 1970-01-01 is 2440587.5; UTCDateTime stores UTC without an offset.
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+def get_with_merchant_by_trid(session: Session, trid: str) -> tuple[Transaction, Account] | None:
+    """The transaction and its merchant by trid, for the worker only (no tenant filter)."""
+    row = session.execute(
+        select(Transaction, Account)
+        .join(Account, Account.id == Transaction.account_id)
+        .where(Transaction.trid == trid)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def due_for_expiry(session: Session, now: datetime, limit: int) -> Sequence[Transaction]:
+    """PENDING transactions past their ``expires_at``, oldest expiry first."""
+    return session.scalars(
+        select(Transaction)
+        .where(Transaction.status == TransactionStatus.PENDING.value, Transaction.expires_at <= now)
+        .order_by(Transaction.expires_at, Transaction.id)
+        .limit(limit)
+    ).all()
+
+
+def due_for_reminder(session: Session, now: datetime, limit: int) -> Sequence[Transaction]:
+    """PENDING, unexpired payment requests owed an automatic resend.
+
+    Owed: ``retry_period_days`` > 0, fewer than ``retry_attempts`` automatic resends so far, and
+    at least ``retry_period_days`` since the last payment request sent for it (initial, manual or
+    reminder: the newest such outbox row, or the creation time if there is none).
+    """
+    last_sent = (
+        select(func.max(OutboxMessage.created_at))
+        .where(
+            OutboxMessage.subject == Transaction.trid,
+            OutboxMessage.account_id == Transaction.account_id,
+            OutboxMessage.kind == PAYMENT_REQUEST,
+        )
+        .correlate(Transaction)
+        .scalar_subquery()
+    )
+    anchor = func.coalesce(last_sent, Transaction.created_at)
+    return session.scalars(
+        select(Transaction)
+        .where(
+            Transaction.status == TransactionStatus.PENDING.value,
+            Transaction.kind == TransactionKind.PAYMENT_REQUEST.value,
+            Transaction.retry_period_days > 0,
+            Transaction.automatic_resends < Transaction.retry_attempts,
+            Transaction.expires_at > now,
+            _EpochSeconds(anchor) + Transaction.retry_period_days * 86400.0 <= now.timestamp(),
+        )
+        .order_by(Transaction.id)
+        .limit(limit)
+    ).all()
+
+
+def count_automatic_resend(session: Session, transaction: Transaction, now: datetime) -> bool:
+    """Count one automatic resend if nobody counted it first; True when this call did.
+
+    The WHERE on the count the caller saw (and on PENDING) is the guard that keeps two
+    schedulers running at once from both sending the same reminder.
+    """
+    result = session.execute(
+        update(Transaction)
+        .where(
+            Transaction.id == transaction.id,
+            Transaction.status == TransactionStatus.PENDING.value,
+            Transaction.automatic_resends == transaction.automatic_resends,
+        )
+        .values(automatic_resends=Transaction.automatic_resends + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(transaction)
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

@@ -281,6 +281,26 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def is_valid(session: Session, caller: Account, trid: str, clock: Clock) -> dict[str, str]:
+    """is_valid's reply; read as one Core row unless the transaction is due to expire."""
+    row = repository.status_view(session, caller, trid)
+    if row is None:
+        raise TransactionNotFound()
+    if row.status == TransactionStatus.PENDING and clock.now() >= row.expires_at:
+        transaction, merchant = get_for(session, caller, trid, clock)  # applies the expiry
+        return is_valid_reply(transaction, merchant)
+    return {
+        "transaction_status": row.status,
+        "track_id": row.track_id or "",
+        "reason": row.reason or "",
+        "payment_method": row.payment_method or "",
+        "desc": row.item_name,
+        "isRefunded": "true" if row.is_refunded else "false",
+        "transaction_datetime": iso(row.status_changed_at),
+        "external_accountid": row.external_account_id or "",
+    }
+
+
 def is_valid_reply(transaction: Transaction, merchant: Account) -> dict[str, str]:
     return {
         "transaction_status": transaction.status,
