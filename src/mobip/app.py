@@ -19,6 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
 from mobip.auth import endpoints as auth_endpoints
+from mobip.delivery import devoutbox
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.logging import AccessLogMiddleware
@@ -96,6 +97,8 @@ def create_app(
         Route("/docs/init.js", docs_init),
         Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
     ]
+    if not runtime.settings.is_production:
+        routes += devoutbox.routes(runtime)  # e-mails and SMS written locally; 404 in production
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

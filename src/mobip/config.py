@@ -7,13 +7,28 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (required, not opportunistic)
+    TLS = "tls"  # implicit TLS from the first byte (port 465)
+    NONE = "none"  # no encryption: a relay on the same host or network only
+
+
+class SmsProvider(StrEnum):
+    OUTBOX = "outbox"  # files in DATA_DIR/outbox/, shown on /dev/outbox
+    TWILIO = "twilio"
+    HTTP = "http"  # a generic HTTP gateway
+
+
+DEFAULT_SMS_GATEWAY_BODY = '{"to": "{to}", "from": "{sender}", "text": "{text}"}'
 
 
 class ConfigurationError(Exception):
@@ -46,10 +61,44 @@ class Settings(BaseSettings):
     max_total_amount: int = Field(default=100_000_000, ge=1)
     max_manual_resends: int = Field(default=5, ge=0)
 
+    # Hosted checkout: payment attempts allowed per transaction and per client in a window.
+    checkout_attempt_window_seconds: int = Field(default=900, ge=1)
+    checkout_max_attempts_per_transaction: int = Field(default=10, ge=1)
+    checkout_max_attempts_per_client: int = Field(default=30, ge=1)
+    # Stripe's API base URL; only tests change it (a local server that answers like Stripe).
+    stripe_api_base: str | None = None
+
     worker_enabled: bool = True
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_lease_seconds: int = Field(default=60, ge=1)
+
+    # E-mail over SMTP; without a host, development writes e-mails to DATA_DIR/outbox/.
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+
+    # SMS; without a provider, development writes SMS to DATA_DIR/outbox/.
+    sms_provider: SmsProvider | None = None
+    sms_sender: str | None = None
+    sms_timeout_seconds: float = Field(default=15, gt=0)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    sms_gateway_url: str | None = None
+    sms_gateway_method: str = Field(default="POST", pattern="^(GET|POST|PUT)$")
+    sms_gateway_auth_header: SecretStr | None = None
+    sms_gateway_body: str = DEFAULT_SMS_GATEWAY_BODY
+    sms_gateway_content_type: str = "application/json"
+
+    # Automatic resends, expiry and token purge, run by the worker.
+    schedule_interval_seconds: float = Field(default=60, gt=0)
+    schedule_batch_size: int = Field(default=500, ge=1)
 
     log_level: str = "INFO"
 
@@ -85,8 +134,26 @@ class Settings(BaseSettings):
         path.write_text(key + "\n")
         return key
 
+    @property
+    def resolved_smtp_port(self) -> int:
+        if self.smtp_port:
+            return self.smtp_port
+        return 465 if self.smtp_security is SmtpSecurity.TLS else 587
+
+    @property
+    def resolved_smtp_from(self) -> str:
+        return self.smtp_from or "MOBIP <mobip@localhost>"
+
+    @property
+    def resolved_sms_provider(self) -> SmsProvider | None:
+        """The SMS provider: the local outbox by default in development, none in production."""
+        if self.sms_provider is not None:
+            return self.sms_provider
+        return None if self.is_production else SmsProvider.OUTBOX
+
     def check(self) -> None:
         """Refuse settings a production server must not run with."""
+        self._check_delivery()
         if not self.is_production:
             return
         if not self.secret_key:
@@ -97,4 +164,22 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "MOBIP_BASE_URL must be an https:// URL in production "
                 f"(got {self.resolved_base_url!r})"
+            )
+
+    def _check_delivery(self) -> None:
+        missing = []
+        if self.sms_provider is SmsProvider.TWILIO:
+            for name in ("twilio_account_sid", "twilio_auth_token", "sms_sender"):
+                if not getattr(self, name):
+                    missing.append(f"MOBIP_{name.upper()}")
+        if self.sms_provider is SmsProvider.HTTP and not self.sms_gateway_url:
+            missing.append("MOBIP_SMS_GATEWAY_URL")
+        if missing:
+            raise ConfigurationError(
+                f"MOBIP_SMS_PROVIDER={self.sms_provider} needs {', '.join(missing)}"
+            )
+        if self.is_production and self.smtp_host and not self.smtp_from:
+            raise ConfigurationError(
+                "MOBIP_SMTP_FROM is required in production when MOBIP_SMTP_HOST is set "
+                "(e.g. 'Shop payments <payments@example.com>')"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, select, update
+from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -81,3 +81,13 @@ def add_failure(session: Session, key: str, now: datetime, window: timedelta) ->
 
 def clear_failures(session: Session, key: str) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+def delete_expired_tokens(session: Session, now: datetime, inactivity: timedelta) -> int:
+    """Delete tokens past their lifetime or unused for ``inactivity``; how many were deleted."""
+    result = session.execute(
+        delete(AccessToken).where(
+            or_(AccessToken.expires_at <= now, AccessToken.last_used_at <= now - inactivity)
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from mobip.delivery import email, sms, worker
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.service import MESSAGE_MAX_ATTEMPTS, PAYMENT_REQUEST, RECEIPT, RetryPolicy
 from mobip.kit.runtime import Runtime
+from mobip.transactions.models import Media
+
+# E-mail and SMS: 8 attempts over about two hours (delays drawn up to 1, 2, 4 … 60 minutes).
+MESSAGE_POLICY = RetryPolicy(
+    max_attempts=MESSAGE_MAX_ATTEMPTS, base=timedelta(minutes=1), cap=timedelta(hours=1)
+)
+
+
+def _register(kind: str, handler: worker.Handler, policy: RetryPolicy) -> None:
+    # Idempotent: a second call (a new runtime in the same process) replaces the handler.
+    worker.unregister(kind)
+    worker.register(kind, handler, policy)
 
 
 def register_all(runtime: Runtime) -> None:
     """Register each kind's sender; each sender module adds its own line here."""
-    del runtime  # used by the senders once they are registered
+    email_sender = email.EmailSender.from_runtime(runtime)
+    sms_sender = sms.SmsSender.from_runtime(runtime)
+
+    async def payment_request(message: OutboxMessage) -> None:
+        if message.load_payload().get("media") == Media.SMS.value:
+            await sms_sender.send_payment_request(message)
+        else:
+            await email_sender.send_payment_request(message)
+
+    _register(PAYMENT_REQUEST, payment_request, MESSAGE_POLICY)
+    _register(RECEIPT, email_sender.send_receipt, MESSAGE_POLICY)

@@ -120,6 +120,7 @@ def enqueue(
 
 PAYMENT_REQUEST = "payment_request"
 CALLBACK = "callback"
+RECEIPT = "receipt"
 MESSAGE_MAX_ATTEMPTS = 8
 CALLBACK_MAX_ATTEMPTS = 12
 
@@ -140,6 +141,28 @@ def queue_payment_request(
         kind=PAYMENT_REQUEST,
         target=target,
         payload={"trid": trid, "media": media, "occasion": occasion},
+        clock=clock,
+        account_id=account_id,
+        subject=trid,
+        max_attempts=MESSAGE_MAX_ATTEMPTS,
+    )
+
+
+def queue_receipt(
+    session: Session,
+    *,
+    target: str,
+    trid: str,
+    language: str,
+    account_id: int,
+    clock: Clock,
+) -> OutboxMessage:
+    """The payment receipt e-mail to the customer (``target``), in the transaction's language."""
+    return enqueue(
+        session,
+        kind=RECEIPT,
+        target=target,
+        payload={"trid": trid, "language": language},
         clock=clock,
         account_id=account_id,
         subject=trid,

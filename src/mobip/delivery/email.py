@@ -1,0 +1,342 @@
+"""E-mail: the payment request, its automatic reminder and the payment receipt, over SMTP.
+
+Each message is multipart: a text part and an HTML part (the payment request's HTML carries the
+QR code of the checkout link as an inline PNG, ``cid:``). Templates are in
+``templates/email/{en,fr}/``. With ``MOBIP_SMTP_HOST`` set, messages go out through that server
+(STARTTLS, implicit TLS or plain, with optional login); without it, development writes them to the
+local outbox (``devoutbox``) and production fails each attempt visibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.charset import QP, Charset
+from email.header import Header
+from email.headerregistry import Address
+from email.message import Message
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Protocol, cast
+
+import aiosmtplib
+
+from mobip.accounts.models import Account
+from mobip.config import Settings, SmtpSecurity
+from mobip.delivery import devoutbox
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.rendering import PaymentView, language_of, payment_view, render, render_block
+from mobip.delivery.worker import PermanentFailure
+from mobip.kit.clock import Clock
+from mobip.kit.db import Database
+from mobip.kit.runtime import Runtime
+from mobip.qr.service import render_png
+from mobip.transactions import repository as transactions
+from mobip.transactions.models import Transaction, TransactionStatus
+
+logger = logging.getLogger(__name__)
+
+QR_SCALE = 6  # pixels per QR module in the e-mail: about 200 px for a checkout link
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A message ready to send: the envelope and the MIME bytes (CRLF line ends)."""
+
+    sender: str  # envelope sender (MAIL FROM)
+    recipient: str  # envelope recipient (RCPT TO)
+    data: bytes
+
+
+class MailTransport(Protocol):
+    async def send(self, mail: Mail, *, key: str) -> None:
+        """Deliver ``mail``; ``key`` names the outbox message (stable across retries)."""
+        ...
+
+
+class NotConfigured(Exception):
+    """No way to send e-mail is configured (production without ``MOBIP_SMTP_HOST``)."""
+
+
+def _all_permanent(codes: Sequence[int]) -> bool:
+    return bool(codes) and all(500 <= code < 600 for code in codes)
+
+
+class SmtpTransport:
+    """One SMTP session per message, with the security and login the settings give.
+
+    Refusals that retrying cannot fix fail the message at once: every recipient refused with a
+    5xx reply, or the message data refused with a 5xx. Everything else (connection, timeout, 4xx,
+    authentication or sender refused: the operator can fix those) is retried.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.hostname = settings.smtp_host
+        self.port = settings.resolved_smtp_port
+        self.security = settings.smtp_security
+        self.username = settings.smtp_username
+        password = settings.smtp_password
+        self.password = password.get_secret_value() if password else None
+        self.timeout = settings.smtp_timeout_seconds
+        self.tls_context: ssl.SSLContext | None = None
+        if self.security is not SmtpSecurity.NONE:
+            cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+            self.tls_context = ssl.create_default_context(cafile=cafile)
+
+    async def send(self, mail: Mail, *, key: str) -> None:
+        del key  # Message-ID already names the message for the receiving side
+        try:
+            await aiosmtplib.send(
+                mail.data,
+                sender=mail.sender,
+                recipients=[mail.recipient],
+                hostname=self.hostname,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                timeout=self.timeout,
+                use_tls=self.security is SmtpSecurity.TLS,
+                start_tls=self.security is SmtpSecurity.STARTTLS,
+                tls_context=self.tls_context,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if _all_permanent([refused.code for refused in exc.recipients]):
+                raise PermanentFailure(f"recipient refused: {_describe_refusals(exc)}") from exc
+            raise
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            if _all_permanent([exc.code]):
+                raise PermanentFailure(f"recipient refused: {exc.code} {exc.message}") from exc
+            raise
+        except aiosmtplib.SMTPDataError as exc:
+            if _all_permanent([exc.code]):
+                raise PermanentFailure(f"message refused: {exc.code} {exc.message}") from exc
+            raise
+
+
+def _describe_refusals(exc: aiosmtplib.SMTPRecipientsRefused) -> str:
+    return "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+
+
+class OutboxTransport:
+    """Development: the message as an ``.eml`` file in ``DATA_DIR/outbox/`` instead of SMTP."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, mail: Mail, *, key: str) -> None:
+        await asyncio.to_thread(devoutbox.save_email, self.folder, key, mail.data)
+
+
+def transport_for(settings: Settings) -> MailTransport | None:
+    """SMTP when a host is set; else the local outbox in development; else none (production)."""
+    if settings.smtp_host:
+        return SmtpTransport(settings)
+    if not settings.is_production:
+        return OutboxTransport(devoutbox.directory(settings))
+    return None
+
+
+def _header_text(value: str) -> str:
+    """One line of text, safe in a header (names come from merchants)."""
+    return " ".join(value.split())
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    qr_png: bytes | None = None
+    qr_cid: str | None = None
+
+
+def render_payment_request(view: PaymentView, occasion: str, cid_domain: str) -> Rendered:
+    """The payment request (``occasion`` reminder words it as a reminder) in ``view``'s language."""
+    folder = f"email/{view.language.value.lower()}"
+    qr_png = render_png(view.checkout_url, scale=QR_SCALE)
+    qr_cid = f"qr.{view.trid}@{cid_domain}"
+    context = {"view": view, "occasion": occasion}
+    return Rendered(
+        subject=render_block(f"{folder}/payment_request.txt", "subject", **context),
+        text=render_block(f"{folder}/payment_request.txt", "body", **context) + "\n",
+        html=render(
+            f"{folder}/payment_request.html",
+            qr_cid=qr_cid,
+            qr_size=_png_width(qr_png),
+            **context,
+        ),
+        qr_png=qr_png,
+        qr_cid=qr_cid,
+    )
+
+
+def render_receipt(view: PaymentView) -> Rendered:
+    folder = f"email/{view.language.value.lower()}"
+    return Rendered(
+        subject=render_block(f"{folder}/receipt.txt", "subject", view=view),
+        text=render_block(f"{folder}/receipt.txt", "body", view=view) + "\n",
+        html=render(f"{folder}/receipt.html", view=view),
+    )
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # IHDR width, right after the signature
+
+
+def compose(
+    rendered: Rendered,
+    *,
+    sender: str,
+    merchant_name: str,
+    to: str,
+    message_id: str,
+    clock: Clock,
+) -> Mail:
+    """multipart/alternative: text, then HTML (multipart/related with the QR when present).
+
+    Built with the email package's legacy MIME classes (compat32): the same structure as with
+    ``EmailMessage``, in about a quarter of the time (no header re-parsing and re-folding).
+    """
+    _, address = parseaddr(sender)
+    # compat32 messages take Header values too; typeshed's MIMEMultipart says str only.
+    message = cast("Message[str, str | Header]", MIMEMultipart("alternative"))
+    # Header objects fold into RFC 2047 encoded words of legal length.
+    message["Subject"] = Header(_header_text(rendered.subject), "utf-8")
+    message["From"] = _from_header(_header_text(merchant_name), address)
+    message["To"] = to
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = f"<{message_id}>"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
+    message.attach(_text_part(rendered.text, "plain"))
+    html = _text_part(rendered.html, "html")
+    if rendered.qr_png is None or rendered.qr_cid is None:
+        message.attach(html)
+    else:
+        related = MIMEMultipart("related")
+        related.attach(html)
+        image = MIMEImage(rendered.qr_png, "png")
+        image.add_header("Content-ID", f"<{rendered.qr_cid}>")
+        image.add_header("Content-Disposition", "inline", filename="qr.png")
+        related.attach(image)
+        message.attach(related)
+    return Mail(address, to, message.as_bytes(policy=_SMTP_POLICY))
+
+
+_SMTP_POLICY = compat32.clone(linesep="\r\n")
+
+
+def _from_header(name: str, address: str) -> str | Header:
+    if name.isascii():
+        return formataddr((name, address))  # quotes a name with specials ("Shop, Inc.")
+    header = Header(name, "utf-8")
+    header.append(f"<{address}>", "us-ascii")
+    return header
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    # Quoted-printable keeps mostly-ASCII text readable in the raw message (base64 would not).
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, charset=charset)
+    return part
+
+
+class EmailSender:
+    """The e-mail handlers: load the transaction, render, hand the message to the transport."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        settings: Settings,
+        transport: MailTransport | None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.settings = settings
+        self.transport = transport
+        self.sender = settings.resolved_smtp_from
+        domain = parseaddr(self.sender)[1].rpartition("@")[2]
+        self.domain = domain or "localhost"
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> EmailSender:
+        settings = runtime.settings
+        return cls(runtime.database, runtime.clock, settings, transport_for(settings))
+
+    async def send_payment_request(self, message: OutboxMessage) -> None:
+        """Outbox kind ``payment_request`` with media EMAIL: payload {trid, media, occasion}."""
+        built = await asyncio.to_thread(self._build_payment_request, message)
+        await self._deliver(built, message)
+
+    async def send_receipt(self, message: OutboxMessage) -> None:
+        """Outbox kind ``receipt``: payload {trid, language}, target the customer's e-mail."""
+        built = await asyncio.to_thread(self._build_receipt, message)
+        await self._deliver(built, message)
+
+    async def _deliver(self, built: Mail, message: OutboxMessage) -> None:
+        if self.transport is None:
+            raise NotConfigured("no SMTP server configured: set MOBIP_SMTP_HOST")
+        key = devoutbox.file_stem(message.created_at, "email", message.id)
+        await self.transport.send(built, key=key)
+
+    def _load(self, trid: str) -> tuple[Transaction, Account]:
+        with self.database.session() as session:
+            found = transactions.get_with_merchant_by_trid(session, trid)
+        if found is None:
+            raise PermanentFailure(f"transaction {trid} not found")
+        return found
+
+    def _build_payment_request(self, message: OutboxMessage) -> Mail:
+        payload = message.load_payload()
+        transaction, merchant = self._load(str(payload["trid"]))
+        require_payable(transaction, self.clock)
+        occasion = str(payload.get("occasion", "initial"))
+        view = payment_view(transaction, merchant, self.settings, language_of(transaction.language))
+        rendered = render_payment_request(view, occasion, self.domain)
+        return self._compose(rendered, merchant, message.target, message)
+
+    def _build_receipt(self, message: OutboxMessage) -> Mail:
+        payload = message.load_payload()
+        transaction, merchant = self._load(str(payload["trid"]))
+        if transaction.status != TransactionStatus.PAID:
+            raise PermanentFailure(f"no receipt: the transaction is {transaction.status}")
+        language = language_of(str(payload.get("language") or transaction.language))
+        view = payment_view(transaction, merchant, self.settings, language)
+        return self._compose(render_receipt(view), merchant, message.target, message)
+
+    def _compose(
+        self, rendered: Rendered, merchant: Account, to: str, message: OutboxMessage
+    ) -> Mail:
+        try:
+            recipient = str(Address(addr_spec=to))
+        except (ValueError, IndexError) as exc:
+            raise PermanentFailure(f"not an e-mail address: {to!r}") from exc
+        return compose(
+            rendered,
+            sender=self.sender,
+            merchant_name=merchant.name,
+            to=recipient,
+            # The same Message-ID on every attempt, so a receiver can drop a duplicate.
+            message_id=f"mobip.{message.id}.{message.subject or 'message'}@{self.domain}",
+            clock=self.clock,
+        )
+
+
+def require_payable(transaction: Transaction, clock: Clock) -> None:
+    """A payment request is sent only while it can be paid: PENDING and not past its expiry."""
+    if transaction.status != TransactionStatus.PENDING:
+        raise PermanentFailure(
+            f"not sent: the transaction is {transaction.status}"
+            + (f" ({transaction.reason})" if transaction.reason else "")
+        )
+    if clock.now() >= transaction.expires_at:
+        raise PermanentFailure("not sent: the transaction has expired")

@@ -1,0 +1,438 @@
+"""SMS: the payment request and its reminder, through a provider (Twilio, HTTP gateway, files).
+
+The text is in the transaction's language, carries the checkout link, and is kept to GSM-7 (the
+7-bit SMS alphabet) when the names allow it: a character outside GSM-7 turns the whole message
+into UCS-2, which cuts a segment from 160 to 70 characters. Accented letters GSM-7 lacks are
+written without their accent (ê → e), typographic quotes and dashes plainly; what cannot be
+transliterated stays as is. When the text would need more than two segments, the item name is
+shortened, then the merchant name; the link is never cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote_plus
+
+import httpx
+
+from mobip.config import ConfigurationError, Settings, SmsProvider
+from mobip.delivery import devoutbox
+from mobip.delivery.email import require_payable
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.rendering import language_of, money, render_block
+from mobip.delivery.worker import PermanentFailure, RetryLater
+from mobip.kit.clock import Clock
+from mobip.kit.db import Database
+from mobip.kit.runtime import Runtime
+from mobip.transactions import repository as transactions
+from mobip.transactions.service import checkout_url
+
+# --- GSM 03.38 -------------------------------------------------------------------------------
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Each of these takes two septets: an escape, then the character.
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_SINGLE = 160  # septets in a message of one segment
+GSM7_PART = 153  # septets per segment of a concatenated message (7 go to the header)
+UCS2_SINGLE = 70  # UTF-16 code units
+UCS2_PART = 67
+MAX_SEGMENTS = 2
+
+_PLAIN = {
+    "\u00a0": " ",  # no-break space (French amounts: "12,50 €")
+    "\u202f": " ",  # narrow no-break space (French thousands)
+    "\u2009": " ",
+    "\u2007": " ",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "«": '"',
+    "»": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u2022": "-",
+    "œ": "oe",
+    "Œ": "OE",
+    "\t": " ",
+}
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def _gsm_char(ch: str) -> str:
+    if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+        return ch
+    if ch in _PLAIN:
+        return _PLAIN[ch]
+    base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if base and is_gsm7(base):
+        return base
+    return ch  # no GSM-7 spelling: the message will be UCS-2
+
+
+def to_gsm7(text: str) -> str:
+    """``text`` in GSM-7 where a faithful spelling exists (ê → e, curly quotes → ', … → ...)."""
+    return "".join(_gsm_char(ch) for ch in text)
+
+
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # "GSM-7" or "UCS-2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    count: int  # segments the message is sent as
+
+
+def _count_parts(widths: list[int], single: int, part: int) -> int:
+    """Segments for characters of these widths; a character never straddles two segments."""
+    total = sum(widths)
+    if total <= single:
+        return 1
+    count, used = 1, 0
+    for width in widths:
+        if used + width > part:
+            count += 1
+            used = 0
+        used += width
+    return count
+
+
+def segments(text: str) -> Segments:
+    """How many SMS segments ``text`` takes, and in which encoding."""
+    if is_gsm7(text):
+        widths = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
+        return Segments("GSM-7", sum(widths), _count_parts(widths, GSM7_SINGLE, GSM7_PART))
+    widths = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return Segments("UCS-2", sum(widths), _count_parts(widths, UCS2_SINGLE, UCS2_PART))
+
+
+def _shorten(text: str, length: int) -> str:
+    if len(text) <= length:
+        return text
+    return text[: max(0, length - 3)].rstrip() + "..."
+
+
+MIN_NAME_CHARS = 12
+
+
+def payment_request_text(
+    *,
+    language: str,
+    occasion: str,
+    merchant_name: str,
+    item_name: str,
+    total: str,
+    url: str,
+    max_segments: int = MAX_SEGMENTS,
+) -> str:
+    """The SMS of a payment request, within ``max_segments`` when shortening the names allows."""
+    template = f"sms/{language_of(language).value.lower()}/payment_request.txt"
+    merchant, item = to_gsm7(" ".join(merchant_name.split())), to_gsm7(" ".join(item_name.split()))
+
+    def text(merchant_part: str, item_part: str) -> str:
+        rendered = render_block(
+            template,
+            "body",
+            occasion=occasion,
+            merchant=merchant_part,
+            item=item_part,
+            total=to_gsm7(total),
+            url=url,
+        )
+        return to_gsm7(rendered)
+
+    def fits(candidate: str) -> bool:
+        return segments(candidate).count <= max_segments
+
+    full = text(merchant, item)
+    if fits(full):
+        return full
+    item, done = _longest_fitting(item, lambda short: text(merchant, short), fits)
+    if not done:
+        merchant, _ = _longest_fitting(merchant, lambda short: text(short, item), fits)
+    return text(merchant, item)  # may still be long (UCS-2 names): sent in more segments
+
+
+def _longest_fitting(
+    name: str, build: Callable[[str], str], fits: Callable[[str], bool]
+) -> tuple[str, bool]:
+    """The longest shortening of ``name`` (not under MIN_NAME_CHARS) whose text fits."""
+    low, high = MIN_NAME_CHARS, len(name) - 1
+    best: str | None = None
+    while low <= high:
+        middle = (low + high) // 2
+        short = _shorten(name, middle)
+        if fits(build(short)):
+            best, low = short, middle + 1
+        else:
+            high = middle - 1
+    if best is None:
+        return _shorten(name, MIN_NAME_CHARS), False
+    return best, True
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sms:
+    to: str  # E.164
+    text: str
+    reference: str  # the outbox message, stable across retries
+
+
+class SmsGateway(Protocol):
+    async def send(self, sms: Sms) -> None:
+        """Hand ``sms`` to the provider; PermanentFailure when retrying cannot help."""
+        ...
+
+
+ClientFactory = Callable[[], httpx.AsyncClient]
+
+_EXCERPT_CHARS = 200
+_DEFAULT_RETRY_AFTER = timedelta(minutes=1)
+
+
+def http_client_factory(timeout: float) -> ClientFactory:
+    """A new client per message: no redirects followed, bounded time. (Swap for kit.http here.)"""
+
+    def make() -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    return make
+
+
+def _retry_after(response: httpx.Response) -> timedelta:
+    value = response.headers.get("Retry-After", "")
+    return timedelta(seconds=int(value)) if value.isdigit() else _DEFAULT_RETRY_AFTER
+
+
+def check_response(provider: str, response: httpx.Response) -> None:
+    """2xx: sent. 429: retry after Retry-After. 408, 401, 403, 3xx, 5xx: retried (a timeout, the
+    operator's credentials, or the provider's trouble). Any other 4xx: the request itself is
+    refused (e.g. an invalid number), so the message fails at once."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    excerpt = " ".join(response.text[:_EXCERPT_CHARS].split())
+    error = f"{provider} answered HTTP {status}: {excerpt}"
+    if status == 429:
+        raise RetryLater(error, delay=_retry_after(response))
+    if 400 <= status < 500 and status not in (401, 403, 408):
+        raise PermanentFailure(error)
+    raise RuntimeError(error)
+
+
+class TwilioGateway:
+    """Twilio's Programmable Messaging REST API: POST /2010-04-01/Accounts/{SID}/Messages.json.
+
+    ``sender`` is a phone number or alphanumeric sender id (``From``), or a Messaging Service
+    SID (``MG…``, sent as ``MessagingServiceSid``). ``base_url`` is Twilio's API unless tests point
+    it at a local server.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        base_url: str,
+        clients: ClientFactory,
+    ) -> None:
+        self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.auth = (account_sid, auth_token)
+        self.sender = sender
+        self.clients = clients
+
+    async def send(self, sms: Sms) -> None:
+        origin = "MessagingServiceSid" if self.sender.startswith("MG") else "From"
+        form = {"To": sms.to, origin: self.sender, "Body": sms.text}
+        async with self.clients() as client:
+            response = await client.post(self.url, data=form, auth=self.auth)
+        check_response("Twilio", response)
+
+
+_PLACEHOLDER = re.compile(r"\{(to|text|sender|reference)\}")
+
+
+class HttpGateway:
+    """A generic HTTP SMS gateway: URL, method, one auth header, a body template.
+
+    The template's placeholders ``{to}``, ``{text}``, ``{sender}`` and ``{reference}`` are
+    replaced by values escaped for the content type: JSON string content for a ``json`` type,
+    form encoding for ``application/x-www-form-urlencoded``, as is otherwise. With GET the
+    rendered template (form-encoded) is the query string and there is no body.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        method: str,
+        auth_header: str | None,
+        body_template: str,
+        content_type: str,
+        sender: str,
+        clients: ClientFactory,
+    ) -> None:
+        self.url = url
+        self.method = method.upper()
+        self.headers: dict[str, str] = {}
+        if auth_header:
+            name, colon, value = auth_header.partition(":")
+            if not colon or not name.strip():
+                raise ConfigurationError("MOBIP_SMS_GATEWAY_AUTH_HEADER must be 'Name: value'")
+            self.headers[name.strip()] = value.strip()
+        self.body_template = body_template
+        self.content_type = content_type
+        self.sender = sender
+        self.clients = clients
+
+    def _escape(self, value: str) -> str:
+        if self.method == "GET" or "x-www-form-urlencoded" in self.content_type:
+            return quote_plus(value)
+        if "json" in self.content_type:
+            return json.dumps(value, ensure_ascii=False)[1:-1]
+        return value
+
+    def render(self, sms: Sms) -> str:
+        values = {"to": sms.to, "text": sms.text, "sender": self.sender, "reference": sms.reference}
+        return _PLACEHOLDER.sub(lambda m: self._escape(values[m.group(1)]), self.body_template)
+
+    async def send(self, sms: Sms) -> None:
+        rendered = self.render(sms)
+        async with self.clients() as client:
+            if self.method == "GET":
+                separator = "&" if "?" in self.url else "?"
+                response = await client.get(
+                    f"{self.url}{separator}{rendered}", headers=self.headers
+                )
+            else:
+                response = await client.request(
+                    self.method,
+                    self.url,
+                    content=rendered.encode(),
+                    headers={**self.headers, "Content-Type": self.content_type},
+                )
+        check_response("the SMS gateway", response)
+
+
+class OutboxGateway:
+    """Development: the SMS as a JSON file in ``DATA_DIR/outbox/`` (shown on /dev/outbox)."""
+
+    def __init__(self, folder: Path, sender: str, clock: Clock) -> None:
+        self.folder = folder
+        self.sender = sender
+        self.clock = clock
+
+    async def send(self, sms: Sms) -> None:
+        await asyncio.to_thread(
+            devoutbox.save_sms,
+            self.folder,
+            sms.reference,
+            to=sms.to,
+            sender=self.sender,
+            text=sms.text,
+            at=self.clock.now(),
+        )
+
+
+def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
+    """The configured provider (``MOBIP_SMS_PROVIDER``), the outbox in development, else none."""
+    provider = settings.resolved_sms_provider
+    sender = settings.sms_sender or "MOBIP"
+    clients = http_client_factory(settings.sms_timeout_seconds)
+    if provider is SmsProvider.TWILIO:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.sms_sender):
+            raise ConfigurationError(
+                "Twilio needs MOBIP_TWILIO_ACCOUNT_SID, MOBIP_TWILIO_AUTH_TOKEN, MOBIP_SMS_SENDER"
+            )
+        return TwilioGateway(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            sender=settings.sms_sender,
+            base_url=settings.twilio_base_url,
+            clients=clients,
+        )
+    if provider is SmsProvider.HTTP:
+        if not settings.sms_gateway_url:
+            raise ConfigurationError("the HTTP SMS gateway needs MOBIP_SMS_GATEWAY_URL")
+        auth = settings.sms_gateway_auth_header
+        return HttpGateway(
+            url=settings.sms_gateway_url,
+            method=settings.sms_gateway_method,
+            auth_header=auth.get_secret_value() if auth else None,
+            body_template=settings.sms_gateway_body,
+            content_type=settings.sms_gateway_content_type,
+            sender=sender,
+            clients=clients,
+        )
+    if provider is SmsProvider.OUTBOX:
+        return OutboxGateway(devoutbox.directory(settings), sender, clock)
+    return None
+
+
+class NotConfigured(Exception):
+    """No SMS provider is configured (production without ``MOBIP_SMS_PROVIDER``)."""
+
+
+class SmsSender:
+    """The SMS handler: loads the transaction, writes the text, hands it to the gateway."""
+
+    def __init__(
+        self, database: Database, clock: Clock, settings: Settings, gateway: SmsGateway | None
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.settings = settings
+        self.gateway = gateway
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> SmsSender:
+        settings = runtime.settings
+        return cls(runtime.database, runtime.clock, settings, gateway_for(settings, runtime.clock))
+
+    async def send_payment_request(self, message: OutboxMessage) -> None:
+        """Outbox kind ``payment_request`` with media SMS: payload {trid, media, occasion}."""
+        text = await asyncio.to_thread(self._text, message)
+        if self.gateway is None:
+            raise NotConfigured("no SMS provider configured: set MOBIP_SMS_PROVIDER")
+        reference = devoutbox.file_stem(message.created_at, "sms", message.id)
+        await self.gateway.send(Sms(message.target, text, reference))
+
+    def _text(self, message: OutboxMessage) -> str:
+        payload = message.load_payload()
+        trid = str(payload["trid"])
+        with self.database.session() as session:
+            found = transactions.get_with_merchant_by_trid(session, trid)
+        if found is None:
+            raise PermanentFailure(f"transaction {trid} not found")
+        transaction, merchant = found
+        require_payable(transaction, self.clock)
+        language = language_of(transaction.language)
+        return payment_request_text(
+            language=language.value,
+            occasion=str(payload.get("occasion", "initial")),
+            merchant_name=merchant.name,
+            item_name=transaction.item_name,
+            total=money(transaction.total_amount, transaction.currency, language),
+            url=checkout_url(self.settings, transaction),
+        )

@@ -1,0 +1,693 @@
+"""E-mails through a real SMTP server (aiosmtpd on loopback): the payment request, the automatic
+reminder and the receipt, in EN and FR, parsed back with the email package; SMTP refusals,
+TLS (STARTTLS and implicit) with login, and what is not sent."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import io
+import socket
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import zxingcpp
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from PIL import Image
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from factories import make_account
+from mobip.accounts.models import Account
+from mobip.app import create_app
+from mobip.config import Environment, SmtpSecurity
+from mobip.delivery import repository as outbox
+from mobip.delivery import worker
+from mobip.delivery.handlers import register_all
+from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT, enqueue, queue_receipt
+from mobip.kit.clock import ManualClock
+from mobip.kit.runtime import Runtime
+from mobip.transactions import repository as transactions
+from mobip.transactions import service as transactions_service
+from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
+
+# --- a real SMTP receiver on loopback ------------------------------------------------------------
+
+
+class Receiver:
+    """aiosmtpd handler: records each message; tests set refusals for RCPT or DATA."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.rcpt_reply: str | None = None
+        self.data_reply: str | None = None
+        self.logins: list[tuple[bytes, bytes]] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        self.logins.append((auth_data.login, auth_data.password))
+        ok = auth_data.login == b"mobip" and auth_data.password == b"s3cret-pass"
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies 535
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+def start(receiver: Receiver, **options: Any) -> Controller:
+    controller = Controller(receiver, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def smtp(receiver: Receiver) -> Iterator[int]:
+    """A plain SMTP server on loopback; yields its port."""
+    controller = start(receiver)
+    yield controller.port
+    controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _forget_handlers() -> Iterator[None]:
+    yield
+    worker.unregister(PAYMENT_REQUEST)
+    worker.unregister(RECEIPT)
+
+
+def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
+    return Runtime(runtime.settings.model_copy(update=changes), runtime.database, runtime.clock)
+
+
+@pytest.fixture
+def mailing(runtime: Runtime, smtp: int) -> Runtime:
+    """The runtime, sending through the loopback SMTP server without TLS."""
+    return with_settings(
+        runtime,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp,
+        smtp_security=SmtpSecurity.NONE,
+        smtp_from="Payments <payments@mobip.test>",
+    )
+
+
+def deliver(runtime: Runtime) -> int:
+    """One worker batch with the real handlers; the number of messages it claimed."""
+    register_all(runtime)
+    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "test-worker")
+    return asyncio.run(runner.run_once())
+
+
+# --- transactions ------------------------------------------------------------------------------
+
+
+def new_request(
+    runtime: Runtime,
+    merchant: Account,
+    *,
+    language: str = "EN",
+    tax: int = 250,
+    retry_period: int = 0,
+    item_name: str = "Green tea, 250 g",
+    customer_email: str = "zoe@example.com",
+) -> Transaction:
+    data = transactions_service.NewTransaction(
+        kind=TransactionKind.PAYMENT_REQUEST,
+        item_amount=123_450,
+        tax_amount=tax,
+        item_name=item_name,
+        redirect_url="https://shop.test/done",
+        call_back_url=None,
+        track_id="order-7",
+        customer_name="Zoé",
+        customer_email=customer_email,
+        customer_phone="+33612345678",
+        media="EMAIL",
+        language=language,
+        retry_period_days=retry_period,
+        retry_attempts=3,
+        ttl_days=30,
+    )
+    with runtime.database.transaction() as session:
+        return transactions_service.create(
+            session, merchant, data, runtime.settings, runtime.clock
+        ).transaction
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> Account:
+    return make_account(runtime, name="Maison Dupré").account
+
+
+def messages_of(runtime: Runtime, trid: str) -> list[OutboxMessage]:
+    with runtime.database.session() as session:
+        found = transactions.get_with_merchant_by_trid(session, trid)
+        assert found is not None
+        return list(transactions.messages(session, found[0]))
+
+
+def stored(runtime: Runtime, message_id: int) -> OutboxMessage:
+    with runtime.database.session() as session:
+        found = outbox.get(session, message_id)
+        assert found is not None
+        return found
+
+
+def qr_text(message: EmailMessage) -> str:
+    [image] = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert image["Content-ID"]
+    assert image.get_content_disposition() == "inline"
+    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(image.get_content())))
+    return found.text
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    return text.get_content(), html.get_content()
+
+
+# --- the payment request -------------------------------------------------------------------------
+
+EXPECTED = {
+    "EN": {
+        "subject": "Payment request from Maison Dupré: Green tea, 250 g",
+        "amounts": ["€1,234.50", "€2.50", "€1,237.00"],
+        "pay": "Pay here: ",
+        "expires": "This request expires on January 31, 2026.",
+        "button": "Pay €1,237.00",
+    },
+    "FR": {
+        "subject": "Demande de paiement de Maison Dupré : Green tea, 250 g",
+        "amounts": ["1\u202f234,50\xa0€", "2,50\xa0€", "1\u202f237,00\xa0€"],
+        "pay": "Payer ici : ",
+        "expires": "Cette demande expire le 31 janvier 2026.",
+        "button": "Payer 1\u202f237,00\xa0€",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["EN", "FR"])
+def test_the_payment_request_arrives_in_the_transaction_language(
+    mailing: Runtime, merchant: Account, receiver: Receiver, language: str
+) -> None:
+    transaction = new_request(mailing, merchant, language=language)
+    assert deliver(mailing) == 1
+
+    [message] = receiver.messages
+    expected = EXPECTED[language]
+    url = transactions_service.checkout_url(mailing.settings, transaction)
+    assert message["Subject"] == expected["subject"]
+    assert message["From"].addresses[0].display_name == "Maison Dupré"
+    assert message["From"].addresses[0].addr_spec == "payments@mobip.test"
+    assert message["To"] == "zoe@example.com"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert receiver.envelopes == [("payments@mobip.test", ["zoe@example.com"])]
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = parts(message)
+    for amount in expected["amounts"]:
+        assert amount in text
+        assert amount in html
+    assert "Green tea, 250 g" in text
+    assert expected["pay"] + url in text
+    assert expected["expires"] in text
+    assert f'href="{url}"' in html
+    assert expected["button"] in html
+    assert "Maison Dupré" in html
+    # The QR: an inline image of the HTML part, referenced by its Content-ID, reading as the link.
+    [image] = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+    assert qr_text(message) == url
+    # The link is the transaction's checkout page.
+    assert urlsplit(url).path == f"/pay/{transaction.checkout_token}"
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.DONE
+    assert message["Message-ID"] == f"<mobip.{row.id}.{transaction.trid}@mobip.test>"
+
+
+def test_the_link_opens_the_checkout_page(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    new_request(mailing, merchant)
+    deliver(mailing)
+    [message] = receiver.messages
+    text, _ = parts(message)
+    [url] = [word for word in text.split() if word.startswith("http")]
+    app = create_app(mailing)
+    if not any(getattr(route, "path", "").startswith("/pay") for route in app.routes):
+        pytest.skip("the hosted checkout (/pay/…) is not mounted in this tree yet")
+    with TestClient(app) as client:
+        page = client.get(urlsplit(url).path)
+    assert page.status_code == 200
+    assert "Green tea, 250 g" in page.text
+
+
+def test_an_amount_without_tax_shows_no_tax_line(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    new_request(mailing, merchant, tax=0)
+    deliver(mailing)
+    text, html = parts(receiver.messages[0])
+    assert "Tax" not in text
+    assert "Tax" not in html
+    assert "Total: €1,234.50" in text
+
+
+def test_merchant_and_item_names_are_escaped_in_html_and_kept_on_one_header_line(
+    mailing: Runtime, receiver: Receiver
+) -> None:
+    merchant = make_account(mailing, name="<b>Evil</b>\r\nBcc: x@evil.test").account
+    new_request(mailing, merchant, item_name='<script>alert("x")</script>')
+    deliver(mailing)
+    [message] = receiver.messages
+    assert "Bcc" not in message
+    assert message["From"].addresses[0].display_name == "<b>Evil</b> Bcc: x@evil.test"
+    assert receiver.envelopes[0][1] == ["zoe@example.com"]
+    _, html = parts(message)
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "<b>Evil</b>" not in html
+
+
+# --- the reminder and the receipt ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "words"),
+    [
+        ("EN", "Reminder: payment request from Maison Dupré", "This is a reminder"),
+        ("FR", "Rappel : demande de paiement de Maison Dupré", "Petit rappel"),
+    ],
+)
+def test_the_automatic_reminder_arrives_after_the_retry_period(
+    mailing: Runtime,
+    merchant: Account,
+    receiver: Receiver,
+    clock: ManualClock,
+    language: str,
+    subject: str,
+    words: str,
+) -> None:
+    from mobip.delivery import schedules
+
+    transaction = new_request(mailing, merchant, language=language, retry_period=2)
+    deliver(mailing)
+    clock.advance(days=2)
+    assert schedules.run_once(mailing).reminders == 1
+    assert deliver(mailing) == 1
+    first, reminder = receiver.messages
+    assert not first["Subject"].startswith(subject)
+    assert reminder["Subject"].startswith(subject)
+    text, _ = parts(reminder)
+    assert words in text
+    assert qr_text(reminder) == transactions_service.checkout_url(mailing.settings, transaction)
+
+
+def pay(runtime: Runtime, transaction: Transaction) -> None:
+    with runtime.database.transaction() as session:
+        found = transactions.get_with_merchant_by_trid(session, transaction.trid)
+        assert found is not None
+        paid = found[0]
+        assert transactions.change_status(
+            session, paid, to=TransactionStatus.PAID, reason=None, now=runtime.clock.now()
+        )
+        paid.payment_method = "card"
+        session.flush()
+
+
+def receipt_for(runtime: Runtime, transaction: Transaction, language: str) -> int:
+    """The receipt row as checkout queues it: kind receipt, payload {trid, language}."""
+    with runtime.database.transaction() as session:
+        return queue_receipt(
+            session,
+            target=transaction.customer_email or "",
+            trid=transaction.trid,
+            language=language,
+            account_id=transaction.account_id,
+            clock=runtime.clock,
+        ).id
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "lines"),
+    [
+        (
+            "EN",
+            "Your receipt from Maison Dupré: Green tea, 250 g",
+            ["Total paid: €1,237.00", "received on January 1, 2026, 1:00\u202fPM UTC."],
+        ),
+        (
+            "FR",
+            "Votre reçu de Maison Dupré : Green tea, 250 g",
+            ["Total payé : 1\u202f237,00\xa0€", "a été reçu le 1 janvier 2026, 13:00 UTC."],
+        ),
+    ],
+)
+def test_the_receipt_arrives_in_the_requested_language(
+    mailing: Runtime,
+    merchant: Account,
+    receiver: Receiver,
+    clock: ManualClock,
+    language: str,
+    subject: str,
+    lines: list[str],
+) -> None:
+    transaction = new_request(mailing, merchant, language="EN")
+    deliver(mailing)
+    clock.advance(hours=1)
+    pay(mailing, transaction)
+    message_id = receipt_for(mailing, transaction, language)
+    assert deliver(mailing) == 1
+    receipt = receiver.messages[-1]
+    assert receipt["Subject"] == subject
+    assert receipt["To"] == "zoe@example.com"
+    text, html = parts(receipt)
+    for line in lines:
+        assert line in text
+    assert transaction.trid in text
+    assert transaction.trid in html
+    assert not [p for p in receipt.walk() if p.get_content_maintype() == "image"]
+    assert stored(mailing, message_id).status == OutboxStatus.DONE
+
+
+def test_no_receipt_for_a_transaction_that_is_not_paid(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    transaction = new_request(mailing, merchant)
+    deliver(mailing)
+    message_id = receipt_for(mailing, transaction, "EN")
+    deliver(mailing)
+    assert len(receiver.messages) == 1  # the request only
+    row = stored(mailing, message_id)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error == "PermanentFailure: no receipt: the transaction is PENDING"
+
+
+# --- what is not sent ------------------------------------------------------------------------
+
+
+def test_a_request_for_a_cancelled_transaction_is_not_sent(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    transaction = new_request(mailing, merchant)
+    with mailing.database.transaction() as session:
+        transactions_service.cancel(session, merchant, transaction.trid, mailing.clock)
+    deliver(mailing)
+    assert receiver.messages == []
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.FAILED
+    assert row.attempts == 1
+    assert row.last_error == (
+        "PermanentFailure: not sent: the transaction is CANCELLED (CANCELLED_BY_MERCHANT)"
+    )
+
+
+def test_a_request_past_its_expiry_is_not_sent(
+    mailing: Runtime, merchant: Account, receiver: Receiver, clock: ManualClock
+) -> None:
+    transaction = new_request(mailing, merchant)
+    clock.advance(days=30)
+    deliver(mailing)
+    assert receiver.messages == []
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error == "PermanentFailure: not sent: the transaction has expired"
+
+
+def test_an_unknown_transaction_fails_the_message(mailing: Runtime, receiver: Receiver) -> None:
+    with mailing.database.transaction() as session:
+        message_id = enqueue(
+            session,
+            kind=PAYMENT_REQUEST,
+            target="zoe@example.com",
+            payload={"trid": "tr_missing", "media": "EMAIL", "occasion": "initial"},
+            clock=mailing.clock,
+        ).id
+    deliver(mailing)
+    assert receiver.messages == []
+    row = stored(mailing, message_id)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error == "PermanentFailure: transaction tr_missing not found"
+
+
+def test_production_without_smtp_fails_each_attempt_visibly(
+    runtime: Runtime, merchant: Account, tmp_path: Path
+) -> None:
+    production = with_settings(runtime, env=Environment.PRODUCTION, smtp_host=None)
+    transaction = new_request(production, merchant)
+    deliver(production)
+    [row] = messages_of(production, transaction.trid)
+    assert row.status == OutboxStatus.PENDING  # retried: the operator can still configure SMTP
+    assert row.last_error == "NotConfigured: no SMTP server configured: set MOBIP_SMTP_HOST"
+    assert not (production.settings.data_dir / "outbox").exists()
+
+
+# --- SMTP refusals -------------------------------------------------------------------------------
+
+
+def test_a_recipient_refused_for_good_fails_the_message_at_once(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    receiver.rcpt_reply = "550 5.1.1 No such user"
+    transaction = new_request(mailing, merchant)
+    deliver(mailing)
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.FAILED
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert row.last_error.startswith("PermanentFailure: recipient refused: zoe@example.com: 550")
+
+
+def test_a_temporary_refusal_is_retried(
+    mailing: Runtime, merchant: Account, receiver: Receiver, clock: ManualClock
+) -> None:
+    receiver.rcpt_reply = "451 4.7.1 Greylisted, try again later"
+    transaction = new_request(mailing, merchant)
+    deliver(mailing)
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.PENDING
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert "451" in row.last_error
+    # The next attempt, once due, gets through.
+    receiver.rcpt_reply = None
+    clock.set(row.next_attempt_at)
+    assert deliver(mailing) == 1
+    assert len(receiver.messages) == 1
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.DONE
+    assert row.attempts == 2
+
+
+def test_message_data_refused_for_good_fails_the_message(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    receiver.data_reply = "554 5.7.1 Message rejected as spam"
+    transaction = new_request(mailing, merchant)
+    deliver(mailing)
+    [row] = messages_of(mailing, transaction.trid)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error is not None
+    assert row.last_error.startswith("PermanentFailure: message refused: 554")
+
+
+def test_an_unreachable_server_is_retried(runtime: Runtime, merchant: Account) -> None:
+    unreachable = with_settings(
+        runtime, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security=SmtpSecurity.NONE
+    )
+    transaction = new_request(unreachable, merchant)
+    deliver(unreachable)
+    [row] = messages_of(unreachable, transaction.trid)
+    assert row.status == OutboxStatus.PENDING
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert row.last_error.startswith("SMTPConnectError")
+
+
+# --- TLS and login -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the client trusts it through smtp_ca_file)."""
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mobip test SMTP")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def test_starttls_with_login(
+    runtime: Runtime, merchant: Account, receiver: Receiver, certificate: tuple[Path, Path]
+) -> None:
+    controller = start(
+        receiver,
+        tls_context=server_context(certificate),
+        require_starttls=True,
+        authenticator=receiver.authenticate,
+        auth_required=True,
+    )
+    try:
+        secured = with_settings(
+            runtime,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security=SmtpSecurity.STARTTLS,
+            smtp_username="mobip",
+            smtp_password=SecretStr("s3cret-pass"),
+            smtp_ca_file=certificate[0],
+        )
+        transaction = new_request(secured, merchant)
+        deliver(secured)
+        # A wrong password is retried (the operator fixes the setting), never failed at once.
+        wrong = with_settings(secured, smtp_password=SecretStr("wrong"))
+        second = new_request(wrong, merchant)
+        deliver(wrong)
+    finally:
+        controller.stop()
+    [done] = messages_of(secured, transaction.trid)
+    assert done.status == OutboxStatus.DONE, done.last_error
+    assert len(receiver.messages) == 1
+    # The client tries each mechanism the server offers (PLAIN, then LOGIN) with the wrong one.
+    assert receiver.logins[0] == (b"mobip", b"s3cret-pass")
+    assert set(receiver.logins[1:]) == {(b"mobip", b"wrong")}
+    [refused] = messages_of(wrong, second.trid)
+    assert refused.status == OutboxStatus.PENDING
+    assert refused.last_error is not None
+    assert refused.last_error.startswith("SMTPAuthenticationError: (535")
+    assert "wrong" not in refused.last_error
+
+
+def test_implicit_tls(
+    runtime: Runtime, merchant: Account, receiver: Receiver, certificate: tuple[Path, Path]
+) -> None:
+    # (aiosmtpd offers AUTH only after STARTTLS, so login is tested above.)
+    controller = start(receiver, ssl_context=server_context(certificate))
+    try:
+        secured = with_settings(
+            runtime,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security=SmtpSecurity.TLS,
+            smtp_ca_file=certificate[0],
+        )
+        transaction = new_request(secured, merchant)
+        deliver(secured)
+    finally:
+        controller.stop()
+    [done] = messages_of(secured, transaction.trid)
+    assert done.status == OutboxStatus.DONE, done.last_error
+    assert len(receiver.messages) == 1
+
+
+def test_starttls_is_required_not_opportunistic(
+    runtime: Runtime, merchant: Account, receiver: Receiver, smtp: int
+) -> None:
+    # The plain server offers no STARTTLS: the message is not sent in the clear.
+    strict = with_settings(
+        runtime, smtp_host="127.0.0.1", smtp_port=smtp, smtp_security=SmtpSecurity.STARTTLS
+    )
+    transaction = new_request(strict, merchant)
+    deliver(strict)
+    assert receiver.messages == []
+    [row] = messages_of(strict, transaction.trid)
+    assert row.status == OutboxStatus.PENDING
+    assert row.last_error is not None
+    assert "STARTTLS" in row.last_error.upper()
+
+
+def test_an_untrusted_certificate_is_refused(
+    runtime: Runtime, merchant: Account, receiver: Receiver, certificate: tuple[Path, Path]
+) -> None:
+    controller = start(receiver, ssl_context=server_context(certificate))
+    try:
+        untrusting = with_settings(
+            runtime,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security=SmtpSecurity.TLS,
+        )
+        transaction = new_request(untrusting, merchant)
+        deliver(untrusting)
+    finally:
+        controller.stop()
+    assert receiver.messages == []
+    [row] = messages_of(untrusting, transaction.trid)
+    assert row.status == OutboxStatus.PENDING
+    assert row.last_error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in row.last_error

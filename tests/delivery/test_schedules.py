@@ -1,0 +1,437 @@
+"""Schedules on the injectable clock (no sleeping): automatic resends, expiry with its callback,
+token purge, and no double resend or double expiry when several workers run them at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from factories import make_account
+from mobip.accounts.models import Account
+from mobip.auth import repository as auth_repository
+from mobip.auth.models import AccessToken
+from mobip.delivery import schedules, worker
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.runner import InProcessWorker
+from mobip.delivery.service import CALLBACK, PAYMENT_REQUEST, RECEIPT
+from mobip.kit.clock import ManualClock
+from mobip.kit.runtime import Runtime
+from mobip.kit.security import hash_secret, new_id
+from mobip.transactions import repository as transactions
+from mobip.transactions import service as transactions_service
+from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> Account:
+    return make_account(runtime, name="Maison Dupré").account
+
+
+def create(
+    runtime: Runtime,
+    merchant: Account,
+    *,
+    period: int = 2,
+    attempts: int = 3,
+    ttl: int = 30,
+    media: str = "EMAIL",
+    kind: TransactionKind = TransactionKind.PAYMENT_REQUEST,
+    callback: str | None = "https://shop.example.com/cb?order=7",
+) -> Transaction:
+    data = transactions_service.NewTransaction(
+        kind=kind,
+        item_amount=1250,
+        tax_amount=0,
+        item_name="Green tea",
+        redirect_url="https://shop.example.com/done",
+        call_back_url=callback,
+        track_id="order-7",
+        customer_name=None,
+        customer_email="zoe@example.com",
+        customer_phone="+33612345678",
+        media=media if kind is TransactionKind.PAYMENT_REQUEST else None,
+        language="FR",
+        retry_period_days=period,
+        retry_attempts=attempts,
+        ttl_days=ttl,
+    )
+    with runtime.database.transaction() as session:
+        return transactions_service.create(
+            session, merchant, data, runtime.settings, runtime.clock
+        ).transaction
+
+
+def load(runtime: Runtime, trid: str) -> Transaction:
+    with runtime.database.session() as session:
+        found = transactions.get_with_merchant_by_trid(session, trid)
+        assert found is not None
+        return found[0]
+
+
+def requests_of(runtime: Runtime, trid: str) -> list[tuple[str, str, str]]:
+    """(media, occasion, target) of each payment request queued for the transaction."""
+    with runtime.database.session() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.subject == trid, OutboxMessage.kind == PAYMENT_REQUEST)
+            .order_by(OutboxMessage.id)
+        ).all()
+        return [
+            (row.load_payload()["media"], row.load_payload()["occasion"], row.target)
+            for row in rows
+        ]
+
+
+def callbacks_of(runtime: Runtime, trid: str) -> list[dict[str, Any]]:
+    with runtime.database.session() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.subject == trid, OutboxMessage.kind == CALLBACK
+            )
+        ).all()
+        return [{"target": row.target, **row.load_payload()} for row in rows]
+
+
+# --- automatic resend ----------------------------------------------------------------------------
+
+
+def test_reminders_every_period_up_to_the_attempts(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=2, attempts=3)
+    start = clock.now()
+    sent_at = []
+    for hours in range(0, 24 * 10 + 1, 6):
+        clock.set(start + timedelta(hours=hours))
+        if schedules.run_once(runtime).reminders:
+            sent_at.append(hours)
+    # Day 2, 4 and 6: each a full period after the previous request; none after the third.
+    assert sent_at == [48, 96, 144]
+    assert load(runtime, transaction.trid).automatic_resends == 3
+    assert requests_of(runtime, transaction.trid) == [
+        ("EMAIL", "initial", "zoe@example.com"),
+        ("EMAIL", "reminder", "zoe@example.com"),
+        ("EMAIL", "reminder", "zoe@example.com"),
+        ("EMAIL", "reminder", "zoe@example.com"),
+    ]
+
+
+def test_not_due_a_moment_before_the_period(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=1)
+    clock.advance(timedelta(days=1) - timedelta(milliseconds=1))
+    assert schedules.run_once(runtime).reminders == 0
+    clock.advance(milliseconds=1)
+    assert schedules.run_once(runtime).reminders == 1
+    assert load(runtime, transaction.trid).automatic_resends == 1
+
+
+def test_an_sms_request_is_reminded_by_sms(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=1, media="SMS")
+    clock.advance(days=1)
+    schedules.run_once(runtime)
+    assert requests_of(runtime, transaction.trid)[-1] == ("SMS", "reminder", "+33612345678")
+
+
+@pytest.mark.parametrize(("period", "attempts"), [(0, 3), (2, 0)])
+def test_no_reminder_without_a_period_or_attempts(
+    runtime: Runtime, merchant: Account, clock: ManualClock, period: int, attempts: int
+) -> None:
+    transaction = create(runtime, merchant, period=period, attempts=attempts)
+    for _ in range(10):
+        clock.advance(days=1)
+        assert schedules.run_once(runtime).reminders == 0
+    assert len(requests_of(runtime, transaction.trid)) == 1
+
+
+def test_a_manual_resend_restarts_the_period(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=2)
+    clock.advance(days=1)
+    with runtime.database.transaction() as session:
+        transactions_service.resend(
+            session, merchant, transaction.trid, "SMS", runtime.settings, clock
+        )
+    clock.advance(days=1)  # two days after creation, one after the manual resend
+    assert schedules.run_once(runtime).reminders == 0
+    clock.advance(days=1)
+    assert schedules.run_once(runtime).reminders == 1
+    assert [occasion for _, occasion, _ in requests_of(runtime, transaction.trid)] == [
+        "initial",
+        "manual",
+        "reminder",
+    ]
+
+
+def test_a_worker_back_after_a_long_stop_sends_one_reminder_not_a_burst(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=1, attempts=3)
+    clock.advance(days=5)
+    assert schedules.run_once(runtime).reminders == 1
+    assert schedules.run_once(runtime).reminders == 0
+    clock.advance(days=1)
+    assert schedules.run_once(runtime).reminders == 1
+    assert load(runtime, transaction.trid).automatic_resends == 2
+
+
+def test_no_reminder_for_a_final_transaction_a_one_use_qr_or_an_expired_one(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    cancelled = create(runtime, merchant, period=1)
+    with runtime.database.transaction() as session:
+        transactions_service.cancel(session, merchant, cancelled.trid, clock)
+    qr = create(runtime, merchant, period=1, kind=TransactionKind.ONE_USE_QR)
+    expiring = create(runtime, merchant, period=1, ttl=1)
+    clock.advance(days=1)
+    report = schedules.run_once(runtime)
+    assert report.reminders == 0
+    assert report.expired == 1
+    assert len(requests_of(runtime, cancelled.trid)) == 1
+    assert requests_of(runtime, qr.trid) == []
+    assert len(requests_of(runtime, expiring.trid)) == 1
+    assert load(runtime, expiring.trid).reason == "EXPIRED"
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+def test_expiry_cancels_and_queues_the_callback(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=0, ttl=3)
+    silent = create(runtime, merchant, period=0, ttl=3, callback=None)
+    later = create(runtime, merchant, period=0, ttl=4)
+    clock.advance(timedelta(days=3) - timedelta(seconds=1))
+    assert schedules.run_once(runtime).expired == 0
+    clock.advance(seconds=1)
+    assert schedules.run_once(runtime).expired == 2
+    expired = load(runtime, transaction.trid)
+    assert expired.status == TransactionStatus.CANCELLED
+    assert expired.reason == "EXPIRED"
+    assert expired.status_changed_at == clock.now()
+    assert callbacks_of(runtime, transaction.trid) == [
+        {
+            "target": "https://shop.example.com/cb?order=7",
+            "trid": transaction.trid,
+            "track_id": "order-7",
+            "resp_code": "CANCELLED",
+        }
+    ]
+    assert load(runtime, silent.trid).reason == "EXPIRED"
+    assert callbacks_of(runtime, silent.trid) == []
+    assert load(runtime, later.trid).status == TransactionStatus.PENDING
+    # Once only.
+    assert schedules.run_once(runtime).expired == 0
+    assert len(callbacks_of(runtime, transaction.trid)) == 1
+
+
+def test_a_paid_transaction_never_expires(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, ttl=1)
+    with runtime.database.transaction() as session:
+        found = transactions.get_with_merchant_by_trid(session, transaction.trid)
+        assert found is not None
+        transactions.change_status(
+            session, found[0], to=TransactionStatus.PAID, reason=None, now=clock.now()
+        )
+    clock.advance(days=2)
+    assert schedules.run_once(runtime).expired == 0
+    assert load(runtime, transaction.trid).status == TransactionStatus.PAID
+    assert callbacks_of(runtime, transaction.trid) == []
+
+
+def test_a_backlog_is_worked_through_in_batches(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    small = Runtime(
+        runtime.settings.model_copy(update={"schedule_batch_size": 3}), runtime.database, clock
+    )
+    made = [create(small, merchant, period=1, ttl=1 + (i % 2) * 5) for i in range(8)]
+    clock.advance(days=1)
+    report = schedules.run_once(small)
+    assert report.expired == 4
+    assert report.reminders == 4
+    assert {load(small, t.trid).status for t in made[0::2]} == {TransactionStatus.CANCELLED}
+    assert {load(small, t.trid).automatic_resends for t in made[1::2]} == {1}
+
+
+# --- several workers at once ----------------------------------------------------------------------
+
+
+def race(runtime: Runtime, job: Callable[[Runtime], int], runners: int = 2) -> list[int]:
+    """Run ``job`` in ``runners`` threads released together; each one's result."""
+    barrier = threading.Barrier(runners)
+    results: list[int] = [0] * runners
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = job(runtime)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def test_two_concurrent_runs_never_send_a_reminder_twice(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    made = [create(runtime, merchant, period=1) for _ in range(40)]
+    clock.advance(days=1)
+    results = race(runtime, schedules.send_reminders)
+    assert sum(results) == 40
+    for transaction in made:
+        assert load(runtime, transaction.trid).automatic_resends == 1
+        assert [o for _, o, _ in requests_of(runtime, transaction.trid)] == ["initial", "reminder"]
+
+
+def test_two_concurrent_runs_never_expire_twice(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    made = [create(runtime, merchant, period=0, ttl=1) for _ in range(40)]
+    clock.advance(days=1)
+    results = race(runtime, schedules.expire_due)
+    assert sum(results) == 40
+    for transaction in made:
+        assert len(callbacks_of(runtime, transaction.trid)) == 1
+        with runtime.database.session() as session:
+            history = transactions.events(session, load(runtime, transaction.trid))
+            assert [(e.status, e.reason) for e in history] == [
+                ("PENDING", None),
+                ("CANCELLED", "EXPIRED"),
+            ]
+
+
+def test_the_resend_guard_refuses_a_count_made_from_a_stale_read(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    """The interleaving the guard exists for, made deterministic: worker A reads the due
+    transaction, worker B counts and queues its reminder, then A tries to count it too."""
+    transaction = create(runtime, merchant, period=1)
+    clock.advance(days=1)
+    with runtime.database.session() as session:
+        [stale] = transactions.due_for_reminder(session, clock.now(), 10)
+    assert schedules.send_reminders(runtime) == 1  # worker B
+    with runtime.database.transaction(immediate=True) as session:
+        seen = session.merge(stale, load=False)
+        assert seen.automatic_resends == 0
+        assert not transactions.count_automatic_resend(session, seen, clock.now())
+    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert len(requests_of(runtime, transaction.trid)) == 2
+
+
+# --- token purge -----------------------------------------------------------------------------
+
+
+def test_expired_tokens_are_purged(runtime: Runtime, merchant: Account, clock: ManualClock) -> None:
+    now = clock.now()
+    inactivity = timedelta(seconds=runtime.settings.token_inactivity_seconds)
+
+    def token(issued_ago: timedelta, lifetime: timedelta, last_used_ago: timedelta) -> str:
+        secret = new_id("mbt", 24)
+        with runtime.database.transaction() as session:
+            added = auth_repository.add_token(
+                session,
+                token_hash=hash_secret(secret),
+                account_id=merchant.id,
+                issued_at=now - issued_ago,
+                expires_at=now - issued_ago + lifetime,
+            )
+            added.last_used_at = now - last_used_ago
+        return hash_secret(secret)
+
+    hour = timedelta(hours=1)
+    fresh = token(hour, 24 * hour, timedelta(minutes=1))
+    past_lifetime = token(25 * hour, 24 * hour, timedelta(minutes=1))
+    idle = token(2 * inactivity, 24 * hour, inactivity)
+    almost_idle = token(2 * inactivity, 24 * hour, inactivity - timedelta(seconds=1))
+    assert schedules.run_once(runtime).tokens_purged == 2
+    with runtime.database.session() as session:
+        left = set(session.scalars(select(AccessToken.token_hash)))
+    assert left == {fresh, almost_idle}
+    assert past_lifetime not in left
+    assert idle not in left
+    assert schedules.run_once(runtime).tokens_purged == 0
+
+
+# --- in the worker -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _forget_handlers() -> Any:
+    yield
+    for kind in (PAYMENT_REQUEST, RECEIPT):
+        worker.unregister(kind)
+
+
+@pytest.mark.usefixtures("_forget_handlers")
+def test_the_in_process_worker_runs_the_schedules(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=1)
+    clock.advance(days=1)
+
+    async def main() -> None:
+        running = InProcessWorker(runtime)
+        await asyncio.sleep(0)  # let both tasks start their first round
+        await running.stop()  # finishes the round in hand
+
+    asyncio.run(main())
+    assert load(runtime, transaction.trid).automatic_resends == 1
+
+
+def test_a_failed_run_is_logged_and_the_loop_goes_on(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fast = Runtime(
+        runtime.settings.model_copy(update={"schedule_interval_seconds": 0.001}),
+        runtime.database,
+        runtime.clock,
+    )
+    stop = asyncio.Event()
+    calls: list[int] = []
+
+    def flaky(_: Runtime) -> schedules.Report:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database unreachable")
+        stop.set()
+        return schedules.Report()
+
+    monkeypatch.setattr(schedules, "run_once", flaky)
+    asyncio.run(asyncio.wait_for(schedules.run_forever(fast, stop), 30))
+    assert len(calls) == 2
+    assert "schedules: run failed" in caplog.text
+
+
+def test_counting_a_resend_needs_a_pending_transaction(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    transaction = create(runtime, merchant, period=1)
+    with runtime.database.transaction() as session:
+        transactions_service.cancel(session, merchant, transaction.trid, clock)
+    with runtime.database.transaction() as session:
+        found = transactions.get_with_merchant_by_trid(session, transaction.trid)
+        assert found is not None
+        assert not transactions.count_automatic_resend(session, found[0], clock.now())
+        total = session.scalar(select(func.sum(Transaction.automatic_resends)))
+        assert total == 0
