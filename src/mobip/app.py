@@ -19,6 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
 from mobip.auth import endpoints as auth_endpoints
+from mobip.checkout import endpoints as checkout_endpoints
 from mobip.delivery import devoutbox
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
@@ -90,6 +91,7 @@ def create_app(
     ]
     routes += [
         qr_endpoints.build_route(runtime),
+        *checkout_endpoints.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route(f"{API_PREFIX}/openapi.json", openapi),

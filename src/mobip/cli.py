@@ -166,6 +166,9 @@ def account_create(
     language: Annotated[Language, typer.Option(help="EN or FR")] = Language.EN,
     external_id: Annotated[str | None, typer.Option(help="External_AccountID")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    test: Annotated[
+        bool, typer.Option("--test", help="A test account (sandbox payments in production)")
+    ] = False,
 ) -> None:
     """Create an account and print its API credentials (the secret is shown once)."""
     with _runtime() as runtime:
@@ -180,6 +183,7 @@ def account_create(
                 language=language,
                 external_id=external_id,
                 now=runtime.clock.now(),
+                is_test=test,
             )
         account = created.account
         record = {
@@ -191,6 +195,7 @@ def account_create(
             "currency": account.currency,
             "language": account.language,
             "external_account_id": account.external_account_id,
+            "is_test": account.is_test,
         }
         if as_json:
             typer.echo(json.dumps(record))

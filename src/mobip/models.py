@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mobip.accounts.models import Account, AccountDocument
 from mobip.auth.models import AccessToken, LoginThrottle
+from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import OutboxMessage
 from mobip.kit.db import Base
 from mobip.kit.idempotency import IdempotencyRecord
@@ -18,6 +19,9 @@ __all__ = [
     "IdempotencyRecord",
     "LoginThrottle",
     "OutboxMessage",
+    "PaymentAttempt",
+    "ProviderEvent",
+    "ProviderWebhook",
     "Transaction",
     "TransactionEvent",
     "metadata",

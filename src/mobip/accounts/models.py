@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobip.kit.db import Base, UTCDateTime
@@ -47,6 +57,8 @@ class Account(Base):
     provider_public_key: Mapped[str | None] = mapped_column(Text)
     provider_login: Mapped[str | None] = mapped_column(String(255))
     provider_private_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    # A test account may use the sandbox provider in production (real merchants may not).
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

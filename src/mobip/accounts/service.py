@@ -241,6 +241,7 @@ def create_account(
     language: Language,
     external_id: str | None,
     now: datetime,
+    is_test: bool = False,
 ) -> NewCredentials:
     """Create an account under ``parent_uid`` (default: the platform admin); secret shown once."""
     currency = currency.upper()
@@ -273,6 +274,7 @@ def create_account(
         language=language.value,
         external_account_id=external_id or None,
         provider=Provider.SANDBOX.value,
+        is_test=is_test,
         created_at=now,
         updated_at=now,
     )

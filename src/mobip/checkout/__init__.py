@@ -1,0 +1,1 @@
+"""The hosted payment page and the payment providers (sandbox built in, Stripe)."""

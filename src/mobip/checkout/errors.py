@@ -1,0 +1,51 @@
+"""Checkout errors: shown as pages to customers (with their code), or as the envelope to
+providers' webhooks."""
+
+from __future__ import annotations
+
+from mobip.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Throttled, Unauthorized
+
+
+class CheckoutNotFound(NotFound):
+    return_code = "4011"
+    default_message = "No payment page at this address"
+
+
+class CsrfCheckFailed(Forbidden):
+    return_code = "3010"
+    default_message = "The form's anti-forgery token is missing or does not match"
+
+
+class CardFormInvalid(BadRequest):
+    return_code = "1020"
+    default_message = "The card form has invalid fields"
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        # field name → message key; never the values typed (card data).
+        self.errors = errors
+        super().__init__(f"Invalid card form fields: {', '.join(sorted(errors))}")
+
+
+class ProviderNotAvailable(Conflict):
+    return_code = "5040"
+    default_message = "This merchant's payment provider cannot take payments"
+
+
+class ProviderUnreachable(Conflict):
+    return_code = "5041"
+    default_message = "The payment provider could not be reached; nothing was charged"
+
+
+class TooManyPaymentAttempts(Throttled):
+    return_code = "7002"
+    default_message = "Too many payment attempts; try again later (see Retry-After)"
+
+
+class InvalidWebhook(Unauthorized):
+    return_code = "2010"
+    default_message = "The webhook's signature is missing or invalid"
+
+
+class WebhookAccountNotFound(NotFound):
+    return_code = "4012"
+    default_message = "No account takes this provider's webhooks at this address"

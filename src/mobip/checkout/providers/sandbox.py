@@ -1,0 +1,89 @@
+"""The built-in sandbox: a TEST MODE card form on our page, with Stripe-like test cards.
+
+Nothing leaves the process and no money moves. Only the brand and last 4 digits of a card are
+returned; the number and CVC are dropped here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from mobip.checkout.providers.base import (
+    Card,
+    CardFormProvider,
+    Outcome,
+    Payment,
+    Refund,
+    Result,
+    Start,
+    WebhookEvent,
+    WebhookRejected,
+)
+from mobip.kit.security import new_id
+
+PAID_CARD = "4242424242424242"
+# Test card → (result, reason).
+TEST_CARDS: dict[str, tuple[Result, str | None]] = {
+    PAID_CARD: (Result.PAID, None),
+    "4000000000000002": (Result.DECLINED, "card_declined"),
+    "4000000000009995": (Result.DECLINED, "insufficient_funds"),
+    "4000000000000119": (Result.ERROR, "processing_error"),
+}
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn checksum of a card number (digits only)."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    if "51" <= number[:2] <= "55" or "2221" <= number[:4] <= "2720":
+        return "mastercard"
+    return "card"
+
+
+class SandboxProvider(CardFormProvider):
+    name: ClassVar[str] = "sandbox"
+
+    def start(self, payment: Payment, *, open_reference: str | None = None) -> Start:
+        return Start(redirect_url=None)
+
+    def charge(self, payment: Payment, card: Card) -> Outcome:
+        result, reason = TEST_CARDS.get(card.number, (Result.DECLINED, "card_declined"))
+        return Outcome(
+            result=result,
+            reason=reason,
+            card_brand=card_brand(card.number),
+            card_last4=card.last4,
+            reference=new_id("sbx", 12),
+            trid=payment.trid,
+            amount=payment.total,
+            currency=payment.currency,
+        )
+
+    def confirm_return(self, payment: Payment, params: Mapping[str, str]) -> Outcome:
+        # The customer never leaves our page in the sandbox: there is nothing to confirm.
+        return Outcome(result=Result.PENDING)
+
+    def handle_webhook(
+        self, payload: bytes, headers: Mapping[str, str], secret: str
+    ) -> WebhookEvent:
+        raise WebhookRejected("the sandbox sends no webhooks")
+
+    def refund(self, reference: str, amount: int) -> Refund:
+        if amount <= 0:
+            raise ValueError("a refund is of a positive amount")
+        return Refund(reference=new_id("re_sbx", 12), status="succeeded")

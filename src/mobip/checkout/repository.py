@@ -1,0 +1,186 @@
+"""Queries of the hosted checkout. A checkout token or a provider's webhook address is the
+capability here: reads of a transaction go through one of them, or through the account that
+owns it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from mobip.accounts.models import Account
+from mobip.checkout.models import AttemptOutcome, PaymentAttempt, ProviderEvent, ProviderWebhook
+from mobip.transactions.models import Transaction
+
+
+def get_by_checkout_token(
+    session: Session, token: str, *, for_update: bool = False
+) -> tuple[Transaction, Account] | None:
+    """The transaction behind a checkout link and its merchant; ``for_update`` locks the row
+    (PostgreSQL; SQLite's write transactions are serialised already)."""
+    query = (
+        select(Transaction, Account)
+        .join(Account, Account.id == Transaction.account_id)
+        .where(Transaction.checkout_token == token)
+    )
+    if for_update:
+        query = query.with_for_update(of=Transaction).execution_options(populate_existing=True)
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row else None
+
+
+def get_of_account(
+    session: Session, account: Account, trid: str, *, for_update: bool = False
+) -> Transaction | None:
+    """A transaction of ``account`` (a provider's webhook speaks for one merchant only)."""
+    query = select(Transaction).where(
+        Transaction.trid == trid, Transaction.account_id == account.id
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(query).first()
+
+
+def set_payment_method(
+    session: Session, transaction: Transaction, payment_method: str, now: datetime
+) -> None:
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == transaction.id)
+        .values(payment_method=payment_method, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(transaction)
+
+
+def add_attempt(session: Session, attempt: PaymentAttempt) -> PaymentAttempt:
+    session.add(attempt)
+    session.flush()
+    return attempt
+
+
+def attempts(session: Session, transaction: Transaction) -> list[PaymentAttempt]:
+    return list(
+        session.scalars(
+            select(PaymentAttempt)
+            .where(PaymentAttempt.transaction_id == transaction.id)
+            .order_by(PaymentAttempt.id)
+        )
+    )
+
+
+def attempts_since(
+    session: Session,
+    since: datetime,
+    *,
+    transaction_id: int | None = None,
+    client_key: str | None = None,
+) -> tuple[int, datetime | None]:
+    """How many attempts of a transaction or of a client since ``since``, and the oldest's time."""
+    query = select(func.count(), func.min(PaymentAttempt.created_at)).where(
+        PaymentAttempt.created_at > since
+    )
+    if transaction_id is not None:
+        query = query.where(PaymentAttempt.transaction_id == transaction_id)
+    if client_key is not None:
+        query = query.where(PaymentAttempt.client_key == client_key)
+    count, oldest = session.execute(query).one()
+    return int(count), oldest
+
+
+def count_outcomes(session: Session, transaction: Transaction, outcome: AttemptOutcome) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                PaymentAttempt.transaction_id == transaction.id,
+                PaymentAttempt.outcome == outcome.value,
+            )
+        )
+        or 0
+    )
+
+
+def latest_reference(
+    session: Session, transaction: Transaction, outcome: AttemptOutcome, since: datetime
+) -> str | None:
+    """The provider reference of the newest attempt with ``outcome`` since ``since``."""
+    return session.scalar(
+        select(PaymentAttempt.provider_reference)
+        .where(
+            PaymentAttempt.transaction_id == transaction.id,
+            PaymentAttempt.outcome == outcome.value,
+            PaymentAttempt.created_at > since,
+            PaymentAttempt.provider_reference.is_not(None),
+        )
+        .order_by(PaymentAttempt.id.desc())
+        .limit(1)
+    )
+
+
+def paid_reference(session: Session, transaction: Transaction) -> str | None:
+    return session.scalar(
+        select(PaymentAttempt.provider_reference)
+        .where(
+            PaymentAttempt.transaction_id == transaction.id,
+            PaymentAttempt.outcome == AttemptOutcome.PAID.value,
+        )
+        .limit(1)
+    )
+
+
+def record_event(
+    session: Session,
+    *,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    account_id: int,
+    now: datetime,
+) -> bool:
+    """Remember a provider event; False when it was already recorded (a duplicate delivery)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = session.execute(
+        insert(ProviderEvent)
+        .values(
+            provider=provider,
+            event_id=event_id,
+            event_type=event_type,
+            account_id=account_id,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+        .returning(ProviderEvent.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+def get_webhook(session: Session, account: Account) -> ProviderWebhook | None:
+    return session.scalars(
+        select(ProviderWebhook).where(ProviderWebhook.account_id == account.id)
+    ).first()
+
+
+def save_webhook(
+    session: Session,
+    account: Account,
+    *,
+    provider: str,
+    endpoint_id: str,
+    url: str,
+    secret_encrypted: str,
+    key_fingerprint: str,
+    now: datetime,
+) -> ProviderWebhook:
+    webhook = get_webhook(session, account) or ProviderWebhook(account_id=account.id)
+    webhook.provider = provider
+    webhook.endpoint_id = endpoint_id
+    webhook.url = url
+    webhook.secret_encrypted = secret_encrypted
+    webhook.key_fingerprint = key_fingerprint
+    webhook.created_at = now
+    session.add(webhook)
+    session.flush()
+    return webhook

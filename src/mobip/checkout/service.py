@@ -1,0 +1,701 @@
+"""Hosted checkout rules: which page a customer sees, paying, and what each outcome changes.
+
+Every status change goes through ``transactions.repository.change_status`` (compare-and-set
+on the status the caller saw), so of two payments racing for one transaction exactly one wins.
+Calls to a remote provider (Stripe) never run inside a database transaction: the endpoints run
+them between two short ones (read and check → call the provider → record and apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.orm import Session
+
+from mobip.accounts import repository as accounts_repository
+from mobip.accounts.models import Account, Provider
+from mobip.checkout import repository
+from mobip.checkout.errors import (
+    CardFormInvalid,
+    CheckoutNotFound,
+    InvalidWebhook,
+    ProviderNotAvailable,
+    TooManyPaymentAttempts,
+    WebhookAccountNotFound,
+)
+from mobip.checkout.i18n import language_of
+from mobip.checkout.models import AttemptOutcome, PaymentAttempt
+from mobip.checkout.providers import sandbox
+from mobip.checkout.providers.base import (
+    Card,
+    CardFormProvider,
+    Outcome,
+    Payment,
+    PaymentProvider,
+    ProviderError,
+    Result,
+    Start,
+    WebhookEvent,
+)
+from mobip.checkout.providers.stripe import StripeProvider
+from mobip.delivery import service as delivery
+from mobip.kit.runtime import Runtime
+from mobip.transactions import repository as transactions_repository
+from mobip.transactions.models import Transaction, TransactionStatus
+from mobip.transactions.service import EXPIRED, expire_if_due
+
+log = logging.getLogger(__name__)
+
+MAX_DECLINES = 3
+# A provider's payment page stays open this long; a newer attempt reuses it meanwhile.
+OPEN_SESSION_REUSE = timedelta(hours=23)
+_EXPIRY = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*$")
+_CARD_SEPARATORS = re.compile(r"[\s-]")
+# Decline reasons the page explains in words (others read as a plain decline).
+_DECLINE_TEXTS = {"card_declined", "insufficient_funds", "payment_failed"}
+
+
+class PageState(StrEnum):
+    PAYABLE = "payable"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DENIED = "denied"
+    ERROR = "error"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass
+class PageView:
+    """What the payment page shows (the endpoint renders it in ``language``)."""
+
+    state: PageState
+    transaction: Transaction
+    merchant: Account
+    language: str
+    provider: str | None = None
+    # A message key (i18n) said above the form, e.g. why the last card was declined.
+    notice: str | None = None
+    attempts_left: int | None = None
+    # Card form errors: field name → message key.
+    errors: dict[str, str] = field(default_factory=dict)
+    # Values typed that may be shown again (never the card number or the CVC).
+    kept: dict[str, str] = field(default_factory=dict)
+    status_code: int = 200
+
+    @property
+    def card_form(self) -> bool:
+        return self.provider == sandbox.SandboxProvider.name
+
+    @property
+    def return_url(self) -> str:
+        return merchant_return_url(self.transaction)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """After an attempt: send the customer to ``redirect`` or show ``page``."""
+
+    redirect: str | None = None
+    page: PageView | None = None
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+def provider_for(merchant: Account, runtime: Runtime) -> PaymentProvider:
+    """The merchant's payment provider; refused when it cannot take payments here."""
+    settings = runtime.settings
+    if merchant.provider == Provider.SANDBOX:
+        if settings.is_production and not merchant.is_test:
+            raise ProviderNotAvailable(
+                "The sandbox takes payments in production only for test accounts"
+            )
+        return sandbox.SandboxProvider()
+    if merchant.provider == Provider.STRIPE:
+        if not merchant.provider_private_key_encrypted:
+            raise ProviderNotAvailable("The merchant's Stripe secret key is not set")
+        secret_key = runtime.encryptor.decrypt(merchant.provider_private_key_encrypted)
+        return StripeProvider(secret_key, api_base=settings.stripe_api_base)
+    raise ProviderNotAvailable(f"Unknown payment provider {merchant.provider!r}")
+
+
+def payment_of(transaction: Transaction, runtime: Runtime) -> Payment:
+    base = f"{runtime.settings.resolved_base_url}/pay/{transaction.checkout_token}"
+    return Payment(
+        trid=transaction.trid,
+        item_name=transaction.item_name,
+        item_amount=transaction.item_amount,
+        tax_amount=transaction.tax_amount,
+        currency=transaction.currency,
+        language=transaction.language,
+        customer_email=transaction.customer_email,
+        return_url=f"{base}/return",
+        cancel_url=f"{base}?notice=not_completed",
+    )
+
+
+def client_key(runtime: Runtime, client_ip: str) -> str:
+    """A keyed hash of the client address: rate limits without storing the address."""
+    key = runtime.settings.resolved_secret_key.encode()
+    return hmac.new(key, f"checkout-client:{client_ip}".encode(), hashlib.sha256).hexdigest()
+
+
+def merchant_return_url(transaction: Transaction) -> str:
+    """``redirect_url`` with ``trid`` and ``status`` added to its query (the rest kept)."""
+    parts = urlsplit(transaction.redirect_url)
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in ("trid", "status")
+    ]
+    query += [("trid", transaction.trid), ("status", transaction.status)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def load(
+    session: Session, token: str, runtime: Runtime, *, for_update: bool = False
+) -> tuple[Transaction, Account]:
+    """The transaction behind a checkout link, with lazy expiry applied."""
+    found = (
+        repository.get_by_checkout_token(session, token, for_update=for_update)
+        if len(token) <= 64
+        else None
+    )
+    if found is None:
+        raise CheckoutNotFound()
+    transaction, merchant = found
+    expire_if_due(session, transaction, runtime.clock)
+    return transaction, merchant
+
+
+def open_page(
+    session: Session,
+    token: str,
+    runtime: Runtime,
+    *,
+    language: str | None = None,
+    notice: str | None = None,
+) -> PageView:
+    """The page of a checkout link: payable, or the final state it reached."""
+    transaction, merchant = load(session, token, runtime)
+    return view(session, transaction, merchant, runtime, language=language, notice=notice)
+
+
+def view(
+    session: Session,
+    transaction: Transaction,
+    merchant: Account,
+    runtime: Runtime,
+    *,
+    language: str | None = None,
+    notice: str | None = None,
+) -> PageView:
+    lang = language_of(language, default=language_of(transaction.language))
+    page = PageView(_state_of(transaction), transaction, merchant, lang)
+    if page.state is not PageState.PAYABLE:
+        return page
+    try:
+        page.provider = provider_for(merchant, runtime).name
+    except ProviderNotAvailable:
+        page.state = PageState.UNAVAILABLE
+        page.status_code = ProviderNotAvailable.http_status
+        return page
+    page.notice = notice if notice == "not_completed" else None
+    declines = repository.count_outcomes(session, transaction, AttemptOutcome.DECLINED)
+    page.attempts_left = MAX_DECLINES - declines
+    return page
+
+
+def _state_of(transaction: Transaction) -> PageState:
+    status = TransactionStatus(transaction.status)
+    if status is TransactionStatus.CANCELLED:
+        return PageState.EXPIRED if transaction.reason == EXPIRED else PageState.CANCELLED
+    return {
+        TransactionStatus.PENDING: PageState.PAYABLE,
+        TransactionStatus.PAID: PageState.PAID,
+        TransactionStatus.DENIED: PageState.DENIED,
+        TransactionStatus.ERROR: PageState.ERROR,
+    }[status]
+
+
+# --- paying on our page (sandbox) ---------------------------------------------------------------
+
+
+def parse_card(form: Mapping[str, str], now: datetime) -> Card:
+    """The card form's fields, checked; ``CardFormInvalid`` names the fields at fault."""
+    errors: dict[str, str] = {}
+    number = _CARD_SEPARATORS.sub("", form.get("card_number", ""))
+    if not (12 <= len(number) <= 19 and sandbox.luhn_ok(number)):
+        errors["card_number"] = "error_card_number"
+    month = year = 0
+    match = _EXPIRY.match(form.get("expiry", ""))
+    if match is None or not 1 <= int(match.group(1)) <= 12:
+        errors["expiry"] = "error_expiry_format"
+    else:
+        month, year = int(match.group(1)), int(match.group(2))
+        year = year + 2000 if year < 100 else year
+        if (year, month) < (now.year, now.month):
+            errors["expiry"] = "error_expiry_past"
+    cvc = form.get("cvc", "").strip()
+    if not (cvc.isdigit() and len(cvc) in (3, 4)):
+        errors["cvc"] = "error_cvc"
+    name = " ".join(form.get("name_on_card", "").split())
+    if not 1 <= len(name) <= 100:
+        errors["name_on_card"] = "error_name"
+    if errors:
+        raise CardFormInvalid(errors)
+    return Card(number=number, expiry_month=month, expiry_year=year, cvc=cvc, name=name)
+
+
+def pay_with_card(
+    session: Session,
+    token: str,
+    form: Mapping[str, str],
+    client_ip: str,
+    runtime: Runtime,
+) -> Applied:
+    """A card typed on our page: charge it with the merchant's card-form provider and apply it.
+
+    The transaction row is locked first, so a double submission waits and then sees the first
+    one's result; ``change_status`` is the guard behind that.
+    """
+    transaction, merchant = load(session, token, runtime, for_update=True)
+    language = form.get("lang")
+    if transaction.status != TransactionStatus.PENDING:
+        page = view(session, transaction, merchant, runtime, language=language)
+        page.status_code = 409
+        return Applied(page=page)
+    provider = provider_for(merchant, runtime)
+    if not isinstance(provider, CardFormProvider):
+        raise ProviderNotAvailable("This merchant's provider takes cards on its own page")
+    key = client_key(runtime, client_ip)
+    check_rate_limits(session, transaction, key, runtime)
+    card = parse_card(form, runtime.clock.now())
+    if isinstance(provider, sandbox.SandboxProvider) and card.number not in sandbox.TEST_CARDS:
+        raise CardFormInvalid({"card_number": "error_not_test_card"})
+    outcome = provider.charge(payment_of(transaction, runtime), card)
+    return apply_outcome(
+        session, transaction, merchant, provider, outcome, key, runtime, language=language
+    )
+
+
+def check_rate_limits(
+    session: Session, transaction: Transaction, key: str, runtime: Runtime
+) -> None:
+    """Refuse a payment attempt past the per-transaction or per-client limit of the window."""
+    settings = runtime.settings
+    now = runtime.clock.now()
+    window = timedelta(seconds=settings.checkout_attempt_window_seconds)
+    counted = [
+        (
+            settings.checkout_max_attempts_per_transaction,
+            repository.attempts_since(session, now - window, transaction_id=transaction.id),
+        ),
+        (
+            settings.checkout_max_attempts_per_client,
+            repository.attempts_since(session, now - window, client_key=key),
+        ),
+    ]
+    for limit, (count, oldest) in counted:
+        if count >= limit and oldest is not None:
+            raise TooManyPaymentAttempts(int((oldest + window - now).total_seconds()) + 1)
+
+
+# --- what an outcome changes -------------------------------------------------------------------
+
+
+def apply_outcome(
+    session: Session,
+    transaction: Transaction,
+    merchant: Account,
+    provider: PaymentProvider,
+    outcome: Outcome,
+    key: str,
+    runtime: Runtime,
+    *,
+    language: str | None = None,
+) -> Applied:
+    """Record the attempt and move the transaction: PAID, a decline (DENIED at the third), ERROR."""
+    if outcome.result is Result.PENDING:
+        page = view(session, transaction, merchant, runtime, language=language)
+        if page.state is PageState.PAYABLE:
+            page.notice = "not_completed"
+        return Applied(page=page)
+    if outcome.result is Result.PAID:
+        return _apply_paid(
+            session, transaction, merchant, provider, outcome, key, runtime, language
+        )
+    if transaction.status != TransactionStatus.PENDING:
+        # A late decline or error about a transaction already final: statuses never go back.
+        return Applied(page=view(session, transaction, merchant, runtime, language=language))
+    _record(session, transaction, provider.name, outcome, key, runtime, outcome.result.value)
+    if outcome.result is Result.DECLINED:
+        declines = repository.count_outcomes(session, transaction, AttemptOutcome.DECLINED)
+        if declines >= MAX_DECLINES and _change(
+            session, transaction, TransactionStatus.DENIED, (outcome.reason or "declined"), runtime
+        ):
+            _queue_callback(session, transaction, "PROCESSED", runtime)
+    elif _change(
+        session, transaction, TransactionStatus.ERROR, outcome.reason or "provider_error", runtime
+    ):
+        _queue_callback(session, transaction, "ERROR", runtime)
+    page = view(session, transaction, merchant, runtime, language=language)
+    if page.state is PageState.PAYABLE:
+        reason = outcome.reason if outcome.reason in _DECLINE_TEXTS else "card_declined"
+        page.notice = f"declined_{reason}"
+        page.status_code = 402
+    return Applied(page=page)
+
+
+def _apply_paid(
+    session: Session,
+    transaction: Transaction,
+    merchant: Account,
+    provider: PaymentProvider,
+    outcome: Outcome,
+    key: str,
+    runtime: Runtime,
+    language: str | None,
+) -> Applied:
+    if (outcome.trid, outcome.amount, outcome.currency) != (
+        transaction.trid,
+        transaction.total_amount,
+        transaction.currency,
+    ):
+        # The provider took another amount than asked: never PAID; the merchant must look.
+        log.error(
+            "payment does not match its transaction",
+            extra={"fields": {"trid": transaction.trid, "reference": outcome.reference}},
+        )
+        mismatch = Outcome(Result.ERROR, "amount_mismatch", reference=outcome.reference)
+        return apply_outcome(
+            session, transaction, merchant, provider, mismatch, key, runtime, language=language
+        )
+    if not _change(session, transaction, TransactionStatus.PAID, None, runtime):
+        return _paid_already(
+            session, transaction, merchant, provider, outcome, key, runtime, language
+        )
+    now = runtime.clock.now()
+    repository.set_payment_method(session, transaction, outcome.payment_method, now)
+    _record(session, transaction, provider.name, outcome, key, runtime, AttemptOutcome.PAID)
+    if transaction.customer_email:
+        delivery.queue_receipt(
+            session,
+            target=transaction.customer_email,
+            trid=transaction.trid,
+            language=transaction.language,
+            account_id=transaction.account_id,
+            clock=runtime.clock,
+        )
+    _queue_callback(session, transaction, "PROCESSED", runtime)
+    return Applied(redirect=merchant_return_url(transaction))
+
+
+def _paid_already(
+    session: Session,
+    transaction: Transaction,
+    merchant: Account,
+    provider: PaymentProvider,
+    outcome: Outcome,
+    key: str,
+    runtime: Runtime,
+    language: str | None,
+) -> Applied:
+    """A payment confirmed for a transaction that is no longer PENDING."""
+    page = view(session, transaction, merchant, runtime, language=language)
+    page.status_code = 409
+    if outcome.reference is None:
+        return Applied(page=page)
+    paid = repository.paid_reference(session, transaction)
+    if paid == outcome.reference:
+        # The same payment confirmed twice (the return and the webhook): already applied.
+        return Applied(redirect=merchant_return_url(transaction))
+    # The provider took a second payment (a second tab on a second provider page): give it back.
+    reason = "refunded"
+    try:
+        provider.refund(outcome.reference, transaction.total_amount)
+    except ProviderError as exc:
+        reason = "refund_failed"
+        log.error(
+            "could not refund a duplicate payment",
+            extra={"fields": {"trid": transaction.trid, "error": str(exc)}},
+        )
+    duplicate = Outcome(
+        Result.PAID,
+        reason,
+        card_brand=outcome.card_brand,
+        card_last4=outcome.card_last4,
+        reference=outcome.reference,
+    )
+    _record(session, transaction, provider.name, duplicate, key, runtime, AttemptOutcome.DUPLICATE)
+    return Applied(page=page)
+
+
+def _change(
+    session: Session,
+    transaction: Transaction,
+    to: TransactionStatus,
+    reason: str | None,
+    runtime: Runtime,
+) -> bool:
+    return transactions_repository.change_status(
+        session,
+        transaction,
+        to=to,
+        reason=reason.upper() if reason else None,
+        now=runtime.clock.now(),
+    )
+
+
+def _record(
+    session: Session,
+    transaction: Transaction,
+    provider: str,
+    outcome: Outcome,
+    key: str,
+    runtime: Runtime,
+    result: str,
+) -> PaymentAttempt:
+    return repository.add_attempt(
+        session,
+        PaymentAttempt(
+            transaction_id=transaction.id,
+            provider=provider,
+            outcome=result,
+            reason=outcome.reason,
+            card_brand=outcome.card_brand,
+            card_last4=outcome.card_last4,
+            provider_reference=outcome.reference,
+            client_key=key,
+            created_at=runtime.clock.now(),
+        ),
+    )
+
+
+def _queue_callback(
+    session: Session, transaction: Transaction, resp_code: str, runtime: Runtime
+) -> None:
+    if transaction.call_back_url:
+        delivery.queue_callback(
+            session,
+            url=transaction.call_back_url,
+            trid=transaction.trid,
+            track_id=transaction.track_id,
+            resp_code=resp_code,
+            account_id=transaction.account_id,
+            clock=runtime.clock,
+        )
+
+
+# --- paying on the provider's page (Stripe): start, return ------------------------------------
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """What the start of a redirect payment needs after its first, read-only transaction."""
+
+    provider: PaymentProvider
+    payment: Payment
+    open_reference: str | None
+    client_key: str
+    register_webhook_at: str | None
+
+
+def plan_start(
+    session: Session, token: str, client_ip: str, runtime: Runtime, *, language: str | None
+) -> StartPlan | PageView:
+    """Check that the transaction can be paid now and what the provider call needs."""
+    transaction, merchant = load(session, token, runtime)
+    if transaction.status != TransactionStatus.PENDING:
+        page = view(session, transaction, merchant, runtime, language=language)
+        page.status_code = 409
+        return page
+    provider = provider_for(merchant, runtime)
+    key = client_key(runtime, client_ip)
+    check_rate_limits(session, transaction, key, runtime)
+    since = runtime.clock.now() - OPEN_SESSION_REUSE
+    return StartPlan(
+        provider=provider,
+        payment=payment_of(transaction, runtime),
+        open_reference=repository.latest_reference(
+            session, transaction, AttemptOutcome.STARTED, since
+        ),
+        client_key=key,
+        register_webhook_at=_webhook_to_register(session, merchant, runtime),
+    )
+
+
+def record_start(
+    session: Session, token: str, plan: StartPlan, start: Start, runtime: Runtime
+) -> None:
+    """Count a new provider payment page as an attempt (a resumed one is not new)."""
+    if start.reference is None or start.reference == plan.open_reference:
+        return
+    transaction, _ = load(session, token, runtime)
+    _record(
+        session,
+        transaction,
+        plan.provider.name,
+        Outcome(Result.PENDING, reference=start.reference),
+        plan.client_key,
+        runtime,
+        AttemptOutcome.STARTED,
+    )
+
+
+def record_provider_failure(
+    session: Session, token: str, provider: str, key: str, runtime: Runtime
+) -> None:
+    """A provider that could not be reached: an attempt that changed nothing."""
+    transaction, _ = load(session, token, runtime)
+    _record(
+        session,
+        transaction,
+        provider,
+        Outcome(Result.ERROR, "provider_unreachable"),
+        key,
+        runtime,
+        AttemptOutcome.ERROR,
+    )
+
+
+def apply_return(
+    session: Session,
+    token: str,
+    outcome: Outcome,
+    client_ip: str,
+    runtime: Runtime,
+    *,
+    language: str | None,
+) -> Applied:
+    """The customer is back from the provider's page with ``outcome`` (asked from the provider)."""
+    transaction, merchant = load(session, token, runtime, for_update=True)
+    provider = provider_for(merchant, runtime)
+    return apply_outcome(
+        session,
+        transaction,
+        merchant,
+        provider,
+        outcome,
+        client_key(runtime, client_ip),
+        runtime,
+        language=language,
+    )
+
+
+# --- provider webhooks -------------------------------------------------------------------------
+
+
+def webhook_url(runtime: Runtime, provider: str, account: Account) -> str:
+    return f"{runtime.settings.resolved_base_url}/webhooks/{provider}/{account.uid}"
+
+
+def _key_fingerprint(merchant: Account) -> str:
+    return hashlib.sha256((merchant.provider_private_key_encrypted or "").encode()).hexdigest()
+
+
+def _webhook_to_register(session: Session, merchant: Account, runtime: Runtime) -> str | None:
+    """The URL to register on the merchant's Stripe account, or None when it is registered."""
+    if merchant.provider != Provider.STRIPE:
+        return None
+    url = webhook_url(runtime, Provider.STRIPE.value, merchant)
+    known = repository.get_webhook(session, merchant)
+    if known and known.url == url and known.key_fingerprint == _key_fingerprint(merchant):
+        return None
+    return url
+
+
+def save_webhook(
+    session: Session,
+    token: str,
+    *,
+    url: str,
+    endpoint_id: str,
+    secret: str,
+    runtime: Runtime,
+) -> None:
+    _, merchant = load(session, token, runtime)
+    repository.save_webhook(
+        session,
+        merchant,
+        provider=merchant.provider,
+        endpoint_id=endpoint_id,
+        url=url,
+        secret_encrypted=runtime.encryptor.encrypt(secret),
+        key_fingerprint=_key_fingerprint(merchant),
+        now=runtime.clock.now(),
+    )
+
+
+@dataclass(frozen=True)
+class WebhookPlan:
+    account: Account
+    provider: PaymentProvider
+    secret: str
+
+
+def plan_webhook(
+    session: Session, provider_name: str, account_uid: str, runtime: Runtime
+) -> WebhookPlan:
+    """The account a webhook address speaks for, its provider and the signing secret."""
+    account = (
+        accounts_repository.get_by_uid(session, account_uid) if len(account_uid) <= 64 else None
+    )
+    if account is None or account.provider != provider_name:
+        raise WebhookAccountNotFound()
+    webhook = repository.get_webhook(session, account)
+    if webhook is None or webhook.provider != provider_name:
+        raise WebhookAccountNotFound()
+    try:
+        provider = provider_for(account, runtime)
+    except ProviderNotAvailable as exc:
+        raise WebhookAccountNotFound() from exc
+    return WebhookPlan(account, provider, runtime.encryptor.decrypt(webhook.secret_encrypted))
+
+
+def apply_webhook(
+    session: Session, plan: WebhookPlan, event: WebhookEvent, runtime: Runtime
+) -> str:
+    """Apply a verified event once (de-duplicated by id); returns what was done."""
+    if not repository.record_event(
+        session,
+        provider=plan.provider.name,
+        event_id=event.id,
+        event_type=event.type,
+        account_id=plan.account.id,
+        now=runtime.clock.now(),
+    ):
+        return "duplicate"
+    outcome = event.outcome
+    if outcome is None or outcome.trid is None:
+        return "ignored"
+    transaction = repository.get_of_account(session, plan.account, outcome.trid, for_update=True)
+    if transaction is None:
+        return "unknown transaction"
+    expire_if_due(session, transaction, runtime.clock)
+    applied = apply_outcome(
+        session,
+        transaction,
+        plan.account,
+        plan.provider,
+        outcome,
+        f"provider:{plan.provider.name}",
+        runtime,
+    )
+    return "applied" if applied.redirect else "recorded"
+
+
+def reject_webhook(reason: str) -> InvalidWebhook:
+    return InvalidWebhook(f"Invalid webhook: {reason}")

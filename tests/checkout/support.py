@@ -1,0 +1,193 @@
+"""Helpers shared by the checkout tests (unit and e2e)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select, text
+
+from mobip.accounts.models import Account
+from mobip.checkout.models import PaymentAttempt
+from mobip.delivery.models import OutboxMessage
+from mobip.kit.runtime import Runtime
+from mobip.transactions import service as transactions_service
+from mobip.transactions.models import Transaction, TransactionKind
+
+PAID = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+NO_FUNDS = "4000 0000 0000 9995"
+PROVIDER_ERROR = "4000 0000 0000 0119"
+
+BASE_REQUEST = transactions_service.NewTransaction(
+    kind=TransactionKind.PAYMENT_REQUEST,
+    item_amount=1250,
+    tax_amount=250,
+    item_name="Blue mug",
+    redirect_url="https://shop.example/thanks?order=7",
+    call_back_url="https://shop.example/callback",
+    track_id="order-7",
+    customer_name="Ada Lovelace",
+    customer_email="ada@example.com",
+    customer_phone=None,
+    media="EMAIL",
+    language="EN",
+    retry_period_days=0,
+    retry_attempts=0,
+    ttl_days=30,
+)
+
+
+def new_transaction(runtime: Runtime, merchant: Account, **overrides: Any) -> Transaction:
+    """A PENDING transaction of ``merchant`` (a payment request unless ``kind`` says otherwise)."""
+    with runtime.database.transaction() as session:
+        account = session.get(Account, merchant.id)
+        assert account is not None
+        created = transactions_service.create(
+            session,
+            account,
+            replace(BASE_REQUEST, **overrides),
+            runtime.settings,
+            runtime.clock,
+        )
+        return created.transaction
+
+
+def pay_path(transaction: Transaction) -> str:
+    return f"/pay/{transaction.checkout_token}"
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def card(number: str = PAID, **overrides: str) -> dict[str, str]:
+    fields = {
+        "card_number": number,
+        "expiry": "12/30",
+        "cvc": "123",
+        "name_on_card": "Ada Lovelace",
+        "lang": "EN",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def update_account(runtime: Runtime, account: Account, **values: Any) -> None:
+    with runtime.database.transaction() as session:
+        row = session.get(Account, account.id)
+        assert row is not None
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+def reload(runtime: Runtime, transaction: Transaction) -> Transaction:
+    with runtime.database.transaction() as session:
+        row = session.get(Transaction, transaction.id)
+        assert row is not None
+        return row
+
+
+def attempts(runtime: Runtime, transaction: Transaction) -> list[PaymentAttempt]:
+    with runtime.database.transaction() as session:
+        return list(
+            session.scalars(
+                select(PaymentAttempt)
+                .where(PaymentAttempt.transaction_id == transaction.id)
+                .order_by(PaymentAttempt.id)
+            )
+        )
+
+
+def outbox(runtime: Runtime, transaction: Transaction) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, target, payload) of the transaction's outbox rows, oldest first."""
+    with runtime.database.transaction() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.subject == transaction.trid)
+            .order_by(OutboxMessage.id)
+        ).all()
+        return [(row.kind, row.target, row.load_payload()) for row in rows]
+
+
+def database_text(runtime: Runtime) -> str:
+    """Every row of every table, as text (to look for data that must never be stored)."""
+    from mobip.models import metadata
+
+    parts: list[str] = []
+    with runtime.database.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(text(f'SELECT * FROM "{table.name}"')):
+                parts.append(" ".join(str(value) for value in row))
+    return "\n".join(parts)
+
+
+# --- real servers on loopback (e2e) --------------------------------------------------------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
+    """The whole app under a real uvicorn server in a thread; yields its base URL."""
+    import uvicorn
+
+    from mobip.app import create_app
+
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=True
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class _MerchantSite(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>Thanks</title><h1>Thank you for your order</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def merchant_site() -> Iterator[str]:
+    """A merchant's web site on loopback (where customers land after paying)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MerchantSite)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,443 @@
+"""The hosted payment page with the sandbox provider, through the ASGI app (both databases)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from checkout.support import (
+    DECLINED,
+    NO_FUNDS,
+    PAID,
+    PROVIDER_ERROR,
+    attempts,
+    card,
+    csrf_of,
+    new_transaction,
+    outbox,
+    pay_path,
+    reload,
+    update_account,
+)
+from factories import make_account
+from mobip.accounts.models import Account
+from mobip.checkout import csrf
+from mobip.cli import app as cli_app
+from mobip.config import Environment
+from mobip.kit.clock import ManualClock
+from mobip.kit.runtime import Runtime
+from mobip.transactions import service as transactions_service
+from mobip.transactions.models import Transaction, TransactionKind
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> Account:
+    return make_account(runtime, name="Café Lumière").account
+
+
+@pytest.fixture
+def transaction(runtime: Runtime, merchant: Account) -> Transaction:
+    return new_transaction(runtime, merchant)
+
+
+def submit(client: TestClient, transaction: Transaction, number: str = PAID, **fields: str):  # type: ignore[no-untyped-def]
+    page = client.get(pay_path(transaction))
+    return client.post(
+        pay_path(transaction),
+        data={"csrf_token": csrf_of(page.text), **card(number, **fields)},
+        follow_redirects=False,
+    )
+
+
+def heading(html: str) -> str:
+    match = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S)
+    assert match
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
+def alert(html: str) -> str:
+    match = re.search(r'role="alert">(.*?)</div>', html, re.S)
+    assert match, "no alert on the page"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
+# --- the payable page ------------------------------------------------------------------------
+
+
+def test_payable_page_shows_merchant_item_amounts_customer_and_the_test_form(
+    client: TestClient, transaction: Transaction
+) -> None:
+    page = client.get(pay_path(transaction))
+    assert page.status_code == 200
+    html = page.text
+    assert '<html lang="en">' in html
+    assert "Café Lumière" in html and "Blue mug" in html and "Ada Lovelace" in html
+    assert "€12.50" in html and "€2.50" in html and "€15.00" in html
+    assert "TEST MODE" in html
+    for label, name in [
+        ("Card number", "card_number"),
+        ("Expiry (MM/YY)", "expiry"),
+        ("CVC", "cvc"),
+        ("Name on card", "name_on_card"),
+    ]:
+        assert f'<label for="{name}">{label}</label>' in html
+        assert f'id="{name}" name="{name}"' in html
+    assert '<button type="submit" class="pay">Pay</button>' in html
+    assert "<script" not in html and "http://" not in html.replace("https://shop.example", "")
+
+
+def test_the_page_is_in_the_transactions_language_and_switchable(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    transaction = new_transaction(runtime, merchant, language="FR")
+    french = client.get(pay_path(transaction)).text
+    assert '<html lang="fr">' in french
+    assert "MODE TEST" in french and "Numéro de carte" in french and "Payer" in french
+    assert "12,50\u00a0€" in french and "15,00\u00a0€" in french
+    english = client.get(pay_path(transaction) + "?lang=EN").text
+    assert '<html lang="en">' in english and "Card number" in english and "€15.00" in english
+    assert f'href="{pay_path(transaction)}?lang=FR"' in english
+
+
+def test_amounts_follow_the_currency(runtime: Runtime, client: TestClient) -> None:
+    yen_shop = make_account(runtime, currency="JPY").account
+    transaction = new_transaction(runtime, yen_shop, item_amount=1500, tax_amount=150)
+    html = client.get(pay_path(transaction)).text
+    assert "¥1,500" in html and "¥150" in html and "¥1,650" in html
+
+
+def test_security_headers_on_pages_and_static_files(
+    client: TestClient, transaction: Transaction
+) -> None:
+    for path in (pay_path(transaction), "/pay/static/checkout.css", "/pay/ck_unknown"):
+        reply = client.get(path)
+        csp = reply.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["x-frame-options"] == "DENY"
+    assert client.get("/pay/static/checkout.css").headers["content-type"].startswith("text/css")
+    assert client.get(pay_path(transaction)).headers["cache-control"] == "no-store"
+    # The payment form may end on the merchant's site (the redirect after paying), nowhere else.
+    page_csp = client.get(pay_path(transaction)).headers["content-security-policy"]
+    assert "form-action 'self' https://shop.example;" in page_csp
+    assert "form-action 'self';" in client.get("/pay/ck_unknown").headers["content-security-policy"]
+
+
+def test_unknown_link_is_a_404_page(client: TestClient) -> None:
+    reply = client.get("/pay/ck_nothing_here")
+    assert reply.status_code == 404
+    assert heading(reply.text) == "Payment not found" and "4011" in reply.text
+    assert client.get("/pay/" + "x" * 300).status_code == 404
+
+
+# --- paying -----------------------------------------------------------------------------------
+
+
+def test_paid_redirects_with_trid_and_status_and_queues_receipt_and_callback(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    reply = submit(client, transaction)
+    assert reply.status_code == 303
+    location = urlsplit(reply.headers["location"])
+    assert (location.scheme, location.netloc, location.path) == ("https", "shop.example", "/thanks")
+    assert parse_qs(location.query) == {
+        "order": ["7"],
+        "trid": [transaction.trid],
+        "status": ["PAID"],
+    }
+    paid = reload(runtime, transaction)
+    assert paid.status == "PAID" and paid.reason is None
+    assert paid.payment_method == "card visa ****4242"
+    kinds = [(kind, target, payload) for kind, target, payload in outbox(runtime, transaction)]
+    assert ("receipt", "ada@example.com", {"trid": transaction.trid, "language": "EN"}) in kinds
+    callbacks = [payload for kind, _, payload in kinds if kind == "callback"]
+    assert callbacks == [
+        {"trid": transaction.trid, "track_id": "order-7", "resp_code": "PROCESSED"}
+    ]
+    [attempt] = attempts(runtime, transaction)
+    assert (attempt.outcome, attempt.card_brand, attempt.card_last4) == ("paid", "visa", "4242")
+
+
+def test_a_paid_link_shows_already_paid_with_the_date(
+    client: TestClient, transaction: Transaction
+) -> None:
+    submit(client, transaction)
+    page = client.get(pay_path(transaction))
+    assert page.status_code == 200
+    assert heading(page.text) == "Already paid"
+    assert "This payment was made on January 1, 2026" in page.text
+    assert 'name="card_number"' not in page.text
+    assert f"trid={transaction.trid}" in page.text  # the way back to the merchant
+    french = client.get(pay_path(transaction) + "?lang=FR").text
+    assert "Déjà payé" in french and "1 janvier 2026" in french
+
+
+def test_a_paid_one_use_qr_shows_already_paid(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    qr = new_transaction(
+        runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
+    )
+    assert submit(client, qr).status_code == 303
+    assert heading(client.get(pay_path(qr)).text) == "Already paid"
+    # No customer e-mail: no receipt, the callback still goes.
+    assert [kind for kind, _, _ in outbox(runtime, qr)] == ["callback"]
+
+
+def test_paying_again_after_paid_takes_nothing(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    page = client.get(pay_path(transaction))
+    token = csrf_of(page.text)
+    first = client.post(
+        pay_path(transaction), data={"csrf_token": token, **card()}, follow_redirects=False
+    )
+    assert first.status_code == 303
+    second = client.post(
+        pay_path(transaction), data={"csrf_token": token, **card()}, follow_redirects=False
+    )
+    assert second.status_code == 409
+    assert heading(second.text) == "Already paid"
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["paid"]
+    assert [k for k, _, _ in outbox(runtime, transaction)].count("callback") == 1
+
+
+def test_declines_say_why_and_the_third_denies_the_transaction(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    first = submit(client, transaction, DECLINED)
+    assert first.status_code == 402
+    assert alert(first.text) == "Your card was declined. You can try again (2 attempt(s) left)."
+    second = submit(client, transaction, NO_FUNDS)
+    assert alert(second.text) == (
+        "Your card was declined: insufficient funds. You can try again (1 attempt(s) left)."
+    )
+    assert reload(runtime, transaction).status == "PENDING"
+    assert [k for k, _, _ in outbox(runtime, transaction)] == ["payment_request"]
+    third = submit(client, transaction, DECLINED)
+    assert third.status_code == 200
+    assert heading(third.text) == "Payment denied"
+    denied = reload(runtime, transaction)
+    assert (denied.status, denied.reason) == ("DENIED", "CARD_DECLINED")
+    callbacks = [p for k, _, p in outbox(runtime, transaction) if k == "callback"]
+    assert [c["resp_code"] for c in callbacks] == ["PROCESSED"]
+    assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
+        ("declined", "card_declined"),
+        ("declined", "insufficient_funds"),
+        ("declined", "card_declined"),
+    ]
+    assert heading(client.get(pay_path(transaction)).text) == "Payment denied"
+
+
+def test_decline_then_success(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    assert submit(client, transaction, DECLINED).status_code == 402
+    assert submit(client, transaction, PAID).status_code == 303
+    assert reload(runtime, transaction).status == "PAID"
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["declined", "paid"]
+
+
+def test_provider_error_is_error_with_callback_error(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    reply = submit(client, transaction, PROVIDER_ERROR)
+    assert heading(reply.text) == "Payment error"
+    failed = reload(runtime, transaction)
+    assert (failed.status, failed.reason) == ("ERROR", "PROCESSING_ERROR")
+    callbacks = [p for k, _, p in outbox(runtime, transaction) if k == "callback"]
+    assert [c["resp_code"] for c in callbacks] == ["ERROR"]
+    assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
+        ("error", "processing_error")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"card_number": "4242 4242 4242 4241"}, "card_number", "This card number is not valid."),
+        ({"card_number": "4242"}, "card_number", "This card number is not valid."),
+        (
+            {"card_number": "5555 5555 5555 4444"},
+            "card_number",
+            "In test mode, use one of the test cards listed above.",
+        ),
+        ({"expiry": "12/25"}, "expiry", "This card has expired."),
+        ({"expiry": "13/30"}, "expiry", "Enter the expiry date as MM/YY."),
+        ({"expiry": "1230"}, "expiry", "Enter the expiry date as MM/YY."),
+        ({"cvc": "12"}, "cvc", "Enter the 3 or 4 digits on the back of the card."),
+        ({"name_on_card": "  "}, "name_on_card", "Enter the name printed on the card."),
+    ],
+)
+def test_form_errors_name_the_field_and_record_nothing(
+    runtime: Runtime,
+    client: TestClient,
+    transaction: Transaction,
+    fields: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    values = dict(fields)
+    number = values.pop("card_number", PAID)
+    reply = submit(client, transaction, number, **values)
+    assert reply.status_code == 400
+    assert f'<p class="field-error" id="{field}-error">{message}</p>' in reply.text
+    assert f'aria-invalid="true" aria-describedby="{field}-error"' in reply.text
+    assert "4242 4242 4242 4241" not in reply.text and 'value="123"' not in reply.text
+    assert attempts(runtime, transaction) == []
+    assert reload(runtime, transaction).status == "PENDING"
+
+
+def test_expiry_this_month_is_accepted(
+    runtime: Runtime, client: TestClient, transaction: Transaction, clock: ManualClock
+) -> None:
+    this_month = clock.now().strftime("%m/%y")
+    assert submit(client, transaction, expiry=this_month).status_code == 303
+
+
+# --- the other states ---------------------------------------------------------------------------
+
+
+def test_cancelled_link(runtime: Runtime, client: TestClient, transaction: Transaction) -> None:
+    token = csrf_of(client.get(pay_path(transaction)).text)  # a tab opened before the cancel
+    with runtime.database.transaction() as session:
+        merchant = session.get(Account, transaction.account_id)
+        assert merchant is not None
+        transactions_service.cancel(session, merchant, transaction.trid, runtime.clock)
+    page = client.get(pay_path(transaction))
+    assert heading(page.text) == "Payment cancelled"
+    assert "status=CANCELLED" in page.text
+    reply = client.post(
+        pay_path(transaction), data={"csrf_token": token, **card()}, follow_redirects=False
+    )
+    assert reply.status_code == 409 and heading(reply.text) == "Payment cancelled"
+    assert attempts(runtime, transaction) == []
+
+
+def test_expired_link_is_cancelled_on_load(
+    runtime: Runtime, client: TestClient, transaction: Transaction, clock: ManualClock
+) -> None:
+    clock.advance(days=31)
+    page = client.get(pay_path(transaction))
+    assert heading(page.text) == "Link expired"
+    assert "This payment link expired on January 31, 2026" in page.text
+    expired = reload(runtime, transaction)
+    assert (expired.status, expired.reason) == ("CANCELLED", "EXPIRED")
+    assert [p["resp_code"] for k, _, p in outbox(runtime, transaction) if k == "callback"] == [
+        "CANCELLED"
+    ]
+
+
+def test_sandbox_in_production_only_for_test_accounts(
+    runtime: Runtime, client: TestClient, merchant: Account, transaction: Transaction
+) -> None:
+    runtime.settings.env = Environment.PRODUCTION
+    page = client.get(pay_path(transaction))
+    assert page.status_code == 409
+    assert heading(page.text) == "Payment unavailable"
+    assert 'name="card_number"' not in page.text
+    update_account(runtime, merchant, is_test=True)
+    page = client.get(pay_path(transaction))
+    assert page.status_code == 200 and "TEST MODE" in page.text
+
+
+def test_mobip_account_create_test_marks_a_test_account(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, db_url: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOBIP_DATABASE_URL", db_url)
+    monkeypatch.setenv("MOBIP_DATA_DIR", str(tmp_path / "cli"))
+    result = CliRunner().invoke(cli_app, ["account", "create", "--name", "QA", "--test", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["is_test"] is True
+    result = CliRunner().invoke(cli_app, ["account", "create", "--name", "Shop", "--json"])
+    assert json.loads(result.output)["is_test"] is False
+
+
+def test_a_stripe_merchant_without_a_key_cannot_take_payments(
+    runtime: Runtime, client: TestClient, merchant: Account, transaction: Transaction
+) -> None:
+    update_account(runtime, merchant, provider="stripe")
+    page = client.get(pay_path(transaction))
+    assert page.status_code == 409 and heading(page.text) == "Payment unavailable"
+
+
+# --- CSRF -------------------------------------------------------------------------------------
+
+
+def test_csrf_cookie_is_http_only_same_site_and_scoped(
+    client: TestClient, transaction: Transaction
+) -> None:
+    cookie = client.get(pay_path(transaction)).headers["set-cookie"]
+    assert cookie.startswith(f"{csrf.COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/pay" in cookie
+    # Once set, the cookie is kept (other tabs' forms stay valid).
+    assert "set-cookie" not in client.get(pay_path(transaction)).headers
+
+
+@pytest.mark.parametrize("case", ["no token", "wrong token", "no cookie", "other link"])
+def test_csrf_failures_are_refused_and_record_nothing(
+    runtime: Runtime,
+    client: TestClient,
+    merchant: Account,
+    transaction: Transaction,
+    case: str,
+) -> None:
+    token = csrf_of(client.get(pay_path(transaction)).text)
+    data = {"csrf_token": token, **card()}
+    if case == "no token":
+        del data["csrf_token"]
+    elif case == "wrong token":
+        data["csrf_token"] = "0" * 64
+    elif case == "no cookie":
+        client.cookies.clear()
+    else:
+        other = new_transaction(runtime, merchant)
+        data["csrf_token"] = csrf_of(client.get(pay_path(other)).text)
+    reply = client.post(pay_path(transaction), data=data, follow_redirects=False)
+    assert reply.status_code == 403
+    assert heading(reply.text) == "Page expired" and "3010" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+    assert attempts(runtime, transaction) == []
+
+
+# --- rate limits --------------------------------------------------------------------------------
+
+
+def test_attempts_per_transaction_are_limited_in_a_window(
+    runtime: Runtime, client: TestClient, transaction: Transaction, clock: ManualClock
+) -> None:
+    runtime.settings.checkout_max_attempts_per_transaction = 2
+    assert submit(client, transaction, DECLINED).status_code == 402
+    clock.advance(seconds=60)
+    assert submit(client, transaction, DECLINED).status_code == 402
+    refused = submit(client, transaction, PAID)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == str(900 - 60 + 1)
+    assert heading(refused.text) == "Too many attempts" and "7002" in refused.text
+    assert "wait 15 minute(s)" in refused.text
+    assert reload(runtime, transaction).status == "PENDING"
+    assert len(attempts(runtime, transaction)) == 2
+    clock.advance(seconds=900 - 60)  # the first attempt leaves the window
+    assert submit(client, transaction, PAID).status_code == 303
+
+
+def test_attempts_per_client_are_limited_across_transactions(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    runtime.settings.checkout_max_attempts_per_client = 2
+    first, second, third = (new_transaction(runtime, merchant) for _ in range(3))
+    assert submit(client, first, DECLINED).status_code == 402
+    assert submit(client, second, DECLINED).status_code == 402
+    assert submit(client, third, PAID).status_code == 429
+    assert attempts(runtime, third) == []
+    # Another client address is not held back by this one.
+    other = TestClient(client.app, client=("198.51.100.9", 40000))
+    assert submit(other, third, PAID).status_code == 303

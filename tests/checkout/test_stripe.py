@@ -1,0 +1,522 @@
+"""Stripe with the merchant's keys, end to end through the app.
+
+The official ``stripe`` library talks to a local HTTP server on loopback that answers like
+Stripe's API for the calls MOBIP makes (``fake_stripe.FakeStripe``: Checkout Sessions, refunds,
+webhook endpoints); MOBIP is pointed at it with ``MOBIP_STRIPE_API_BASE``. Webhooks are signed
+the way Stripe signs them and checked by ``stripe.Webhook.construct_event``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from checkout.fake_stripe import SECRET_KEY, FakeStripe, parse_stripe_form
+from checkout.support import (
+    attempts,
+    database_text,
+    new_transaction,
+    outbox,
+    pay_path,
+    reload,
+    update_account,
+)
+from factories import make_account
+from mobip.accounts.models import Account
+from mobip.app import create_app
+from mobip.checkout.models import ProviderEvent, ProviderWebhook
+from mobip.checkout.providers.base import ProviderError
+from mobip.checkout.providers.stripe import SESSION_EVENTS, StripeProvider
+from mobip.kit.runtime import Runtime
+from mobip.transactions.models import Transaction
+
+BASE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    with FakeStripe() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_client(runtime: Runtime, fake: FakeStripe) -> Iterator[TestClient]:
+    runtime.settings.stripe_api_base = fake.url
+    with TestClient(create_app(runtime), client=("203.0.113.7", 50000)) as client:
+        yield client
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> Account:
+    account = make_account(runtime, name="Café Lumière").account
+    update_account(
+        runtime,
+        account,
+        provider="stripe",
+        provider_public_key="pk_test_merchant",
+        provider_private_key_encrypted=runtime.encryptor.encrypt(SECRET_KEY),
+    )
+    return account
+
+
+@pytest.fixture
+def transaction(runtime: Runtime, merchant: Account) -> Transaction:
+    return new_transaction(runtime, merchant)
+
+
+def start(client: TestClient, transaction: Transaction) -> str:
+    page = client.get(pay_path(transaction))
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert token, page.text
+    reply = client.post(
+        pay_path(transaction) + "/start",
+        data={"csrf_token": token.group(1), "lang": "EN"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303, reply.text
+    location: str = reply.headers["location"]
+    return location
+
+
+def session_id_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def webhook_secret(fake: FakeStripe) -> str:
+    secret: str = fake.webhook_endpoints[-1]["secret"]
+    return secret
+
+
+def send_event(
+    client: TestClient,
+    merchant: Account,
+    payload: bytes,
+    signature: str | None,
+) -> tuple[int, dict[str, str]]:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    reply = client.post(f"/webhooks/stripe/{merchant.uid}", content=payload, headers=headers)
+    return reply.status_code, reply.json()
+
+
+def test_fake_parses_stripe_form_encoding() -> None:
+    parsed = parse_stripe_form(
+        "line_items[0][quantity]=1&line_items[0][price_data][currency]=eur"
+        "&line_items[1][quantity]=2&expand[0]=a.b&metadata[trid]=tr_1&mode=payment"
+    )
+    assert parsed == {
+        "line_items": [{"quantity": "1", "price_data": {"currency": "eur"}}, {"quantity": "2"}],
+        "expand": ["a.b"],
+        "metadata": {"trid": "tr_1"},
+        "mode": "payment",
+    }
+
+
+# --- starting --------------------------------------------------------------------------------
+
+
+def test_the_page_sends_the_customer_to_a_checkout_session_for_the_transaction(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    page = stripe_client.get(pay_path(transaction))
+    assert page.status_code == 200
+    assert "Continue to payment" in page.text and "€15.00" in page.text
+    assert 'name="card_number"' not in page.text and "TEST MODE" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert f"form-action 'self' {fake.url} https://shop.example;" in csp
+
+    location = start(stripe_client, transaction)
+    assert location.startswith(f"{fake.url}/c/pay/cs_test_")
+    [created] = fake.created
+    assert created["mode"] == "payment"
+    assert created["client_reference_id"] == transaction.trid
+    assert created["metadata"] == {"trid": transaction.trid}
+    assert created["customer_email"] == "ada@example.com"
+    assert created["locale"] == "en"
+    assert created["line_items"] == [
+        {
+            "quantity": "1",
+            "price_data": {
+                "currency": "eur",
+                "unit_amount": "1250",
+                "product_data": {"name": "Blue mug"},
+            },
+        },
+        {
+            "quantity": "1",
+            "price_data": {
+                "currency": "eur",
+                "unit_amount": "250",
+                "product_data": {"name": "Tax"},
+            },
+        },
+    ]
+    checkout = f"{BASE}/pay/{transaction.checkout_token}"
+    assert created["success_url"] == f"{checkout}/return?session_id={{CHECKOUT_SESSION_ID}}"
+    assert created["cancel_url"] == f"{checkout}?notice=not_completed"
+    assert set(fake.authorizations) == {f"Bearer {SECRET_KEY}"}
+    [attempt] = attempts(runtime, transaction)
+    assert (attempt.outcome, attempt.provider_reference) == ("started", session_id_of(location))
+    # MOBIP registered its webhook on the merchant's account; the secret is stored encrypted.
+    [endpoint] = fake.webhook_endpoints
+    assert endpoint["url"] == f"{BASE}/webhooks/stripe/{merchant.uid}"
+    assert endpoint["enabled_events"] == list(SESSION_EVENTS)
+    with runtime.database.transaction() as session:
+        stored = session.scalars(select(ProviderWebhook)).one()
+        assert runtime.encryptor.decrypt(stored.secret_encrypted) == endpoint["secret"]
+    assert endpoint["secret"] not in database_text(runtime)
+    assert SECRET_KEY not in database_text(runtime)
+
+
+def test_a_second_start_resumes_the_open_session(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    first = start(stripe_client, transaction)
+    assert start(stripe_client, transaction) == first
+    assert len(fake.created) == 1 and len(fake.webhook_endpoints) == 1
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["started"]
+    fake.expire(session_id_of(first))
+    assert start(stripe_client, transaction) != first
+    assert len(fake.created) == 2
+
+
+def test_stripe_down_changes_nothing_and_says_so(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    fake.fail_with = 500
+    page = stripe_client.get(pay_path(transaction))
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert token
+    reply = stripe_client.post(
+        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
+    )
+    assert reply.status_code == 409
+    assert "The payment provider could not be reached" in reply.text and "5041" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+    assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
+        ("error", "provider_unreachable")
+    ]
+
+
+def test_a_wrong_key_is_refused_by_stripe(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    update_account(
+        runtime, merchant, provider_private_key_encrypted=runtime.encryptor.encrypt("sk_bad")
+    )
+    page = stripe_client.get(pay_path(transaction))
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert token
+    reply = stripe_client.post(
+        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
+    )
+    assert reply.status_code == 409 and "5041" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+
+
+def test_start_needs_the_csrf_token(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    stripe_client.get(pay_path(transaction))
+    reply = stripe_client.post(pay_path(transaction) + "/start", data={"csrf_token": "0" * 64})
+    assert reply.status_code == 403
+    assert fake.created == [] and attempts(runtime, transaction) == []
+
+
+def test_start_is_rate_limited(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    runtime.settings.checkout_max_attempts_per_transaction = 1
+    start(stripe_client, transaction)
+    page = stripe_client.get(pay_path(transaction))
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert token
+    reply = stripe_client.post(
+        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
+    )
+    assert reply.status_code == 429 and "retry-after" in reply.headers
+    assert len(fake.created) == 1
+
+
+# --- the customer's return -------------------------------------------------------------------
+
+
+def test_return_after_paying_marks_paid_and_redirects(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id, brand="mastercard", last4="4444")
+    reply = stripe_client.get(
+        f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
+    )
+    assert reply.status_code == 303
+    query = parse_qs(urlsplit(reply.headers["location"]).query)
+    assert query == {"order": ["7"], "trid": [transaction.trid], "status": ["PAID"]}
+    paid = reload(runtime, transaction)
+    assert (paid.status, paid.payment_method) == ("PAID", "card mastercard ****4444")
+    kinds = [kind for kind, _, _ in outbox(runtime, transaction)]
+    assert kinds.count("receipt") == 1 and kinds.count("callback") == 1
+    assert [(a.outcome, a.provider_reference) for a in attempts(runtime, transaction)] == [
+        ("started", session_id),
+        ("paid", session_id),
+    ]
+    # Coming back to the return URL again (reload) redirects again and changes nothing.
+    again = stripe_client.get(
+        f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
+    )
+    assert again.status_code == 303
+    assert [kind for kind, _, _ in outbox(runtime, transaction)].count("callback") == 1
+
+
+def test_return_without_payment_lets_the_customer_try_again(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    reply = stripe_client.get(f"{pay_path(transaction)}/return?session_id={session_id}")
+    assert reply.status_code == 200
+    assert "The payment was not completed. You can try again." in reply.text
+    assert "Continue to payment" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+    # Stripe's cancel URL says the same.
+    cancelled = stripe_client.get(f"{pay_path(transaction)}?notice=not_completed")
+    assert "The payment was not completed." in cancelled.text
+    # A made-up session id is not asked for at all.
+    calls = len(fake.authorizations)
+    stripe_client.get(f"{pay_path(transaction)}/return?session_id=evil")
+    assert len(fake.authorizations) == calls
+
+
+def test_return_with_another_transactions_session_changes_nothing(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    other = new_transaction(runtime, merchant)
+    session_id = session_id_of(start(stripe_client, other))
+    fake.pay(session_id)
+    reply = stripe_client.get(f"{pay_path(transaction)}/return?session_id={session_id}")
+    assert reply.status_code == 200
+    assert reload(runtime, transaction).status == "PENDING"
+    assert reload(runtime, other).status == "PENDING"
+
+
+def test_an_amount_that_does_not_match_is_an_error_never_paid(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id, amount_total=1)
+    reply = stripe_client.get(f"{pay_path(transaction)}/return?session_id={session_id}")
+    assert "Payment error" in reply.text
+    failed = reload(runtime, transaction)
+    assert (failed.status, failed.reason) == ("ERROR", "AMOUNT_MISMATCH")
+    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
+    assert [c["resp_code"] for c in callbacks] == ["ERROR"]
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def test_webhook_confirms_the_payment_once(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    payload = fake.event("checkout.session.completed", session_id, event_id="evt_1")
+    status, body = send_event(
+        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
+    )
+    assert (status, body) == (200, {"return_code": "0", "result": "applied"})
+    assert reload(runtime, transaction).status == "PAID"
+    # Stripe delivers the same event again: recognised by its id, applied once.
+    status, body = send_event(
+        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
+    )
+    assert (status, body["result"]) == (200, "duplicate")
+    kinds = [kind for kind, _, _ in outbox(runtime, transaction)]
+    assert kinds.count("callback") == 1 and kinds.count("receipt") == 1
+    # The customer comes back afterwards: the same payment, straight to the merchant.
+    back = stripe_client.get(
+        f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
+    )
+    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["started", "paid"]
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "tampered", "too old", "no signature"])
+def test_webhook_signature_is_checked(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    case: str,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    payload = fake.event("checkout.session.completed", session_id)
+    secret = webhook_secret(fake)
+    signature: str | None = fake.sign(payload, secret)
+    if case == "wrong secret":
+        signature = fake.sign(payload, "whsec_other")
+    elif case == "tampered":
+        payload = payload.replace(b'"paid"', b'"unpaid"')
+    elif case == "too old":
+        signature = fake.sign(payload, secret, timestamp=int(time.time()) - 3600)
+    else:
+        signature = None
+    status, body = send_event(stripe_client, merchant, payload, signature)
+    assert status == 401 and body["return_code"] == "2010"
+    assert reload(runtime, transaction).status == "PENDING"
+    with runtime.database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+
+
+def test_webhook_for_an_unknown_or_non_stripe_account(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, merchant: Account
+) -> None:
+    payload = b'{"id": "evt_1"}'
+    reply = stripe_client.post("/webhooks/stripe/acct_nobody", content=payload)
+    assert reply.status_code == 404 and reply.json()["return_code"] == "4012"
+    # A Stripe merchant whose webhook was never registered.
+    reply = stripe_client.post(f"/webhooks/stripe/{merchant.uid}", content=payload)
+    assert reply.status_code == 404
+    sandbox_shop = make_account(runtime).account
+    reply = stripe_client.post(f"/webhooks/stripe/{sandbox_shop.uid}", content=payload)
+    assert reply.status_code == 404
+    assert (
+        stripe_client.post(f"/webhooks/sandbox/{sandbox_shop.uid}", content=payload).status_code
+        == 404
+    )
+
+
+def test_old_or_out_of_order_events_never_move_a_status_backwards(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    before_paying = fake.event("checkout.session.async_payment_failed", session_id)
+    fake.pay(session_id)
+    completed = fake.event("checkout.session.completed", session_id)
+    secret = webhook_secret(fake)
+    assert send_event(stripe_client, merchant, completed, fake.sign(completed, secret))[0] == 200
+    # An older failure arrives late: recorded as handled, but PAID stays PAID.
+    status, body = send_event(
+        stripe_client, merchant, before_paying, fake.sign(before_paying, secret)
+    )
+    assert (status, body["result"]) == (200, "recorded")
+    paid = reload(runtime, transaction)
+    assert (paid.status, paid.reason) == ("PAID", None)
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["started", "paid"]
+
+
+def test_failed_async_payments_count_as_declines(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    secret = webhook_secret(fake)
+    for _ in range(3):
+        payload = fake.event("checkout.session.async_payment_failed", session_id)
+        assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+    denied = reload(runtime, transaction)
+    assert (denied.status, denied.reason) == ("DENIED", "PAYMENT_FAILED")
+    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
+    assert [c["resp_code"] for c in callbacks] == ["PROCESSED"]
+
+
+def test_other_events_are_acknowledged_and_ignored(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    payload = fake.event("checkout.session.expired", session_id)
+    status, body = send_event(
+        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
+    )
+    assert (status, body["result"]) == (200, "ignored")
+    assert reload(runtime, transaction).status == "PENDING"
+
+
+def test_a_second_paid_session_is_refunded(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    first = session_id_of(start(stripe_client, transaction))
+    fake.expire(first)  # the first tab's session ran out…
+    second = session_id_of(start(stripe_client, transaction))
+    fake.sessions[first]["status"] = "open"  # …but Stripe still took both payments
+    fake.pay(first)
+    fake.pay(second)
+    secret = webhook_secret(fake)
+    for session_id in (first, second):
+        payload = fake.event("checkout.session.completed", session_id)
+        assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+    paid = reload(runtime, transaction)
+    assert paid.status == "PAID"
+    [refund] = fake.refunds
+    assert refund["payment_intent"] == fake.sessions[second]["payment_intent"]
+    assert refund["amount"] == 1500
+    assert [(a.outcome, a.reason, a.provider_reference) for a in attempts(runtime, transaction)][
+        -2:
+    ] == [("paid", None, first), ("duplicate", "refunded", second)]
+    assert [kind for kind, _, _ in outbox(runtime, transaction)].count("callback") == 1
+
+
+# --- the adapter alone --------------------------------------------------------------------------
+
+
+def test_refund_and_errors_of_the_adapter(fake: FakeStripe) -> None:
+    provider = StripeProvider(SECRET_KEY, api_base=fake.url)
+    fake.sessions["cs_test_1"] = {
+        "id": "cs_test_1",
+        "object": "checkout.session",
+        "status": "complete",
+        "payment_status": "paid",
+        "payment_intent": "pi_1",
+    }
+    refund = provider.refund("cs_test_1", 700)
+    assert refund.status == "succeeded" and refund.reference.startswith("re_")
+    assert fake.refunds[-1]["payment_intent"] == "pi_1" and fake.refunds[-1]["amount"] == 700
+    fake.sessions["cs_test_2"] = {
+        **fake.sessions["cs_test_1"],
+        "id": "cs_test_2",
+        "payment_intent": None,
+    }
+    with pytest.raises(ProviderError, match="no payment"):
+        provider.refund("cs_test_2", 700)
+    with pytest.raises(ProviderError, match="AuthenticationError"):
+        StripeProvider("sk_wrong", api_base=fake.url).refund("cs_test_1", 700)
+    with pytest.raises(ValueError, match="positive"):
+        provider.refund("cs_test_1", 0)
