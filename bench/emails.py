@@ -1,7 +1,7 @@
 """E-mails per second delivered by one worker to a local SMTP receiver, and the delay from commit
 to delivery.
 
-Run: python bench/email.py [--messages 2000] [--database-url URL] [--latency 200]
+Run: python bench/emails.py [--messages 2000] [--database-url URL] [--latency 200]
 
 - Receiver: aiosmtpd in a separate process on 127.0.0.1 (answers 250 at once, counts messages).
 - Baseline (same run): aiosmtplib sending one pre-built e-mail of the same size, 50 at a time,
