@@ -5,7 +5,7 @@ from __future__ import annotations
 from mobip.accounts.models import Account, AccountDocument
 from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
-from mobip.delivery.models import OutboxMessage
+from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
 from mobip.kit.db import Base
 from mobip.kit.idempotency import IdempotencyRecord
 from mobip.transactions.models import Transaction, TransactionEvent
@@ -16,8 +16,10 @@ __all__ = [
     "AccessToken",
     "Account",
     "AccountDocument",
+    "CallbackSecret",
     "IdempotencyRecord",
     "LoginThrottle",
+    "OutboxAttempt",
     "OutboxMessage",
     "PaymentAttempt",
     "ProviderEvent",

@@ -65,3 +65,50 @@ class OutboxMessage(Base):
             f"<OutboxMessage id={self.id} kind={self.kind!r} status={self.status} "
             f"attempts={self.attempts}/{self.max_attempts}>"
         )
+
+
+class AttemptOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+class OutboxAttempt(Base):
+    """One recorded attempt at sending an outbox message: when, how long, what came back.
+
+    Written in the same transaction as the message's outcome, so an attempt whose worker died
+    before recording leaves no row (the message's ``attempts`` counter still counts it).
+    """
+
+    __tablename__ = "outbox_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("outbox.id", ondelete="CASCADE"),
+        index=True,
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    # The first characters of the receiver's reply (never a secret of ours).
+    response_excerpt: Mapped[str | None] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CallbackSecret(Base):
+    """An account's Standard Webhooks signing secret (``whsec_…``), encrypted at rest."""
+
+    __tablename__ = "callback_secrets"
+
+    account_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
