@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_lease_seconds: int = Field(default=60, ge=1)
+    # After SIGTERM, how long the batch in hand may take before unfinished messages are released.
+    worker_shutdown_grace_seconds: float = Field(default=20, gt=0)
+
+    # Outbound HTTP to merchant URLs (callbacks): CIDR ranges admitted besides public addresses,
+    # e.g. "10.20.0.0/16, fd00:1::/64". Loopback: admitted by default in development only.
+    outbound_allow: str = ""
+    outbound_allow_loopback: bool | None = None
 
     # E-mail over SMTP; without a host, development writes e-mails to DATA_DIR/outbox/.
     smtp_host: str | None = None
@@ -151,9 +158,16 @@ class Settings(BaseSettings):
             return self.sms_provider
         return None if self.is_production else SmsProvider.OUTBOX
 
+    @property
+    def resolved_outbound_allow_loopback(self) -> bool:
+        if self.outbound_allow_loopback is not None:
+            return self.outbound_allow_loopback
+        return not self.is_production
+
     def check(self) -> None:
         """Refuse settings a production server must not run with."""
         self._check_delivery()
+        self._check_outbound()
         if not self.is_production:
             return
         if not self.secret_key:
@@ -183,3 +197,11 @@ class Settings(BaseSettings):
                 "MOBIP_SMTP_FROM is required in production when MOBIP_SMTP_HOST is set "
                 "(e.g. 'Shop payments <payments@example.com>')"
             )
+
+    def _check_outbound(self) -> None:
+        from mobip.kit.outbound import parse_allow_list
+
+        try:
+            parse_allow_list(self.outbound_allow)
+        except ValueError as exc:
+            raise ConfigurationError(f"MOBIP_OUTBOUND_ALLOW: {exc}") from exc

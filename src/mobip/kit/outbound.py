@@ -1,0 +1,451 @@
+"""The one HTTP client for merchant-supplied URLs, guarded against SSRF at connect time.
+
+The guard lives in the network backend: every new TCP connection resolves the host itself, checks
+every address, and connects to a checked address, so what was checked is what is connected to
+(no second lookup an attacker's DNS could answer differently). TLS still uses the URL's host name
+for SNI and certificate checks, and the ``Host`` header names the URL's host. Redirects are never
+followed (3xx is returned as is), replies are read up to a cap, and each request has one overall
+timeout. Keep-alive connections are reused per origin; a new connection is checked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import string
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+
+from mobip.config import Settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# host, port -> the addresses to try, as strings (an injectable DNS: tests, custom resolvers).
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+MAX_URL_CHARS = 2048
+_HOST_CHARS = frozenset(string.ascii_lowercase + string.digits + ".-_")
+
+
+class OutboundRefused(Exception):
+    """The URL or the address it leads to is not allowed; nothing was sent or connected."""
+
+
+class OutboundError(Exception):
+    """The request could not complete: connection refused, timeout, protocol error."""
+
+
+def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+LOOPBACK = _nets("127.0.0.0/8", "::1/128")
+
+# Never admitted, whatever the allow-list says: no host is reachable there on purpose.
+_ALWAYS_FORBIDDEN: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
+    ("an unspecified", _nets("0.0.0.0/8", "::/128")),
+    ("a multicast", _nets("224.0.0.0/4", "ff00::/8")),
+    ("a broadcast", _nets("255.255.255.255/32")),
+)
+
+# Refused unless MOBIP_OUTBOUND_ALLOW (or the development loopback default) admits them.
+_FORBIDDEN: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
+    ("a loopback", LOOPBACK),
+    ("a private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")),
+    ("a link-local", _nets("169.254.0.0/16", "fe80::/10")),
+    ("a carrier-grade NAT", _nets("100.64.0.0/10")),
+    (
+        "a reserved",
+        _nets(
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.88.99.0/24",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "240.0.0.0/4",
+            "::/96",  # IPv4-compatible (deprecated)
+            "64:ff9b:1::/48",  # local-use NAT64
+            "100::/64",  # discard-only
+            "2001:2::/48",
+            "2001:10::/28",
+            "2001:20::/28",
+            "2001:db8::/32",
+            "fec0::/10",  # site-local (deprecated)
+        ),
+    ),
+)
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, NAT64, 6to4, Teredo."""
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in _NAT64:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address in _SIX_TO_FOUR:
+        return [ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)]
+    if address.teredo is not None:
+        return list(address.teredo)
+    return []
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which addresses may be connected to: public ones, plus the ``allow`` ranges."""
+
+    allow: tuple[IPNetwork, ...] = ()
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """Why ``address`` may not be connected to, or None when it may."""
+        for name, networks in _ALWAYS_FORBIDDEN:
+            if any(address in net for net in networks):
+                return f"{address} is {name} address"
+        if isinstance(address, ipaddress.IPv6Address):
+            for inner in _embedded_ipv4(address):
+                reason = self.refusal(inner)
+                if reason is not None:
+                    return f"{address} embeds an IPv4 address that is refused ({reason})"
+            if address.ipv4_mapped is not None:
+                return None
+        if any(address in net for net in self.allow):
+            return None
+        for name, networks in _FORBIDDEN:
+            if any(address in net for net in networks):
+                return f"{address} is {name} address"
+        return None
+
+    def check(self, address: IPAddress) -> None:
+        reason = self.refusal(address)
+        if reason is not None:
+            raise OutboundRefused(f"refused: {reason}")
+
+
+def parse_allow_list(text: str) -> tuple[IPNetwork, ...]:
+    """``"10.1.0.0/16, fd00::/8"`` → networks; ValueError naming the bad entry."""
+    networks = []
+    for item in text.replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR range: {item!r}") from exc
+    return tuple(networks)
+
+
+def _ipv4_number(part: str) -> int | None:
+    """One part of an IPv4 host as inet_aton and browsers read it: 0x hex, 0 octal, decimal."""
+    if part[:2] in ("0x", "0X"):
+        digits = part[2:]
+        return int(digits or "0", 16) if all(c in string.hexdigits for c in digits) else None
+    if not part.isascii() or not part.isdigit():
+        return None
+    if len(part) > 1 and part.startswith("0"):
+        return int(part, 8) if all(c in "01234567" for c in part) else None
+    return int(part)
+
+
+def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address of a host written as numbers (``2130706433``, ``0x7f.1``, ``0177.0.0.1``).
+
+    Follows the URL standard's IPv4 parser: a host whose last label is a number is an address,
+    in any base and with 1 to 4 parts; one that looks numeric but does not parse is an error.
+    """
+    parts = host.split(".")
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if not parts or _ipv4_number(parts[-1]) is None:
+        if parts and parts[-1].isdigit():
+            raise OutboundRefused(f"refused: {host!r} is not a valid address")
+        return None
+    numbers = [_ipv4_number(p) for p in parts]
+    if len(parts) > 4 or any(n is None for n in numbers):
+        raise OutboundRefused(f"refused: {host!r} is not a valid address")
+    values = [n for n in numbers if n is not None]
+    *head, last = values
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(values)):
+        raise OutboundRefused(f"refused: {host!r} is not a valid address")
+    value = last
+    for index, number in enumerate(head):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL, split the way it will be requested."""
+
+    scheme: str
+    host: str  # ASCII: an IDNA name, or an address without brackets
+    port: int
+    path: str  # path and query, as sent on the request line
+    address: IPAddress | None  # set when the host is an address literal
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Split ``url`` into what is connected to; OutboundRefused when it is not acceptable.
+
+    Only absolute http(s) URLs without credentials; the host is IDNA-encoded and numeric forms
+    are read as addresses, so one parser decides what host is meant.
+    """
+    if len(url) > MAX_URL_CHARS:
+        raise OutboundRefused(f"refused: the URL is longer than {MAX_URL_CHARS} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch == "\\" for ch in url):
+        raise OutboundRefused("refused: the URL contains spaces, control characters or '\\'")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise OutboundRefused(f"refused: not a valid URL ({exc})") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise OutboundRefused("refused: only http and https URLs are allowed")
+    if "@" in parts.netloc:
+        raise OutboundRefused("refused: the URL must not include a user name or password")
+    raw_host = parts.hostname or ""
+    if not raw_host:
+        raise OutboundRefused("refused: the URL has no host")
+    if port == 0:
+        raise OutboundRefused("refused: port 0")
+    host, address = _parse_host(raw_host, bracketed=parts.netloc.count("[") > 0)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(scheme, host, port or (443 if scheme == "https" else 80), path, address)
+
+
+def _parse_host(raw: str, *, bracketed: bool) -> tuple[str, IPAddress | None]:
+    if bracketed:
+        if "%" in raw:
+            raise OutboundRefused("refused: IPv6 zone identifiers are not allowed")
+        try:
+            v6 = ipaddress.IPv6Address(raw)
+        except ValueError as exc:
+            raise OutboundRefused(f"refused: {raw!r} is not an IPv6 address") from exc
+        return str(v6), v6
+    try:
+        # NFKC and IDNA: fullwidth digits and dots become ASCII before the numeric check.
+        host = raw.encode("idna").decode("ascii").lower() if not raw.isascii() else raw.lower()
+    except UnicodeError as exc:
+        raise OutboundRefused(f"refused: {raw!r} is not a valid host name") from exc
+    if not host or not set(host) <= _HOST_CHARS:
+        raise OutboundRefused(f"refused: {raw!r} is not a valid host name")
+    v4 = numeric_ipv4(host)
+    if v4 is not None:
+        return str(v4), v4
+    return host.rstrip("."), None
+
+
+async def system_resolver(host: str, port: int) -> Sequence[str]:
+    """The operating system's resolver (getaddrinfo), every address family."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network layer with the address check between the lookup and the connect."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolver: Resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """The checked addresses of ``host``: all of them must be allowed, or none is used.
+
+        Refusing a name when any of its addresses is forbidden keeps a name that mixes public
+        and internal records from reaching the internal one on a later connection.
+        """
+        _, literal = _parse_host(host, bracketed=":" in host)
+        if literal is not None:
+            self.policy.check(literal)
+            return [literal]
+        try:
+            found = await self.resolver(host, port)
+        except OSError as exc:
+            raise OutboundError(f"cannot resolve {host!r}: {exc}") from exc
+        addresses: list[IPAddress] = []
+        for text in found:
+            try:
+                address = ipaddress.ip_address(text.split("%", 1)[0])
+            except ValueError as exc:
+                raise OutboundRefused(f"refused: {host!r} resolved to {text!r}") from exc
+            reason = self.policy.refusal(address)
+            if reason is not None:
+                raise OutboundRefused(f"refused: {host!r} resolves to a refused address: {reason}")
+            addresses.append(address)
+        if not addresses:
+            raise OutboundError(f"{host!r} has no address")
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        last_error: Exception | None = None
+        for address in await self.addresses(host, port):
+            try:
+                return await self.inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        raise OutboundError(f"cannot connect to {host}:{port}: {last_error}")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise OutboundRefused("refused: unix sockets are not reachable from outbound requests")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class OutboundResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes  # at most the client's max_response_bytes
+    truncated: bool
+    duration: float  # seconds, from the request's start to the end of the read
+
+    def excerpt(self, chars: int = 200) -> str:
+        """The start of the body as text, for attempt logs."""
+        return self.body[: chars * 4].decode("utf-8", "replace")[:chars]
+
+
+class OutboundClient:
+    """HTTP to merchant-supplied URLs: SSRF-checked connections, no redirects, capped replies."""
+
+    def __init__(
+        self,
+        *,
+        allow: Sequence[IPNetwork] = (),
+        resolver: Resolver | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = AddressPolicy(tuple(allow))
+        self.backend = GuardedBackend(self.policy, resolver or system_resolver, network_backend)
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30.0,
+            network_backend=self.backend,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes = b"",
+    ) -> OutboundResponse:
+        """Send one request; a 3xx is returned, not followed. OutboundRefused / OutboundError."""
+        target = parse_url(url)
+        if target.address is not None:
+            # Refuse literal addresses before touching the pool (the backend checks again).
+            self.policy.check(target.address)
+        request_headers = [("Host", target.host_header), ("User-Agent", "MOBIP-Webhooks/2.0")]
+        request_headers += [(k, v) for k, v in (headers or {}).items() if k.lower() != "host"]
+        if content or method.upper() in ("POST", "PUT", "PATCH"):
+            request_headers.append(("Content-Length", str(len(content))))
+        started = time.perf_counter()
+        limits = {name: self.timeout for name in ("connect", "read", "write", "pool")}
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._send(target, method, request_headers, content, limits, started)
+        except TimeoutError as exc:
+            raise OutboundError(f"timed out after {self.timeout:g}s") from exc
+        except httpcore.TimeoutException as exc:
+            raise OutboundError(f"timed out ({type(exc).__name__})") from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise OutboundError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _send(
+        self,
+        target: Target,
+        method: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        limits: dict[str, float],
+        started: float,
+    ) -> OutboundResponse:
+        url = httpcore.URL(
+            scheme=target.scheme.encode(),
+            host=target.host.encode(),
+            port=target.port,
+            target=target.path.encode(),
+        )
+        async with self._pool.stream(
+            method.upper(), url, headers=headers, content=content, extensions={"timeout": limits}
+        ) as response:
+            body = bytearray()
+            truncated = False
+            async for chunk in response.aiter_stream():
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    truncated = True
+                    del body[self.max_response_bytes :]
+                    break
+            reply_headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
+            }
+        return OutboundResponse(
+            response.status, reply_headers, bytes(body), truncated, time.perf_counter() - started
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+def allow_list_for(settings: Settings) -> tuple[IPNetwork, ...]:
+    """The configured ranges plus loopback when it is admitted (development by default)."""
+    networks = parse_allow_list(settings.outbound_allow)
+    return networks + LOOPBACK if settings.resolved_outbound_allow_loopback else networks
+
+
+def client_for(settings: Settings, **options: Any) -> OutboundClient:
+    """The outbound client configured by MOBIP_OUTBOUND_ALLOW and the environment."""
+    return OutboundClient(allow=allow_list_for(settings), **options)
