@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import io
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -32,12 +33,18 @@ from starlette.testclient import TestClient
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.app import create_app
-from mobip.config import Environment, SmtpSecurity
+from mobip.config import Environment, Settings, SmtpSecurity
 from mobip.delivery import repository as outbox
-from mobip.delivery import worker
-from mobip.delivery.handlers import register_all
+from mobip.delivery import schedules, worker
+from mobip.delivery.handlers import MESSAGE_POLICY, register_all
 from mobip.delivery.models import OutboxMessage, OutboxStatus
-from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT, enqueue, queue_receipt
+from mobip.delivery.service import (
+    PAYMENT_REQUEST,
+    RECEIPT,
+    backoff_bounds,
+    enqueue,
+    queue_receipt,
+)
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import repository as transactions
@@ -268,21 +275,106 @@ def test_the_payment_request_arrives_in_the_transaction_language(
     assert message["Message-ID"] == f"<mobip.{row.id}.{transaction.trid}@mobip.test>"
 
 
-def test_the_link_opens_the_checkout_page(
-    mailing: Runtime, merchant: Account, receiver: Receiver
-) -> None:
-    new_request(mailing, merchant)
-    deliver(mailing)
-    [message] = receiver.messages
-    text, _ = parts(message)
-    [url] = [word for word in text.split() if word.startswith("http")]
-    app = create_app(mailing)
-    if not any(getattr(route, "path", "").startswith("/pay") for route in app.routes):
-        pytest.skip("the hosted checkout (/pay/…) is not mounted in this tree yet")
-    with TestClient(app) as client:
-        page = client.get(urlsplit(url).path)
+# --- request, reminder and receipt end to end: the links are followed ---------------------------
+
+# What each e-mail says in each language; the page the link opens says it in the same language.
+JOURNEY = {
+    "EN": {
+        "request": "Payment request from Maison Dupré: ",
+        "reminder": "Reminder: Maison Dupré is waiting for your payment of €1,237.00",
+        "reminder_words": "A friendly reminder: Maison Dupré has not received your payment yet.",
+        "receipt": "Your receipt from Maison Dupré: ",
+        "paid": "Already paid",
+    },
+    "FR": {
+        "request": "Demande de paiement de Maison Dupré : ",
+        # A header is one line of plain spaces: the locale's no-break spaces become spaces.
+        "reminder": "Rappel : Maison Dupré attend votre paiement de 1 237,00 €",
+        "reminder_words": "Petit rappel : Maison Dupré n'a pas encore reçu votre paiement.",
+        "receipt": "Votre reçu de Maison Dupré : ",
+        "paid": "Déjà payé",
+    },
+}
+
+
+def link_in(message: EmailMessage) -> str:
+    """The one checkout link of the text part; the HTML part links to the same place."""
+    text, html = parts(message)
+    [url] = {word for word in text.split() if word.startswith("http")}
+    assert f'href="{url}"' in html
+    return url
+
+
+def follow(client: TestClient, url: str) -> str:
+    page = client.get(urlsplit(url).path)
     assert page.status_code == 200
-    assert "Green tea, 250 g" in page.text
+    return page.text
+
+
+@pytest.mark.parametrize("language", ["EN", "FR"])
+def test_request_reminder_and_receipt_arrive_and_their_links_open_the_transaction_page(
+    mailing: Runtime, merchant: Account, receiver: Receiver, clock: ManualClock, language: str
+) -> None:
+    words = JOURNEY[language]
+    mine = new_request(mailing, merchant, language=language, retry_period=2)
+    other = new_request(
+        mailing,
+        merchant,
+        language=language,
+        retry_period=2,
+        item_name="Black coffee",
+        customer_email="ann@example.com",
+    )
+    assert deliver(mailing) == 2
+    clock.advance(days=2)
+    assert schedules.run_once(mailing).reminders == 2
+    assert deliver(mailing) == 2
+    to_zoe = [m for m in receiver.messages if m["To"] == "zoe@example.com"]
+    request, reminder = to_zoe
+    assert request["Subject"] == words["request"] + "Green tea, 250 g"
+    assert reminder["Subject"] == words["reminder"]
+    assert words["reminder_words"] in parts(reminder)[0]
+    assert words["reminder_words"] not in parts(request)[0]
+
+    with TestClient(create_app(mailing)) as client:
+        url = transactions_service.checkout_url(mailing.settings, mine)
+        for message in (request, reminder):
+            assert link_in(message) == url
+            assert qr_text(message) == url
+            page = follow(client, url)
+            assert f'<html lang="{language.lower()}">' in page
+            assert "Green tea, 250 g" in page
+            assert "Black coffee" not in page
+        assert "Black coffee" in follow(
+            client, transactions_service.checkout_url(mailing.settings, other)
+        )
+
+        # Pay on the page the link opened (sandbox test card): checkout queues the receipt.
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+        assert token is not None
+        paid = client.post(
+            urlsplit(url).path,
+            data={
+                "csrf_token": token.group(1),
+                "card_number": "4242 4242 4242 4242",
+                "expiry": "12/30",
+                "cvc": "123",
+                "name_on_card": "Zoe Martin",
+                "lang": language,
+            },
+            follow_redirects=False,
+        )
+        assert paid.status_code == 303
+        assert deliver(mailing) >= 1  # the receipt (and the merchant's callback, if any)
+        receipt = receiver.messages[-1]
+        assert receipt["To"] == "zoe@example.com"
+        assert receipt["Subject"] == words["receipt"] + "Green tea, 250 g"
+        assert mine.trid in parts(receipt)[0]
+        assert link_in(receipt) == url
+        page = follow(client, link_in(receipt))
+        assert words["paid"] in page
+        assert "Green tea, 250 g" in page
+    assert [m["To"] for m in receiver.messages].count("zoe@example.com") == 3
 
 
 def test_an_amount_without_tax_shows_no_tax_line(
@@ -318,8 +410,8 @@ def test_merchant_and_item_names_are_escaped_in_html_and_kept_on_one_header_line
 @pytest.mark.parametrize(
     ("language", "subject", "words"),
     [
-        ("EN", "Reminder: payment request from Maison Dupré", "This is a reminder"),
-        ("FR", "Rappel : demande de paiement de Maison Dupré", "Petit rappel"),
+        ("EN", "Reminder: Maison Dupré is waiting for your payment", "A friendly reminder"),
+        ("FR", "Rappel : Maison Dupré attend votre paiement", "Petit rappel"),
     ],
 )
 def test_the_automatic_reminder_arrives_after_the_retry_period(
@@ -331,8 +423,6 @@ def test_the_automatic_reminder_arrives_after_the_retry_period(
     subject: str,
     words: str,
 ) -> None:
-    from mobip.delivery import schedules
-
     transaction = new_request(mailing, merchant, language=language, retry_period=2)
     deliver(mailing)
     clock.advance(days=2)
@@ -547,6 +637,39 @@ def test_an_unreachable_server_is_retried(runtime: Runtime, merchant: Account) -
     assert row.last_error.startswith("SMTPConnectError")
 
 
+def test_attempts_back_off_with_jitter_and_the_last_one_fails_the_message_with_its_error(
+    runtime: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    unreachable = with_settings(
+        runtime, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security=SmtpSecurity.NONE
+    )
+    transaction = new_request(unreachable, merchant)
+    delays: list[timedelta] = []
+    for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
+        assert deliver(unreachable) == 1
+        [row] = messages_of(unreachable, transaction.trid)
+        assert row.attempts == attempt
+        if attempt == MESSAGE_POLICY.max_attempts:
+            break
+        assert row.status == OutboxStatus.PENDING
+        delay = row.next_attempt_at - clock.now()
+        low, high = backoff_bounds(MESSAGE_POLICY, attempt)
+        assert low <= delay <= high
+        delays.append(delay)
+        clock.set(row.next_attempt_at - timedelta(seconds=1))
+        assert deliver(unreachable) == 0  # not before it is due
+        clock.set(row.next_attempt_at)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error is not None
+    assert row.last_error.startswith(f"gave up after {MESSAGE_POLICY.max_attempts} attempts: ")
+    assert "SMTPConnectError" in row.last_error
+    # Jittered: drawn within the bounds, not the exponential delays themselves.
+    assert len(set(delays)) == len(delays)
+    assert any(delay < backoff_bounds(MESSAGE_POLICY, n)[1] for n, delay in enumerate(delays, 1))
+    clock.advance(days=1)
+    assert deliver(unreachable) == 0  # failed for good
+
+
 # --- TLS and login -----------------------------------------------------------------------------
 
 
@@ -691,3 +814,18 @@ def test_an_untrusted_certificate_is_refused(
     assert row.status == OutboxStatus.PENDING
     assert row.last_error is not None
     assert "CERTIFICATE_VERIFY_FAILED" in row.last_error
+
+
+# --- documentation -------------------------------------------------------------------------------
+
+
+def test_every_email_sms_and_schedule_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(MOBIP_[A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    ours = {
+        f"MOBIP_{name.upper()}"
+        for name in Settings.model_fields
+        if name.startswith(("smtp_", "sms_", "twilio_", "schedule_"))
+    }
+    assert len(ours) >= 20
+    assert ours - documented == set()

@@ -27,9 +27,9 @@ from factories import make_account
 from mobip.accounts.models import Account
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
 from mobip.delivery import schedules, worker
-from mobip.delivery.handlers import register_all
+from mobip.delivery.handlers import MESSAGE_POLICY, register_all
 from mobip.delivery.models import OutboxMessage, OutboxStatus
-from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT
+from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT, backoff_bounds
 from mobip.delivery.sms import (
     GSM7_PART,
     GSM7_SINGLE,
@@ -107,7 +107,8 @@ URL = "https://pay.mobip.example/pay/ck_" + "x" * 32
         (
             "EN",
             "reminder",
-            f"Reminder - Café Dupré: payment request of €12.50 for Green tea. Pay here: {URL}",
+            "Reminder - Café Dupré is still waiting for your payment of €12.50 for Green tea. "
+            f"Pay here: {URL}",
         ),
         (
             "FR",
@@ -117,7 +118,7 @@ URL = "https://pay.mobip.example/pay/ck_" + "x" * 32
         (
             "FR",
             "reminder",
-            "Rappel - Café Dupré : demande de paiement de 12,50 € pour Green tea. "
+            "Rappel - Café Dupré attend toujours votre paiement de 12,50 € pour Green tea. "
             f"Payez ici : {URL}",
         ),
     ],
@@ -404,7 +405,8 @@ def test_the_reminder_by_sms(
     deliver(twilio)
     first, reminder = (parse_qs(r.body.decode())["Body"][0] for r in provider.requests)
     assert first.startswith("Maison Dupré : ")
-    assert reminder.startswith("Rappel - Maison Dupré : ")
+    assert reminder.startswith("Rappel - Maison Dupré attend toujours votre paiement de ")
+    assert segments(reminder).count <= 2
 
 
 def test_an_invalid_number_fails_the_message_at_once(
@@ -490,6 +492,31 @@ def test_an_unreachable_provider_is_retried(twilio: Runtime, merchant: Account) 
     assert message.status == OutboxStatus.PENDING
     assert message.last_error is not None
     assert message.last_error.startswith("ConnectError")
+
+
+def test_a_provider_down_for_good_fails_the_message_after_the_last_attempt(
+    twilio: Runtime, merchant: Account, clock: ManualClock
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{port}")
+    transaction = new_sms_request(down, merchant)
+    for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
+        assert deliver(down) == 1
+        message = only_message(down, transaction.trid)
+        assert message.attempts == attempt
+        if attempt < MESSAGE_POLICY.max_attempts:
+            low, high = backoff_bounds(MESSAGE_POLICY, attempt)
+            assert low <= message.next_attempt_at - clock.now() <= high
+            clock.set(message.next_attempt_at)
+    assert message.status == OutboxStatus.FAILED
+    assert message.last_error is not None
+    assert message.last_error.startswith(
+        f"gave up after {MESSAGE_POLICY.max_attempts} attempts: ConnectError"
+    )
 
 
 # --- the generic HTTP gateway -------------------------------------------------------------------

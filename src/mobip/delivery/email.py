@@ -1,10 +1,12 @@
 """E-mail: the payment request, its automatic reminder and the payment receipt, over SMTP.
 
-Each message is multipart: a text part and an HTML part (the payment request's HTML carries the
-QR code of the checkout link as an inline PNG, ``cid:``). Templates are in
-``templates/email/{en,fr}/``. With ``MOBIP_SMTP_HOST`` set, messages go out through that server
-(STARTTLS, implicit TLS or plain, with optional login); without it, development writes them to the
-local outbox (``devoutbox``) and production fails each attempt visibly.
+Each message is multipart: a text part and an HTML part (the payment request's and the reminder's
+HTML carry the QR code of the checkout link as an inline PNG, ``cid:``). Templates are in
+``templates/email/{en,fr}/``: ``payment_request``, ``reminder`` and ``receipt`` (``.txt`` holds
+the subject and the text part, ``.html`` the HTML part). With ``MOBIP_SMTP_HOST`` set, messages
+go out through that server (STARTTLS, implicit TLS or plain, with optional login); without it,
+development writes them to the local outbox (``devoutbox``) and production fails each attempt
+visibly.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from mobip.accounts.models import Account
 from mobip.config import Settings, SmtpSecurity
 from mobip.delivery import devoutbox
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.rendering import PaymentView, language_of, payment_view, render, render_block
+from mobip.delivery.rendering import (
+    PaymentView,
+    language_of,
+    payment_view,
+    render,
+    render_block,
+    template_for,
+)
 from mobip.delivery.worker import PermanentFailure
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
@@ -158,20 +167,14 @@ class Rendered:
 
 
 def render_payment_request(view: PaymentView, occasion: str, cid_domain: str) -> Rendered:
-    """The payment request (``occasion`` reminder words it as a reminder) in ``view``'s language."""
-    folder = f"email/{view.language.value.lower()}"
+    """The payment request, or its reminder (``occasion`` reminder), in ``view``'s language."""
+    name = f"email/{view.language.value.lower()}/{template_for(occasion)}"
     qr_png = render_png(view.checkout_url, scale=QR_SCALE)
     qr_cid = f"qr.{view.trid}@{cid_domain}"
-    context = {"view": view, "occasion": occasion}
     return Rendered(
-        subject=render_block(f"{folder}/payment_request.txt", "subject", **context),
-        text=render_block(f"{folder}/payment_request.txt", "body", **context) + "\n",
-        html=render(
-            f"{folder}/payment_request.html",
-            qr_cid=qr_cid,
-            qr_size=_png_width(qr_png),
-            **context,
-        ),
+        subject=render_block(f"{name}.txt", "subject", view=view),
+        text=render_block(f"{name}.txt", "body", view=view) + "\n",
+        html=render(f"{name}.html", view=view, qr_cid=qr_cid, qr_size=_png_width(qr_png)),
         qr_png=qr_png,
         qr_cid=qr_cid,
     )

@@ -93,6 +93,14 @@ def payment_view(
     )
 
 
+REMINDER = "reminder"  # the occasion of an automatic resend (schedules)
+
+
+def template_for(occasion: str) -> str:
+    """The automatic reminder has its own template; initial and manual sends are the request."""
+    return "reminder" if occasion == REMINDER else "payment_request"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     return Environment(

@@ -27,7 +27,7 @@ from mobip.config import ConfigurationError, Settings, SmsProvider
 from mobip.delivery import devoutbox
 from mobip.delivery.email import require_payable
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.rendering import language_of, money, render_block
+from mobip.delivery.rendering import language_of, money, render_block, template_for
 from mobip.delivery.worker import PermanentFailure, RetryLater
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
@@ -143,14 +143,13 @@ def payment_request_text(
     max_segments: int = MAX_SEGMENTS,
 ) -> str:
     """The SMS of a payment request, within ``max_segments`` when shortening the names allows."""
-    template = f"sms/{language_of(language).value.lower()}/payment_request.txt"
+    template = f"sms/{language_of(language).value.lower()}/{template_for(occasion)}.txt"
     merchant, item = to_gsm7(" ".join(merchant_name.split())), to_gsm7(" ".join(item_name.split()))
 
     def text(merchant_part: str, item_part: str) -> str:
         rendered = render_block(
             template,
             "body",
-            occasion=occasion,
             merchant=merchant_part,
             item=item_part,
             total=to_gsm7(total),
