@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
@@ -114,15 +115,28 @@ def outbox(runtime: Runtime, transaction: Transaction) -> list[tuple[str, str, d
 
 
 def database_text(runtime: Runtime) -> str:
-    """Every row of every table, as text (to look for data that must never be stored)."""
-    from mobip.models import metadata
+    """Every row of every table the database holds (not only the ones our models know), as
+    text: to look for data that must never be stored."""
+    from sqlalchemy import inspect
 
     parts: list[str] = []
-    with runtime.database.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in conn.execute(text(f'SELECT * FROM "{table.name}"')):
+    engine = runtime.database.engine
+    with engine.connect() as conn:
+        for name in inspect(conn).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{name}"')):
                 parts.append(" ".join(str(value) for value in row))
     return "\n".join(parts)
+
+
+def sqlite_file_bytes(runtime: Runtime) -> bytes:
+    """The raw bytes of a SQLite database and its WAL/journal files (b"" on PostgreSQL):
+    free pages and the write-ahead log may hold what no SELECT shows any more."""
+    url = runtime.settings.resolved_database_url
+    if not url.startswith("sqlite:///"):
+        return b""
+    path = Path(url.removeprefix("sqlite:///"))
+    files = [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-journal"))]
+    return b"".join(file.read_bytes() for file in files if file.exists())
 
 
 # --- real servers on loopback (e2e) --------------------------------------------------------------
