@@ -267,6 +267,48 @@ def test_a_backlog_is_worked_through_in_batches(
     assert {load(small, t.trid).automatic_resends for t in made[1::2]} == {1}
 
 
+class OutboxDown(Exception):
+    """Stands for any failure while writing the outbox row."""
+
+
+def refuse(*args: Any, **kwargs: Any) -> Any:
+    raise OutboxDown()
+
+
+def test_expiry_and_its_callback_commit_together_or_not_at_all(
+    runtime: Runtime, merchant: Account, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mobip.delivery import service as delivery
+
+    transaction = create(runtime, merchant, period=0, ttl=1)
+    clock.advance(days=1)
+    monkeypatch.setattr(delivery, "queue_callback", refuse)
+    with pytest.raises(OutboxDown):
+        schedules.expire_due(runtime)
+    assert load(runtime, transaction.trid).status == TransactionStatus.PENDING
+    monkeypatch.undo()
+    assert schedules.expire_due(runtime) == 1
+    assert load(runtime, transaction.trid).reason == "EXPIRED"
+    assert len(callbacks_of(runtime, transaction.trid)) == 1
+
+
+def test_a_reminder_is_counted_only_with_its_outbox_row(
+    runtime: Runtime, merchant: Account, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mobip.delivery import service as delivery
+
+    transaction = create(runtime, merchant, period=1)
+    clock.advance(days=1)
+    monkeypatch.setattr(delivery, "queue_payment_request", refuse)
+    with pytest.raises(OutboxDown):
+        schedules.send_reminders(runtime)
+    assert load(runtime, transaction.trid).automatic_resends == 0
+    monkeypatch.undo()
+    assert schedules.send_reminders(runtime) == 1
+    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert [o for _, o, _ in requests_of(runtime, transaction.trid)] == ["initial", "reminder"]
+
+
 # --- several workers at once ----------------------------------------------------------------------
 
 

@@ -210,7 +210,11 @@ _DEFAULT_RETRY_AFTER = timedelta(minutes=1)
 
 
 def http_client_factory(timeout: float) -> ClientFactory:
-    """A new client per message: no redirects followed, bounded time. (Swap for kit.http here.)"""
+    """A new client per message: no redirects followed, bounded time.
+
+    Provider URLs are the operator's settings, not merchant input: no SSRF guard (a gateway may
+    well be on a private network).
+    """
 
     def make() -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
