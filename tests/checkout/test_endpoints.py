@@ -27,7 +27,9 @@ from checkout.support import (
 )
 from factories import make_account
 from mobip.accounts.models import Account
+from mobip.app import create_app
 from mobip.checkout import csrf
+from mobip.checkout import service as checkout_service
 from mobip.cli import app as cli_app
 from mobip.config import Environment
 from mobip.kit.clock import ManualClock
@@ -164,6 +166,40 @@ def test_paid_redirects_with_trid_and_status_and_queues_receipt_and_callback(
     ]
     [attempt] = attempts(runtime, transaction)
     assert (attempt.outcome, attempt.card_brand, attempt.card_last4) == ("paid", "visa", "4242")
+
+
+def test_paid_status_receipt_and_callback_are_one_database_transaction(
+    runtime: Runtime, merchant: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If writing the callback fails after the status and the receipt were written, none of
+    them is kept: they are committed together or not at all."""
+    transaction = new_transaction(runtime, merchant, language="FR")
+
+    def broken_outbox(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("outbox unavailable")
+
+    monkeypatch.setattr(checkout_service.delivery, "queue_callback", broken_outbox)
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        assert submit(client, transaction).status_code == 500
+        assert reload(runtime, transaction).status == "PENDING"
+        assert [kind for kind, _, _ in outbox(runtime, transaction)] == ["payment_request"]
+        assert attempts(runtime, transaction) == []
+        monkeypatch.undo()
+        assert submit(client, transaction).status_code == 303
+    paid = reload(runtime, transaction)
+    assert paid.status == "PAID"
+    receipts = [(t, p) for k, t, p in outbox(runtime, transaction) if k == "receipt"]
+    # The receipt goes in the transaction's language.
+    assert receipts == [("ada@example.com", {"trid": transaction.trid, "language": "FR"})]
+
+
+def test_hsts_when_served_over_https(runtime: Runtime, transaction: Transaction) -> None:
+    runtime.settings.base_url = "https://pay.example"
+    runtime.settings.__dict__.pop("resolved_base_url", None)
+    with TestClient(create_app(runtime), base_url="https://pay.example") as client:
+        page = client.get(pay_path(transaction))
+        assert page.headers["strict-transport-security"] == "max-age=31536000"
+        assert "Secure" in page.headers["set-cookie"]
 
 
 def test_a_paid_link_shows_already_paid_with_the_date(

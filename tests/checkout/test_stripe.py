@@ -8,14 +8,17 @@ the way Stripe signs them and checked by ``stripe.Webhook.construct_event``.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from checkout.fake_stripe import SECRET_KEY, FakeStripe, parse_stripe_form
 from checkout.support import (
@@ -27,12 +30,13 @@ from checkout.support import (
     reload,
     update_account,
 )
-from factories import make_account
-from mobip.accounts.models import Account
+from factories import form, make_account, token_for
+from mobip.accounts.models import Account, Role
 from mobip.app import create_app
 from mobip.checkout.models import ProviderEvent, ProviderWebhook
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.providers.stripe import SESSION_EVENTS, StripeProvider
+from mobip.cli import app as cli_app
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
 
@@ -520,3 +524,61 @@ def test_refund_and_errors_of_the_adapter(fake: FakeStripe) -> None:
         StripeProvider("sk_wrong", api_base=fake.url).refund("cs_test_1", 700)
     with pytest.raises(ValueError, match="positive"):
         provider.refund("cs_test_1", 0)
+
+
+# --- choosing the provider: `mobip account set-provider`, keys through update_account ----------
+
+
+def test_the_provider_is_set_by_the_cli_and_its_keys_by_update_account(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    partner = make_account(runtime, role=Role.PARTNER, name="Partner")
+    shop = make_account(runtime, parent=partner, name="Shop")
+    uid = shop.account.uid
+    first = new_transaction(runtime, shop.account)
+    assert "TEST MODE" in stripe_client.get(pay_path(first)).text  # the default: the sandbox
+
+    # The operator's CLI, on the same database and with the same secret key (encryption).
+    monkeypatch.setenv("MOBIP_DATABASE_URL", db_url)
+    monkeypatch.setenv("MOBIP_DATA_DIR", str(tmp_path / "cli"))
+    monkeypatch.setenv("MOBIP_SECRET_KEY", runtime.settings.resolved_secret_key)
+    monkeypatch.setenv("MOBIP_STRIPE_API_BASE", fake.url)
+    args = ["account", "set-provider", uid, "--provider", "stripe", "--private-key", SECRET_KEY]
+    result = CliRunner().invoke(cli_app, [*args, "--public-key", "pk_test_shop"])
+    assert result.exit_code == 0, result.output
+    page = stripe_client.get(pay_path(first)).text
+    assert "Continue to payment" in page and 'name="card_number"' not in page
+    start(stripe_client, first)
+    assert fake.authorizations and set(fake.authorizations) == {f"Bearer {SECRET_KEY}"}
+    assert SECRET_KEY not in database_text(runtime)  # encrypted at rest
+
+    # The partner replaces the merchant's key through the API: the next payment uses it, and
+    # MOBIP registers its webhook again under the new key.
+    rotated = "sk_test_rotated_" + "r" * 24
+    fake.secret_keys.add(rotated)
+    account_data = json.dumps({"Private_Payment_Provider_key": rotated})
+    reply = stripe_client.request(
+        "POST",
+        "/api/2.0/mobip/update_account",
+        files=form(
+            access_token=token_for(stripe_client, partner), uid=uid, account_data=account_data
+        ),
+    )
+    assert reply.status_code == 200, reply.text
+    fake.authorizations.clear()
+    second = new_transaction(runtime, shop.account)
+    start(stripe_client, second)
+    assert fake.authorizations and set(fake.authorizations) == {f"Bearer {rotated}"}
+    assert len(fake.webhook_endpoints) == 2
+    assert rotated not in database_text(runtime)
+
+    # Back to the sandbox.
+    result = CliRunner().invoke(cli_app, ["account", "set-provider", uid, "--provider", "sandbox"])
+    assert result.exit_code == 0, result.output
+    third = new_transaction(runtime, shop.account)
+    assert "TEST MODE" in stripe_client.get(pay_path(third)).text
