@@ -5,7 +5,8 @@ Run: python bench/api.py [--duration 10] [--connections 32] [--warmup 2] [--with
 Starts `mobip serve` (one process, SQLite in a fresh temp data dir) on a free loopback port,
 gets a token for the demo merchant, checks each request once with httpx, then runs wrk
 (one thread) on /healthz (the baseline), send_payment_request and is_valid, and prints
-requests/s, p50/p99 latency and the ratio of each route to the baseline.
+requests/s, p50/p99 latency and the ratio of each route to the baseline, plus the server's CPU
+time per request (from /proc: steadier than req/s when other work shares the machine).
 Needs wrk (Debian: apt-get install -y wrk). Exits 2 without wrk, 1 when a run saw errors.
 """
 
@@ -104,6 +105,11 @@ class Result:
     p99_ms: float
     max_ms: float
     errors: dict[str, int]
+    cpu_seconds: float = 0.0  # the server process's user + system CPU time during the run
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_seconds / self.requests if self.requests else 0.0
 
     @property
     def rps(self) -> float:
@@ -260,8 +266,14 @@ def prepare_routes(client: httpx.Client, api_account_id: str, api_secret_key: st
     return [baseline, send, is_valid]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
-    url: str, route: Route, script: Path, seconds: float, args: argparse.Namespace
+    url: str, route: Route, script: Path, seconds: float, args: argparse.Namespace, pid: int
 ) -> Result:
     script.write_text(lua_script(route))
     command = [
@@ -275,7 +287,9 @@ def run_wrk(
         str(script),
         url + route.path,
     ]
+    cpu_before = process_cpu_seconds(pid)
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu_seconds = process_cpu_seconds(pid) - cpu_before
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -293,28 +307,35 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000,
         errors=errors,
+        cpu_seconds=cpu_seconds,
     )
 
 
 def report(results: list[Result]) -> bool:
     """Print the table and the goals; True when no run saw an error."""
     baseline = results[0].rps
+    base_cpu = results[0].cpu_ms_per_request
     print(
         f"{'route':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'vs baseline':>12}  errors"
+        f"{'vs baseline':>12} {'CPU ms/req':>11} {'CPU vs base':>12}  errors"
     )
     for r in results:
         errors = ", ".join(f"{k}={v}" for k, v in r.errors.items()) or "0"
         print(
             f"{r.route.name:<22} {r.rps:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.max_ms:>8.2f} {r.rps / baseline:>12.1%}  {errors}"
+            f"{r.max_ms:>8.2f} {r.rps / baseline:>12.1%} {r.cpu_ms_per_request:>11.3f} "
+            f"{base_cpu / r.cpu_ms_per_request if r.cpu_ms_per_request else 0:>12.1%}  {errors}"
         )
     print()
     by_name = {r.route.name: r for r in results}
     for name, goal in GOALS.items():
         ratio = by_name[name].rps / baseline
         verdict = "met" if ratio >= goal else "NOT met"
-        print(f"goal: {name} >= {goal:.0%} of baseline: {verdict} ({ratio:.1%})")
+        cpu_ratio = base_cpu / by_name[name].cpu_ms_per_request
+        print(
+            f"goal: {name} >= {goal:.0%} of baseline: {verdict} ({ratio:.1%}; "
+            f"by server CPU per request {cpu_ratio:.1%})"
+        )
     clean = all(r.error_total == 0 for r in results)
     if not clean:
         print("\nWARNING: some runs saw errors (non-2xx, bad bodies or socket errors):")
@@ -373,8 +394,8 @@ def main() -> int:
             results = []
             for route in routes:
                 if args.warmup > 0:
-                    run_wrk(base, route, script, args.warmup, args)
-                results.append(run_wrk(base, route, script, args.duration, args))
+                    run_wrk(base, route, script, args.warmup, args, process.pid)
+                results.append(run_wrk(base, route, script, args.duration, args, process.pid))
             clean = report(results)
         finally:
             stop_server(process)

@@ -86,7 +86,13 @@ def create_app(
 
     limiter = CapacityLimiter(POOL_SIZE)
     routes: list[BaseRoute] = [
-        build_route(endpoint, runtime, auth_endpoints.authenticate, limiter)
+        build_route(
+            endpoint,
+            runtime,
+            auth_endpoints.authenticate,
+            limiter,
+            auth_endpoints.cached_authenticate,
+        )
         for endpoint in ENDPOINTS
     ]
     routes += [

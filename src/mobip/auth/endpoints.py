@@ -37,6 +37,13 @@ def authenticate(session: Session, runtime: Runtime, params: Params, headers: He
     )
 
 
+def cached_authenticate(runtime: Runtime, params: Params, headers: Headers) -> Account | None:
+    """The routing edge's no-database authenticator (see kit/routing's fast reads)."""
+    return service.cached_account(
+        runtime.settings, token_from(params, headers), runtime.clock.now()
+    )
+
+
 def current_account(call: Call) -> Account:
     assert isinstance(call.principal, Account)
     return call.principal

@@ -135,6 +135,24 @@ def authenticate(
     return known.account
 
 
+def cached_account(settings: Settings, raw_token: str | None, now: datetime) -> Account | None:
+    """The account of a token this process found valid moments ago, when no write is due.
+
+    None means "ask the database" (unknown token, cache entry too old, or the last-use time due
+    for its refresh): the caller then takes the ordinary path, ``authenticate``.
+    """
+    if not raw_token:
+        return None
+    known = _known.get(hash_secret(raw_token))
+    if known is None:
+        return None
+    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
+    touch_every = timedelta(seconds=settings.token_touch_interval_seconds)
+    if not _still_good(known, now, inactivity) or now - known.last_used_at >= touch_every:
+        return None
+    return known.account
+
+
 def _still_good(known: _Known, now: datetime, inactivity: timedelta) -> bool:
     return (
         timedelta(0) <= now - known.checked_at < timedelta(seconds=CACHE_SECONDS)

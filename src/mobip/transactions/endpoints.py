@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+from mobip.accounts.models import Account
 from mobip.auth.endpoints import ACCESS_TOKEN, current_account
 from mobip.kit.envelope import Params
-from mobip.kit.routing import Call, Endpoint, Field
+from mobip.kit.routing import Call, Endpoint, Field, Principal
+from mobip.kit.runtime import Runtime
 from mobip.transactions import service
 from mobip.transactions.models import TransactionKind
 
@@ -86,6 +89,13 @@ def is_valid(call: Call) -> dict[str, Any]:
     return service.is_valid(
         call.session, current_account(call), _trid(call.params), call.runtime.clock
     )
+
+
+def is_valid_fast(
+    dbapi: sqlite3.Connection, runtime: Runtime, params: Params, principal: Principal
+) -> dict[str, Any] | None:
+    assert isinstance(principal, Account)
+    return service.is_valid_read_sqlite(dbapi, principal, _trid(params), runtime.clock)
 
 
 def get_transaction(call: Call) -> dict[str, Any]:
@@ -183,6 +193,7 @@ ENDPOINTS = [
         "GET",
         "Status of a transaction",
         is_valid,
+        fast_read=is_valid_fast,
         inputs=[TRID, ACCESS_TOKEN],
         outputs=[
             Field("transaction_status", "string", "PAID, DENIED, PENDING, CANCELLED or ERROR"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, Language, Role
@@ -283,12 +285,32 @@ def iso(moment: datetime) -> str:
 
 def is_valid(session: Session, caller: Account, trid: str, clock: Clock) -> dict[str, str]:
     """is_valid's reply; read as one Core row unless the transaction is due to expire."""
-    row = repository.status_view(session, caller, trid)
+    reply = is_valid_read(session.connection(), caller, trid, clock)
+    if reply is not None:
+        return reply
+    transaction, merchant = get_for(session, caller, trid, clock)  # applies the expiry
+    return is_valid_reply(transaction, merchant)
+
+
+def is_valid_read(
+    conn: Connection, caller: Account, trid: str, clock: Clock
+) -> dict[str, str] | None:
+    """is_valid's reply from one Core row; None when the transaction is due to expire (a write)."""
+    return _status_reply(repository.status_view(conn, caller, trid), clock)
+
+
+def is_valid_read_sqlite(
+    dbapi: sqlite3.Connection, caller: Account, trid: str, clock: Clock
+) -> dict[str, str] | None:
+    """is_valid_read on the event loop's raw SQLite reader (kit/routing's fast reads)."""
+    return _status_reply(repository.status_view_sqlite(dbapi, caller, trid), clock)
+
+
+def _status_reply(row: repository.StatusView | None, clock: Clock) -> dict[str, str] | None:
     if row is None:
         raise TransactionNotFound()
     if row.status == TransactionStatus.PENDING and clock.now() >= row.expires_at:
-        transaction, merchant = get_for(session, caller, trid, clock)  # applies the expiry
-        return is_valid_reply(transaction, merchant)
+        return None
     return {
         "transaction_status": row.status,
         "track_id": row.track_id or "",
