@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mobip.delivery import email, sms, worker
+from mobip.delivery import callbacks, email, sms, worker
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.service import MESSAGE_MAX_ATTEMPTS, PAYMENT_REQUEST, RECEIPT, RetryPolicy
+from mobip.delivery.service import (
+    CALLBACK,
+    MESSAGE_MAX_ATTEMPTS,
+    PAYMENT_REQUEST,
+    RECEIPT,
+    RetryPolicy,
+)
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Media
 
@@ -35,3 +41,6 @@ def register_all(runtime: Runtime) -> None:
 
     _register(PAYMENT_REQUEST, payment_request, MESSAGE_POLICY)
     _register(RECEIPT, email_sender.send_receipt, MESSAGE_POLICY)
+    # Signed merchant callbacks through the SSRF-guarded client (12 attempts over 78 h or more).
+    callback_sender = callbacks.CallbackSender.from_runtime(runtime)
+    _register(CALLBACK, callback_sender.send, callbacks.CALLBACK_POLICY)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage, OutboxStatus
 
 # The ORM would otherwise try to sync objects in the session with the UPDATEs below.
 _NO_SYNC = {"synchronize_session": False}
@@ -122,3 +124,62 @@ def release(session: Session, message_id: int, worker_id: str, now: datetime) ->
 def get(session: Session, message_id: int) -> OutboxMessage | None:
     """One message by id (operator tools and tests; outbox rows are not tenant data)."""
     return session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+def add_attempt(session: Session, attempt: OutboxAttempt) -> None:
+    """Log one attempt (in the transaction that records the message's outcome)."""
+    session.add(attempt)
+
+
+def attempts_of(session: Session, message_id: int) -> Sequence[OutboxAttempt]:
+    """A message's logged attempts, oldest first."""
+    return session.scalars(
+        select(OutboxAttempt)
+        .where(OutboxAttempt.message_id == message_id)
+        .order_by(OutboxAttempt.id)
+    ).all()
+
+
+def list_messages(session: Session, *, failed_only: bool, limit: int) -> Sequence[OutboxMessage]:
+    """The newest messages first (operator tools: the platform's view, every account)."""
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if failed_only:
+        stmt = stmt.where(OutboxMessage.status == OutboxStatus.FAILED.value)
+    return session.scalars(stmt).all()
+
+
+def requeue(session: Session, message_id: int, now: datetime, max_attempts: int) -> bool:
+    """Make a pending or failed message due now with ``max_attempts``; False if it is done."""
+    stmt = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status != OutboxStatus.DONE.value,
+        )
+        .values(
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=now,
+            max_attempts=max_attempts,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    result = cast(CursorResult[Any], session.execute(stmt, execution_options=_NO_SYNC))
+    return result.rowcount == 1
+
+
+def callback_secret(session: Session, account_id: int) -> CallbackSecret | None:
+    """The account's callback signing secret row, if one was made."""
+    return session.get(CallbackSecret, account_id, populate_existing=True)
+
+
+def add_callback_secret(session: Session, secret: CallbackSecret) -> bool:
+    """Insert the account's first secret; False when another process inserted one first."""
+    try:
+        with session.begin_nested():
+            session.add(secret)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True

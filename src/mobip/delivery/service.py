@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,8 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery import repository
+from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage, OutboxStatus
 from mobip.kit.clock import Clock
+from mobip.kit.security import Encryptor
 
 
 class Jitter(StrEnum):
@@ -21,6 +25,8 @@ class Jitter(StrEnum):
     FULL = "full"
     # uniform(base, 3 x the previous exponential delay): never sooner than base.
     DECORRELATED = "decorrelated"
+    # uniform(0.8, 1.2) x the exponential delay: spread, yet a known least total (callbacks).
+    PROPORTIONAL = "proportional"
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ def backoff_bounds(policy: RetryPolicy, failures: int) -> tuple[timedelta, timed
         raise ValueError("failures must be at least 1")
     if policy.jitter is Jitter.FULL:
         return timedelta(0), _exponential(policy, failures)
+    if policy.jitter is Jitter.PROPORTIONAL:
+        delay = _exponential(policy, failures)
+        return delay * 0.8, delay * 1.2
     previous = _exponential(policy, failures - 1) if failures > 1 else policy.base
     return policy.base, min(policy.cap, previous * 3)
 
@@ -191,3 +200,76 @@ def queue_callback(
         subject=trid,
         max_attempts=CALLBACK_MAX_ATTEMPTS,
     )
+
+
+# --- callback signing secrets and operator tools ------------------------------------------------
+
+CALLBACK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+
+
+def new_callback_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return CALLBACK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def callback_secret(
+    session: Session, account_id: int, encryptor: Encryptor, now: datetime, *, rotate: bool = False
+) -> str:
+    """The account's callback signing secret, made on first need; ``rotate`` replaces it.
+
+    Stored encrypted; concurrent first uses (two workers) agree on one secret.
+    """
+    row = repository.callback_secret(session, account_id)
+    if row is None:
+        secret = new_callback_secret()
+        fresh = CallbackSecret(
+            account_id=account_id, secret_encrypted=encryptor.encrypt(secret), created_at=now
+        )
+        if repository.add_callback_secret(session, fresh):
+            return secret
+        row = repository.callback_secret(session, account_id)
+        assert row is not None
+    if rotate:
+        secret = new_callback_secret()
+        row.secret_encrypted = encryptor.encrypt(secret)
+        row.rotated_at = now
+        session.flush()
+        return secret
+    return encryptor.decrypt(row.secret_encrypted)
+
+
+class OutboxRetryRefused(Exception):
+    """``mobip outbox retry`` cannot retry this message (unknown, or already delivered)."""
+
+
+def default_max_attempts(kind: str) -> int:
+    return CALLBACK_MAX_ATTEMPTS if kind == CALLBACK else MESSAGE_MAX_ATTEMPTS
+
+
+def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMessage:
+    """Make a failed (or pending) message due now, with a fresh set of attempts of its kind.
+
+    ``attempts`` keeps counting (the attempt log stays in order); ``max_attempts`` grows by the
+    kind's usual number of attempts.
+    """
+    message = repository.get(session, message_id)
+    if message is None:
+        raise OutboxRetryRefused(f"no outbox message {message_id}")
+    if message.status == OutboxStatus.DONE.value:
+        raise OutboxRetryRefused(f"message {message_id} was already delivered")
+    max_attempts = message.attempts + default_max_attempts(message.kind)
+    if not repository.requeue(session, message_id, clock.now(), max_attempts):
+        raise OutboxRetryRefused(f"message {message_id} was delivered meanwhile")
+    updated = repository.get(session, message_id)
+    assert updated is not None
+    return updated
+
+
+def list_messages(
+    session: Session, *, failed_only: bool = False, limit: int = 50
+) -> list[tuple[OutboxMessage, list[OutboxAttempt]]]:
+    """The newest messages with their attempt logs (operator view)."""
+    return [
+        (message, list(repository.attempts_of(session, message.id)))
+        for message in repository.list_messages(session, failed_only=failed_only, limit=limit)
+    ]

@@ -14,21 +14,31 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from mobip.config import Settings
 from mobip.delivery import repository
-from mobip.delivery.models import OutboxMessage
+from mobip.delivery.models import AttemptOutcome, OutboxAttempt, OutboxMessage
 from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_delay
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[OutboxMessage], Awaitable[None]]
+
+@dataclass(frozen=True)
+class AttemptDetail:
+    """What a receiver answered, for the attempt log (a handler returns it, or raises with it)."""
+
+    status_code: int | None = None
+    response_excerpt: str | None = None
+
+
+Handler = Callable[[OutboxMessage], Awaitable[AttemptDetail | None]]
 
 # Part of a handler's run time the lease is kept for: the rest is a margin to record the outcome
 # before another worker may claim the message again.
@@ -39,13 +49,28 @@ _MAX_ERROR_CHARS = 2000
 class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help (e.g. HTTP 410): the message fails at once."""
 
+    def __init__(self, message: str, *, detail: AttemptDetail | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
 
 class RetryLater(Exception):
     """Raised by a handler to retry after a delay it knows (e.g. Retry-After); an attempt."""
 
-    def __init__(self, message: str, *, delay: timedelta) -> None:
+    def __init__(
+        self, message: str, *, delay: timedelta, detail: AttemptDetail | None = None
+    ) -> None:
         super().__init__(message)
         self.delay = max(delay, timedelta(0))
+        self.detail = detail
+
+
+class DeliveryFailed(Exception):
+    """Raised by a handler for a failed attempt worth retrying, with what the receiver said."""
+
+    def __init__(self, message: str, *, detail: AttemptDetail | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -94,6 +119,16 @@ class _Result:
     outcome: Outcome
     error: str | None = None
     delay: timedelta = timedelta(0)
+    detail: AttemptDetail | None = None
+    started_at: datetime | None = None
+    duration_ms: int = 0
+
+
+_ATTEMPT_OUTCOMES = {
+    Outcome.DONE: AttemptOutcome.DELIVERED,
+    Outcome.RETRY: AttemptOutcome.RETRY,
+    Outcome.FAILED: AttemptOutcome.FAILED,
+}
 
 
 def _describe(exc: BaseException) -> str:
@@ -151,7 +186,7 @@ class Worker:
         Handlers run concurrently. If this is cancelled, messages whose handler had not finished
         are released (lease cleared, attempt uncounted) before the cancellation propagates.
         """
-        messages = await asyncio.to_thread(self._claim)
+        messages = await self._claim_to_completion()
         if not messages:
             return 0
         results = await asyncio.gather(
@@ -185,6 +220,18 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), self.poll_seconds)
 
+    async def _claim_to_completion(self) -> list[OutboxMessage]:
+        """Claim a batch; if cancelled meanwhile, give back what the claim took, then propagate."""
+        task = asyncio.ensure_future(asyncio.to_thread(self._claim))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is None:
+                for message in task.result():
+                    await asyncio.to_thread(self._release, message)
+            raise
+
     def _claim(self) -> list[OutboxMessage]:
         with self.database.transaction(immediate=True) as session:
             return repository.claim_due(
@@ -192,11 +239,15 @@ class Worker:
             )
 
     async def _handle(self, message: OutboxMessage) -> None:
+        started_at = self.clock.now()
+        started = time.perf_counter()
         try:
             result = await self._run(message)
         except asyncio.CancelledError:
             await _to_completion(self._release, message)
             raise
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        result = replace(result, started_at=started_at, duration_ms=elapsed_ms)
         await _to_completion(self._record, message, result)
 
     async def _run(self, message: OutboxMessage) -> _Result:
@@ -215,11 +266,13 @@ class Worker:
             return self._failed_attempt(message, DEFAULT_POLICY, error)
         try:
             async with asyncio.timeout(self.handler_timeout) as deadline:
-                await found.handler(message)
+                detail = await found.handler(message)
         except PermanentFailure as exc:
-            return _Result(Outcome.FAILED, _describe(exc))
+            return _Result(Outcome.FAILED, _describe(exc), detail=exc.detail)
         except RetryLater as exc:
-            return self._failed_attempt(message, found.policy, _describe(exc), exc.delay)
+            return self._failed_attempt(
+                message, found.policy, _describe(exc), exc.delay, detail=exc.detail
+            )
         except TimeoutError as exc:
             error = (
                 f"handler timed out after {self.handler_timeout:g}s"
@@ -228,8 +281,9 @@ class Worker:
             )
             return self._failed_attempt(message, found.policy, error)
         except Exception as exc:
-            return self._failed_attempt(message, found.policy, _describe(exc))
-        return _Result(Outcome.DONE)
+            found_detail = exc.detail if isinstance(exc, DeliveryFailed) else None
+            return self._failed_attempt(message, found.policy, _describe(exc), detail=found_detail)
+        return _Result(Outcome.DONE, detail=detail)
 
     def _failed_attempt(
         self,
@@ -237,12 +291,14 @@ class Worker:
         policy: RetryPolicy,
         error: str,
         delay: timedelta | None = None,
+        *,
+        detail: AttemptDetail | None = None,
     ) -> _Result:
         if message.attempts >= message.max_attempts:
-            return _Result(Outcome.FAILED, _gave_up(message.attempts, error))
+            return _Result(Outcome.FAILED, _gave_up(message.attempts, error), detail=detail)
         if delay is None:
             delay = backoff_delay(policy, message.attempts)
-        return _Result(Outcome.RETRY, error, delay)
+        return _Result(Outcome.RETRY, error, delay, detail=detail)
 
     # Outcomes take SQLite's write lock at BEGIN too: a deferred transaction that must upgrade to
     # a writer can fail at once instead of waiting when another worker is writing.
@@ -264,6 +320,9 @@ class Worker:
                 recorded = repository.mark_failed(
                     session, message.id, self.worker_id, now, result.error or ""
                 )
+            if recorded:
+                repository.add_attempt(session, self._attempt(message, result, now))
+        self._log(message, result, recorded)
         if not recorded:
             logger.warning(
                 "outbox %s: lease on message %s passed to another worker; outcome %s dropped",
@@ -271,6 +330,37 @@ class Worker:
                 message.id,
                 result.outcome,
             )
+
+    def _attempt(self, message: OutboxMessage, result: _Result, now: datetime) -> OutboxAttempt:
+        detail = result.detail or AttemptDetail()
+        return OutboxAttempt(
+            message_id=message.id,
+            number=message.attempts,
+            worker_id=self.worker_id,
+            started_at=result.started_at or now,
+            duration_ms=result.duration_ms,
+            outcome=_ATTEMPT_OUTCOMES[result.outcome].value,
+            status_code=detail.status_code,
+            response_excerpt=(detail.response_excerpt or "")[:256] or None,
+            error=result.error,
+        )
+
+    def _log(self, message: OutboxMessage, result: _Result, recorded: bool) -> None:
+        detail = result.detail or AttemptDetail()
+        logger.info(
+            "outbox attempt message=%s kind=%s attempt=%s/%s outcome=%s status=%s "
+            "duration_ms=%s excerpt=%r error=%r recorded=%s",
+            message.id,
+            message.kind,
+            message.attempts,
+            message.max_attempts,
+            result.outcome.value,
+            detail.status_code,
+            result.duration_ms,
+            (detail.response_excerpt or "")[:80],
+            result.error,
+            recorded,
+        )
 
     def _release(self, message: OutboxMessage) -> None:
         with self.database.transaction(immediate=True) as session:

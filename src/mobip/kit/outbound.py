@@ -366,13 +366,24 @@ class OutboundClient:
         self.backend = GuardedBackend(self.policy, resolver or system_resolver, network_backend)
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            network_backend=self.backend,
-        )
+        self._pool_options: dict[str, Any] = {
+            "ssl_context": ssl_context,
+            "max_connections": max_connections,
+            "max_keepalive_connections": max_connections,
+            "keepalive_expiry": 30.0,
+        }
+        self._pool: httpcore.AsyncConnectionPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _pool_for_this_loop(self) -> httpcore.AsyncConnectionPool:
+        # Connections belong to the event loop that opened them; a new loop gets a new pool.
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:
+            self._pool = httpcore.AsyncConnectionPool(
+                network_backend=self.backend, **self._pool_options
+            )
+            self._loop = loop
+        return self._pool
 
     async def request(
         self,
@@ -418,7 +429,7 @@ class OutboundClient:
             port=target.port,
             target=target.path.encode(),
         )
-        async with self._pool.stream(
+        async with self._pool_for_this_loop().stream(
             method.upper(), url, headers=headers, content=content, extensions={"timeout": limits}
         ) as response:
             body = bytearray()
@@ -437,7 +448,9 @@ class OutboundClient:
         )
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.aclose()
+        self._pool = None
 
 
 def allow_list_for(settings: Settings) -> tuple[IPNetwork, ...]:
