@@ -38,6 +38,7 @@ def test_templates_use_only_known_keys_and_no_literal_text() -> None:
     dynamic = {key for pair in endpoints._ERROR_TEXTS.values() for key in pair}
     dynamic |= {f"declined_{reason}" for reason in service._DECLINE_TEXTS}
     dynamic |= {"not_completed", "test_card_paid", "test_card_declined", "test_card_funds"}
+    dynamic |= set(service._REFUND_NOTICES.values())
     dynamic |= {"test_card_error", "error_card_number", "error_not_test_card", "error_name"}
     dynamic |= {"error_expiry_format", "error_expiry_past", "error_cvc", "error_title"}
     dynamic |= {f"{s}_title" for s in ("paid", "cancelled", "expired", "denied", "unavailable")}

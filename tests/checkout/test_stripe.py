@@ -38,6 +38,7 @@ from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.providers.stripe import SESSION_EVENTS, StripeProvider
 from mobip.cli import app as cli_app
 from mobip.kit.runtime import Runtime
+from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
 
 BASE = "http://127.0.0.1:8000"
@@ -496,6 +497,46 @@ def test_a_second_paid_session_is_refunded(
         -2:
     ] == [("paid", None, first), ("duplicate", "refunded", second)]
     assert [kind for kind, _, _ in outbox(runtime, transaction)].count("callback") == 1
+
+
+def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    with runtime.database.transaction() as session:  # the merchant cancels meanwhile…
+        owner = session.get(Account, merchant.id)
+        assert owner is not None
+        transactions_service.cancel(session, owner, transaction.trid, runtime.clock)
+    fake.pay(session_id)  # …while the customer is paying on Stripe's page
+    path = f"{pay_path(transaction)}/return?session_id={session_id}"
+    reply = stripe_client.get(path)
+    assert reply.status_code == 409
+    assert "Payment cancelled" in reply.text
+    assert "could not be applied to this link and has been refunded" in reply.text
+    [refund] = fake.refunds
+    assert (refund["payment_intent"], refund["amount"]) == (
+        fake.sessions[session_id]["payment_intent"],
+        1500,
+    )
+    assert reload(runtime, transaction).status == "CANCELLED"
+    # The customer reloads, then Stripe's webhook arrives: nothing is refunded or recorded twice.
+    assert "has been refunded" in stripe_client.get(path).text
+    payload = fake.event("checkout.session.completed", session_id)
+    secret = webhook_secret(fake)
+    assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+    assert len(fake.refunds) == 1
+    assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
+        ("started", None),
+        ("duplicate", "refunded"),
+    ]
+    callbacks = [p["resp_code"] for k, _, p in outbox(runtime, transaction) if k == "callback"]
+    assert callbacks == ["CANCELLED"]
+    french = stripe_client.get(path + "&lang=FR").text
+    assert "a été remboursé" in french
 
 
 # --- the adapter alone --------------------------------------------------------------------------

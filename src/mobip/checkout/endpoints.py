@@ -331,13 +331,10 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         token: str, params: dict[str, str], ip: str, lang: str | None
     ) -> service.Applied:
         with runtime.database.transaction() as session:
-            transaction, merchant = service.load(session, token, runtime)
-            if transaction.status not in ("PENDING", "PAID"):
-                return service.Applied(
-                    page=service.view(session, transaction, merchant, runtime, language=lang)
-                )
-            provider = service.provider_for(merchant, runtime)
-            payment = service.payment_of(transaction, runtime)
+            plan = service.plan_return(session, token, runtime, language=lang)
+        if isinstance(plan, service.PageView):
+            return service.Applied(page=plan)
+        provider, payment = plan
         try:
             outcome = provider.confirm_return(payment, params)
         except ProviderError as exc:

@@ -93,6 +93,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "EN": "The payment was not completed. You can try again.",
         "FR": "Le paiement n'a pas été finalisé. Vous pouvez réessayer.",
     },
+    "payment_refunded": {
+        "EN": "The payment you just made could not be applied to this link and has been refunded.",
+        "FR": "Le paiement que vous venez d'effectuer n'a pas pu être appliqué à ce lien et a "
+        "été remboursé.",
+    },
+    "payment_refund_pending": {
+        "EN": "The payment you just made could not be applied to this link. It will be "
+        "refunded; contact the merchant if you do not see the refund.",
+        "FR": "Le paiement que vous venez d'effectuer n'a pas pu être appliqué à ce lien. Il "
+        "sera remboursé ; contactez le commerçant si vous ne voyez pas le remboursement.",
+    },
     "paid_title": {"EN": "Already paid", "FR": "Déjà payé"},
     "paid_text": {
         "EN": "This payment was made on {date}.",

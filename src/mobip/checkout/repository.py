@@ -120,6 +120,20 @@ def latest_reference(
     )
 
 
+def attempt_with_reference(
+    session: Session, transaction: Transaction, outcome: AttemptOutcome, reference: str
+) -> PaymentAttempt | None:
+    return session.scalars(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.transaction_id == transaction.id,
+            PaymentAttempt.outcome == outcome.value,
+            PaymentAttempt.provider_reference == reference,
+        )
+        .limit(1)
+    ).first()
+
+
 def paid_reference(session: Session, transaction: Transaction) -> str | None:
     return session.scalar(
         select(PaymentAttempt.provider_reference)

@@ -61,6 +61,8 @@ _EXPIRY = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*$")
 _CARD_SEPARATORS = re.compile(r"[\s-]")
 # Decline reasons the page explains in words (others read as a plain decline).
 _DECLINE_TEXTS = {"card_declined", "insufficient_funds", "payment_failed"}
+# What a customer whose payment came too late is told (attempt reason → message key).
+_REFUND_NOTICES = {"refunded": "payment_refunded", "refund_failed": "payment_refund_pending"}
 
 
 class PageState(StrEnum):
@@ -422,7 +424,14 @@ def _paid_already(
     if paid == outcome.reference:
         # The same payment confirmed twice (the return and the webhook): already applied.
         return Applied(redirect=merchant_return_url(transaction))
-    # The provider took a second payment (a second tab on a second provider page): give it back.
+    handled = repository.attempt_with_reference(
+        session, transaction, AttemptOutcome.DUPLICATE, outcome.reference
+    )
+    if handled is not None:  # already given back (the return and the webhook both saw it)
+        page.notice = _REFUND_NOTICES[handled.reason or "refunded"]
+        return Applied(page=page)
+    # The provider took a payment the transaction cannot take any more (a second tab on a second
+    # provider page, or the link was cancelled or expired meanwhile): give it back.
     reason = "refunded"
     try:
         provider.refund(outcome.reference, transaction.total_amount)
@@ -440,6 +449,7 @@ def _paid_already(
         reference=outcome.reference,
     )
     _record(session, transaction, provider.name, duplicate, key, runtime, AttemptOutcome.DUPLICATE)
+    page.notice = _REFUND_NOTICES[reason]
     return Applied(page=page)
 
 
@@ -569,6 +579,24 @@ def record_provider_failure(
         runtime,
         AttemptOutcome.ERROR,
     )
+
+
+def plan_return(
+    session: Session, token: str, runtime: Runtime, *, language: str | None
+) -> tuple[PaymentProvider, Payment] | PageView:
+    """What confirming a customer's return from the provider needs, or the page to show.
+
+    The provider is asked even when the transaction is no longer payable: a payment taken after
+    the link was cancelled or expired (or paid by another tab) must be found and refunded.
+    """
+    transaction, merchant = load(session, token, runtime)
+    try:
+        provider = provider_for(merchant, runtime)
+    except ProviderNotAvailable:
+        if transaction.status == TransactionStatus.PENDING:
+            raise
+        return view(session, transaction, merchant, runtime, language=language)
+    return provider, payment_of(transaction, runtime)
 
 
 def apply_return(
