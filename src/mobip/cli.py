@@ -276,5 +276,86 @@ def account_add_document(
         typer.echo(f"stored {document.name} ({document.size} bytes, sha256 {document.sha256})")
 
 
+# --- callbacks and the outbox (delivery) --------------------------------------------------------
+
+outbox_app = typer.Typer(help="Inspect and retry outgoing messages (e-mail, SMS, callbacks).")
+app.add_typer(outbox_app, name="outbox")
+
+
+@account_app.command("callback-secret")
+def account_callback_secret(
+    uid: str,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new secret")] = False,
+) -> None:
+    """Show (or rotate) the whsec_ secret that signs the account's callbacks."""
+    from mobip.delivery import service as delivery_service
+
+    with _runtime() as runtime:
+        _require_current_schema(runtime)
+        with _unit_of_work(runtime) as session:
+            account = accounts_repository.get_by_uid(session, uid)
+            if account is None:
+                typer.echo(f"error: no account {uid}", err=True)
+                raise typer.Exit(1)
+            secret = delivery_service.callback_secret(
+                session, account.id, runtime.encryptor, runtime.clock.now(), rotate=rotate
+            )
+        if rotate:
+            typer.echo("rotated: callbacks are signed with the new secret within 30 seconds")
+        typer.echo(secret)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed messages")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Newest N messages")] = 50,
+    attempts: Annotated[bool, typer.Option("--attempts", help="Show each attempt")] = False,
+) -> None:
+    """List the newest outbox messages: id, kind, status, attempts, subject, last error."""
+    from mobip.delivery import service as delivery_service
+    from mobip.transactions.service import mask_recipient
+
+    with _runtime() as runtime:
+        _require_current_schema(runtime)
+        with _unit_of_work(runtime) as session:
+            rows = delivery_service.list_messages(session, failed_only=failed, limit=limit)
+        for message, log in rows:
+            target = (
+                message.target if message.kind == "callback" else mask_recipient(message.target)
+            )
+            typer.echo(
+                f"{message.id:>8}  {message.kind:<16} {message.status:<8} "
+                f"{message.attempts}/{message.max_attempts}  {message.subject or '-'}  {target}  "
+                f"{(message.last_error or '')[:120]}"
+            )
+            if not attempts:
+                continue
+            for attempt in log:
+                typer.echo(
+                    f"          #{attempt.number} {attempt.started_at.isoformat()} "
+                    f"{attempt.outcome:<9} {attempt.status_code or '-'} {attempt.duration_ms}ms "
+                    f"{(attempt.response_excerpt or '')[:60]!r} {(attempt.error or '')[:80]}"
+                )
+
+
+@outbox_app.command("retry")
+def outbox_retry(message_id: int) -> None:
+    """Make a failed message due now, with a fresh set of attempts."""
+    from mobip.delivery import service as delivery_service
+
+    with _runtime() as runtime:
+        _require_current_schema(runtime)
+        try:
+            with runtime.database.transaction() as session:
+                message = delivery_service.retry_message(session, message_id, runtime.clock)
+        except delivery_service.OutboxRetryRefused as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(
+            f"message {message.id} ({message.kind}) is due now: "
+            f"attempt {message.attempts + 1} of {message.max_attempts}"
+        )
+
+
 def main() -> None:
     app()

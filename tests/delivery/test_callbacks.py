@@ -1,0 +1,415 @@
+"""Callbacks reach a real loopback receiver, signed per Standard Webhooks, retried per the rules."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from typer.testing import CliRunner
+
+from callback_receiver import Receiver, Reply, running_receiver
+from factories import make_account
+from mobip.accounts.service import NewCredentials
+from mobip.cli import app
+from mobip.config import Environment, Settings
+from mobip.delivery import callbacks, repository, service, worker
+from mobip.delivery.callbacks import CALLBACK_POLICY, CallbackSender, with_query
+from mobip.delivery.models import AttemptOutcome, OutboxAttempt, OutboxMessage, OutboxStatus
+from mobip.kit.clock import ManualClock
+from mobip.kit.outbound import client_for
+from mobip.kit.runtime import Runtime
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> NewCredentials:
+    return make_account(runtime)
+
+
+_senders: list[CallbackSender] = []
+
+
+def register_sender(runtime: Runtime) -> None:
+    sender = CallbackSender(
+        runtime.database, runtime.encryptor, runtime.clock, client_for(runtime.settings)
+    )
+    _senders.append(sender)
+    worker.unregister(service.CALLBACK)
+    worker.register(service.CALLBACK, sender.send, CALLBACK_POLICY)
+
+
+@pytest.fixture
+def sending(runtime: Runtime) -> Iterator[None]:
+    register_sender(runtime)
+    yield
+    worker.unregister(service.CALLBACK)
+
+
+def secret_of(runtime: Runtime, account_id: int, *, rotate: bool = False) -> str:
+    with runtime.database.transaction() as session:
+        return service.callback_secret(
+            session, account_id, runtime.encryptor, runtime.clock.now(), rotate=rotate
+        )
+
+
+def queue(
+    runtime: Runtime, merchant: NewCredentials, url: str, resp_code: str = "PROCESSED"
+) -> int:
+    with runtime.database.transaction() as session:
+        return service.queue_callback(
+            session,
+            url=url,
+            trid="tr_abc",
+            track_id="order-42",
+            resp_code=resp_code,
+            account_id=merchant.account.id,
+            clock=runtime.clock,
+        ).id
+
+
+def run_once(runtime: Runtime) -> int:
+    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "w-test")
+
+    async def batch() -> int:
+        try:
+            return await runner.run_once()
+        finally:
+            # Keep-alive connections belong to this event loop: close them with it.
+            for sender in _senders:
+                await sender.aclose()
+
+    return asyncio.run(batch())
+
+
+def stored(runtime: Runtime, message_id: int) -> tuple[OutboxMessage, list[OutboxAttempt]]:
+    with runtime.database.transaction() as session:
+        message = repository.get(session, message_id)
+        assert message is not None
+        return message, list(repository.attempts_of(session, message_id))
+
+
+def test_a_callback_is_signed_and_carries_the_fields_in_query_and_body(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    receiver.secret = secret_of(runtime, merchant.account.id)
+    message_id = queue(runtime, merchant, receiver.url("/callback") + "?shop=7&resp_code=OLD")
+    assert run_once(runtime) == 1
+    [got] = receiver.requests
+    assert got.method == "POST"
+    assert got.verified is True
+    assert got.query == {
+        "shop": ["7"],
+        "resp_code": ["OLD", "PROCESSED"],  # the merchant's query is kept; ours comes last
+        "trid": ["tr_abc"],
+        "track_id": ["order-42"],
+    }
+    assert got.form == {"resp_code": ["PROCESSED"], "trid": ["tr_abc"], "track_id": ["order-42"]}
+    assert got.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert got.headers["webhook-id"] == f"msg_mobip_{message_id}"
+    assert got.headers["webhook-signature"].startswith("v1,")
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.DONE
+    assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "delivered", 200)
+    assert attempt.response_excerpt == "ok"
+    assert attempt.started_at == runtime.clock.now()
+
+
+def test_a_wrong_secret_or_a_changed_body_does_not_verify(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    other = make_account(runtime, name="Other shop")
+    queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    [got] = receiver.requests
+    Webhook(secret_of(runtime, merchant.account.id)).verify(got.body, got.headers, json_parse=False)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret_of(runtime, other.account.id)).verify(
+            got.body, got.headers, json_parse=False
+        )
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret_of(runtime, merchant.account.id)).verify(
+            got.body.replace(b"PROCESSED", b"CANCELLED"), got.headers, json_parse=False
+        )
+
+
+def test_the_secret_is_stored_encrypted_and_rotation_changes_the_signature(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    first = secret_of(runtime, merchant.account.id)
+    assert first.startswith("whsec_")
+    assert len(base64.b64decode(first.removeprefix("whsec_"))) == 32
+    with runtime.database.transaction() as session:
+        row = repository.callback_secret(session, merchant.account.id)
+        assert row is not None
+        assert first not in row.secret_encrypted
+        assert first.removeprefix("whsec_") not in row.secret_encrypted
+    rotated = secret_of(runtime, merchant.account.id, rotate=True)
+    assert rotated != first
+    assert secret_of(runtime, merchant.account.id) == rotated
+    register_sender(runtime)  # a fresh sender: no cached secret
+    receiver.secret = rotated
+    queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    [got] = receiver.requests
+    assert got.verified is True
+    with pytest.raises(WebhookVerificationError):
+        Webhook(first).verify(got.body, got.headers, json_parse=False)
+
+
+def test_a_500_is_retried_with_backoff_and_the_webhook_id_stays_the_same(
+    runtime: Runtime,
+    clock: ManualClock,
+    merchant: NewCredentials,
+    receiver: Receiver,
+    sending: None,
+) -> None:
+    receiver.secret = secret_of(runtime, merchant.account.id)
+    receiver.reply("/callback", Reply(500, b"database down"), Reply(502, b""), Reply(200, b"fine"))
+    message_id = queue(runtime, merchant, receiver.url())
+    assert run_once(runtime) == 1
+    message, _ = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert message.last_error == "DeliveryFailed: HTTP 500"
+    low, high = service.backoff_bounds(CALLBACK_POLICY, 1)
+    assert clock.now() + low <= message.next_attempt_at <= clock.now() + high
+    assert run_once(runtime) == 0  # not due yet
+    clock.set(message.next_attempt_at)
+    assert run_once(runtime) == 1
+    message, _ = stored(runtime, message_id)
+    clock.set(message.next_attempt_at)
+    assert run_once(runtime) == 1
+    message, attempts = stored(runtime, message_id)
+    assert message.status == OutboxStatus.DONE
+    assert message.attempts == 3
+    assert [(a.number, a.outcome, a.status_code) for a in attempts] == [
+        (1, "retry", 500),
+        (2, "retry", 502),
+        (3, "delivered", 200),
+    ]
+    assert attempts[0].response_excerpt == "database down"
+    assert attempts[0].error == "DeliveryFailed: HTTP 500"
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert ids == {f"msg_mobip_{message_id}"}
+    assert all(r.verified for r in receiver.requests)
+
+
+def test_a_410_stops_at_once(
+    runtime: Runtime,
+    clock: ManualClock,
+    merchant: NewCredentials,
+    receiver: Receiver,
+    sending: None,
+) -> None:
+    receiver.reply("/callback", Reply(410, b"gone"))
+    message_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    clock.advance(hours=200)
+    assert run_once(runtime) == 0
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.FAILED
+    assert "410" in (message.last_error or "")
+    assert (attempt.outcome, attempt.status_code) == (AttemptOutcome.FAILED, 410)
+    assert len(receiver.requests) == 1
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    receiver.reply("/callback", Reply(301, b"", {"Location": receiver.url("/moved")}))
+    message_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    assert [r.path for r in receiver.requests] == ["/callback"]
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert "redirects are not followed" in (message.last_error or "")
+    assert (attempt.outcome, attempt.status_code) == ("retry", 301)
+
+
+def test_retry_after_is_honoured_on_503(
+    runtime: Runtime,
+    clock: ManualClock,
+    merchant: NewCredentials,
+    receiver: Receiver,
+    sending: None,
+) -> None:
+    receiver.reply("/callback", Reply(503, b"busy", {"Retry-After": "120"}))
+    message_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    message, _ = stored(runtime, message_id)
+    assert message.next_attempt_at == clock.now() + timedelta(seconds=120)
+
+
+def test_after_the_last_attempt_the_message_fails_with_its_last_error(
+    runtime: Runtime,
+    clock: ManualClock,
+    merchant: NewCredentials,
+    receiver: Receiver,
+    sending: None,
+) -> None:
+    receiver.reply("/callback", Reply(500, b"no"))
+    message_id = queue(runtime, merchant, receiver.url())
+    for _ in range(service.CALLBACK_MAX_ATTEMPTS):
+        assert run_once(runtime) == 1
+        clock.advance(hours=30)
+    assert run_once(runtime) == 0
+    message, attempts = stored(runtime, message_id)
+    assert message.status == OutboxStatus.FAILED
+    assert message.last_error == "gave up after 12 attempts: DeliveryFailed: HTTP 500"
+    assert len(attempts) == len(receiver.requests) == 12
+    assert attempts[-1].outcome == "failed"
+
+
+def test_the_callback_policy_spans_at_least_72_hours_over_10_attempts() -> None:
+    assert CALLBACK_POLICY.max_attempts >= 10
+    least = sum((service.backoff_bounds(CALLBACK_POLICY, n)[0] for n in range(1, 12)), timedelta(0))
+    assert least >= timedelta(hours=72)
+    assert service.backoff_bounds(CALLBACK_POLICY, 1)[0] > timedelta(0)
+
+
+def test_production_refuses_a_loopback_callback_without_connecting(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, tmp_path: Path
+) -> None:
+    production = Settings(
+        env=Environment.PRODUCTION,
+        data_dir=tmp_path / "prod",
+        database_url=runtime.settings.database_url,
+        secret_key=runtime.settings.secret_key,
+        worker_enabled=False,
+    )
+    prod_runtime = Runtime(production, runtime.database, runtime.clock)
+    register_sender(prod_runtime)
+    try:
+        message_id = queue(prod_runtime, merchant, receiver.url())
+        assert run_once(prod_runtime) == 1
+    finally:
+        worker.unregister(service.CALLBACK)
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.FAILED
+    assert "refused: 127.0.0.1 is a loopback address" in (message.last_error or "")
+    assert attempt.status_code is None
+    assert receiver.requests == []
+
+
+def test_an_unreachable_receiver_is_retried(
+    runtime: Runtime, merchant: NewCredentials, sending: None
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    message_id = queue(runtime, merchant, f"http://127.0.0.1:{port}/callback")
+    run_once(runtime)
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert message.last_error and message.last_error.startswith("DeliveryFailed: cannot connect")
+    assert attempt.outcome == "retry"
+
+
+def test_with_query_keeps_the_existing_query_and_drops_the_fragment() -> None:
+    fields = [("resp_code", "ERROR"), ("trid", "tr_1"), ("track_id", "a b&c")]
+    assert with_query("https://m.example/cb?x=1#frag", fields) == (
+        "https://m.example/cb?x=1&resp_code=ERROR&trid=tr_1&track_id=a+b%26c"
+    )
+    assert with_query("https://m.example/cb", fields[:1]) == "https://m.example/cb?resp_code=ERROR"
+
+
+def test_callbacks_are_registered_for_the_worker(runtime: Runtime) -> None:
+    from mobip.delivery.handlers import register_all
+
+    register_all(runtime)
+    try:
+        found = worker.registration(service.CALLBACK)
+        assert found is not None
+        assert found.policy == callbacks.CALLBACK_POLICY
+    finally:
+        worker.unregister(service.CALLBACK)
+
+
+# --- the operator's command line ----------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOBIP_DATA_DIR", str(runtime.settings.data_dir))
+    monkeypatch.setenv("MOBIP_DATABASE_URL", runtime.settings.resolved_database_url)
+    monkeypatch.setenv("MOBIP_SECRET_KEY", runtime.settings.resolved_secret_key)
+    monkeypatch.setenv("MOBIP_ENV", "development")
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_cli_shows_and_rotates_the_callback_secret(
+    runtime: Runtime, merchant: NewCredentials, cli_env: None
+) -> None:
+    code, shown = cli("account", "callback-secret", merchant.account.uid)
+    assert code == 0, shown
+    assert shown.strip() == secret_of(runtime, merchant.account.id)
+    code, rotated = cli("account", "callback-secret", merchant.account.uid, "--rotate")
+    assert code == 0, rotated
+    new = rotated.strip().splitlines()[-1]
+    assert new.startswith("whsec_") and new != shown.strip()
+    assert secret_of(runtime, merchant.account.id) == new
+    assert cli("account", "callback-secret", "acct_nope")[0] == 1
+
+
+def test_cli_lists_failed_messages_and_retries_one(
+    runtime: Runtime,
+    clock: ManualClock,
+    merchant: NewCredentials,
+    receiver: Receiver,
+    sending: None,
+    cli_env: None,
+) -> None:
+    receiver.reply("/callback", Reply(410, b"gone"), Reply(200, b"ok"))
+    failed_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    delivered_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    code, listing = cli("outbox", "list", "--failed", "--attempts")
+    assert code == 0, listing
+    assert f"{failed_id}  callback" in listing
+    assert f"{delivered_id}  callback" not in listing
+    assert "410" in listing
+    code, everything = cli("outbox", "list")
+    assert f"{delivered_id}  callback" in everything
+    code, out = cli("outbox", "retry", str(failed_id))
+    assert code == 0, out
+    assert f"attempt 2 of {1 + service.CALLBACK_MAX_ATTEMPTS}" in out
+    # The CLI's clock is the system clock; the test worker's clock must have reached "now".
+    message, _ = stored(runtime, failed_id)
+    clock.set(max(clock.now(), message.next_attempt_at))
+    assert run_once(runtime) == 1
+    message, attempts = stored(runtime, failed_id)
+    assert message.status == OutboxStatus.DONE
+    assert [a.outcome for a in attempts] == ["failed", "delivered"]
+    code, out = cli("outbox", "retry", str(failed_id))
+    assert code == 1 and "already delivered" in out
+    assert cli("outbox", "retry", "999999")[0] == 1
+
+
+def test_get_transaction_style_listing_shows_callback_attempts(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    receiver.reply("/callback", Reply(500, b"x"))
+    message_id = queue(runtime, merchant, receiver.url())
+    run_once(runtime)
+    with runtime.database.transaction() as session:
+        [(message, log)] = [
+            row for row in service.list_messages(session) if row[0].id == message_id
+        ]
+    assert (message.attempts, message.last_error) == (1, "DeliveryFailed: HTTP 500")
+    assert json.dumps([a.status_code for a in log]) == "[500]"
