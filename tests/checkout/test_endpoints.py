@@ -107,6 +107,29 @@ def test_the_page_is_in_the_transactions_language_and_switchable(
     assert f'href="{pay_path(transaction)}?lang=FR"' in english
 
 
+def test_the_customer_name_only_when_known(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    anonymous = new_transaction(runtime, merchant, customer_name=None)
+    html = client.get(pay_path(anonymous)).text
+    assert "Blue mug" in html and "Customer" not in html and "Ada Lovelace" not in html
+
+
+def test_every_form_carries_the_csrf_token() -> None:
+    from mobip.checkout import endpoints
+
+    templates = Path(endpoints.__file__).parent / "templates"
+    forms = [
+        form
+        for path in templates.glob("*.html")
+        for form in re.findall(r"<form\b.*?</form>", path.read_text(), re.S)
+    ]
+    assert len(forms) == 2  # the card form and "continue to the provider"
+    for form in forms:
+        assert 'method="post"' in form
+        assert '<input type="hidden" name="csrf_token" value="{{ csrf_token }}">' in form
+
+
 def test_amounts_follow_the_currency(runtime: Runtime, client: TestClient) -> None:
     yen_shop = make_account(runtime, currency="JPY").account
     transaction = new_transaction(runtime, yen_shop, item_amount=1500, tax_amount=150)

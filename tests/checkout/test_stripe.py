@@ -539,6 +539,28 @@ def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
     assert "a été remboursé" in french
 
 
+def test_a_merchants_webhook_cannot_touch_another_merchants_transaction(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    other_shop = make_account(runtime, name="Other shop").account
+    theirs = new_transaction(runtime, other_shop)
+    session_id = session_id_of(start(stripe_client, transaction))
+    # On its own Stripe account, this merchant makes a session claim the other shop's trid.
+    fake.pay(session_id, client_reference_id=theirs.trid)
+    payload = fake.event("checkout.session.completed", session_id)
+    status, body = send_event(
+        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
+    )
+    assert (status, body["result"]) == (200, "unknown transaction")
+    assert reload(runtime, theirs).status == "PENDING"
+    assert attempts(runtime, theirs) == []
+    assert [kind for kind, _, _ in outbox(runtime, theirs)] == ["payment_request"]
+
+
 # --- the adapter alone --------------------------------------------------------------------------
 
 
