@@ -436,6 +436,22 @@ def test_the_automatic_reminder_arrives_after_the_retry_period(
     assert qr_text(reminder) == transactions_service.checkout_url(mailing.settings, transaction)
 
 
+def test_a_manual_resend_is_the_request_again_not_the_reminder(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    transaction = new_request(mailing, merchant, language="FR")
+    with mailing.database.transaction() as session:
+        transactions_service.resend(
+            session, merchant, transaction.trid, "EMAIL", mailing.settings, mailing.clock
+        )
+    assert deliver(mailing) == 2
+    first, again = receiver.messages
+    assert again["Subject"] == first["Subject"]
+    assert again["Subject"].startswith("Demande de paiement de Maison Dupré")
+    assert "Petit rappel" not in parts(again)[0]
+    assert qr_text(again) == transactions_service.checkout_url(mailing.settings, transaction)
+
+
 def pay(runtime: Runtime, transaction: Transaction) -> None:
     with runtime.database.transaction() as session:
         found = transactions.get_with_merchant_by_trid(session, transaction.trid)
