@@ -5,9 +5,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Float, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    Table,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -25,11 +35,34 @@ from mobip.transactions.models import (
     TransactionStatus,
 )
 
+_TRANSACTIONS = cast(Table, Transaction.__table__)
+_INSERT_TRANSACTION = insert(_TRANSACTIONS).returning(_TRANSACTIONS.c.id)
+_INSERT_EVENT = insert(cast(Table, TransactionEvent.__table__))
+
 
 def add(session: Session, transaction: Transaction) -> Transaction:
-    session.add(transaction)
-    session.flush()
-    add_event(session, transaction)
+    """Insert a new transaction and its first status event; sets ``transaction.id``.
+
+    Two Core INSERTs instead of the ORM's unit of work, which cost more than the rest of
+    send_payment_request put together (bench/api.py). The object stays out of the session:
+    the create path only reads back what it set. Unset attributes get their column defaults.
+    """
+    state = inspect(transaction)
+    values = {
+        prop.columns[0].key: state.dict[prop.key]
+        for prop in state.mapper.column_attrs
+        if prop.key in state.dict
+    }
+    transaction.id = session.execute(_INSERT_TRANSACTION, values).scalar_one()
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "transaction_id": transaction.id,
+            "status": transaction.status,
+            "reason": transaction.reason,
+            "at": transaction.status_changed_at,
+        },
+    )
     return transaction
 
 
