@@ -46,6 +46,8 @@ class Receiver:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.server: ThreadingHTTPServer | None = None
+        # When set, replies wait until the gate opens (a handler "in hand" for shutdown tests).
+        self.gate: threading.Event | None = None
 
     @property
     def port(self) -> int:
@@ -101,7 +103,13 @@ def running_receiver() -> Iterator[Receiver]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                # The sender died mid-request: a real server would drop it, so do we.
+                self.close_connection = True
+                return
             reply = receiver._record(self, body)
+            if receiver.gate is not None:
+                receiver.gate.wait(60)
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -114,7 +122,11 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a sender killed mid-request (crash tests): not the receiver's problem
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)

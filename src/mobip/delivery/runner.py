@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -19,6 +20,7 @@ class InProcessWorker:
 
     def __init__(self, runtime: Runtime) -> None:
         register_all(runtime)
+        self.runtime_grace = runtime.settings.worker_shutdown_grace_seconds
         self.stop_event = asyncio.Event()
         self.worker = Worker(runtime.database, runtime.clock, runtime.settings)
         self.task = asyncio.create_task(self.worker.run_forever(self.stop_event))
@@ -26,10 +28,24 @@ class InProcessWorker:
         logger.info("worker %s started in-process", self.worker.worker_id)
 
     async def stop(self) -> None:
-        """Finish the batch in hand (and a schedules run in progress), then return."""
+        """Finish the batch in hand (and a schedules run in progress), then return.
+
+        Past ``worker_shutdown_grace_seconds`` the unfinished messages are released instead.
+        """
         self.stop_event.set()
-        await self.task
+        await finish_or_release(self.task, self.runtime_grace)
         await self.schedules_task
+
+
+async def finish_or_release(task: asyncio.Task[None], grace: float) -> None:
+    """Wait up to ``grace`` seconds for the batch in hand; then cancel it, which releases the
+    messages whose handler had not finished (lease cleared, attempt uncounted)."""
+    done, _ = await asyncio.wait([task], timeout=grace)
+    if not done:
+        logger.warning("worker: batch not finished after %gs; releasing its messages", grace)
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def start_in_process(runtime: Runtime) -> InProcessWorker:
@@ -37,19 +53,37 @@ def start_in_process(runtime: Runtime) -> InProcessWorker:
 
 
 def run_standalone(runtime: Runtime) -> None:
-    """Run until SIGTERM or SIGINT; the batch in hand is finished before exiting."""
+    """Run until SIGTERM or SIGINT: the batch in hand is finished (within the grace period) or
+    released; a second signal releases it at once."""
 
     async def main() -> None:
         stop_event = asyncio.Event()
+        hurry = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop_event.is_set():
+                logger.info("worker stopping now: releasing the messages in hand")
+                hurry.set()
+            logger.info("worker stopping: finishing the batch in hand")
+            stop_event.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop_event.set)
+            loop.add_signal_handler(sig, on_signal)
         register_all(runtime)
         worker = Worker(runtime.database, runtime.clock, runtime.settings)
         logger.info("worker %s started", worker.worker_id)
-        await asyncio.gather(
-            worker.run_forever(stop_event), schedules.run_forever(runtime, stop_event)
+        loop_task = asyncio.create_task(worker.run_forever(stop_event))
+        schedules_task = asyncio.create_task(schedules.run_forever(runtime, stop_event))
+        await stop_event.wait()
+        grace = runtime.settings.worker_shutdown_grace_seconds
+        hurry_task = asyncio.create_task(hurry.wait())
+        await asyncio.wait(
+            [loop_task, hurry_task], timeout=grace, return_when=asyncio.FIRST_COMPLETED
         )
+        hurry_task.cancel()
+        await finish_or_release(loop_task, 0 if not loop_task.done() else grace)
+        await schedules_task
         logger.info("worker %s stopped", worker.worker_id)
 
     asyncio.run(main())
