@@ -126,6 +126,19 @@ def test_a_callback_is_signed_and_carries_the_fields_in_query_and_body(
     assert attempt.started_at == runtime.clock.now()
 
 
+def test_a_batch_of_a_new_merchants_callbacks_is_delivered_in_one_run(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    """The first use creates the secret once, even with the whole batch sending at once."""
+    ids = [queue(runtime, merchant, receiver.url()) for _ in range(20)]
+    assert run_once(runtime) == 20
+    assert all(stored(runtime, i)[0].status == OutboxStatus.DONE for i in ids)
+    assert len(receiver.requests) == 20
+    checker = Webhook(secret_of(runtime, merchant.account.id))
+    for got in receiver.requests:
+        checker.verify(got.body, got.headers, json_parse=False)
+
+
 def test_a_wrong_secret_or_a_changed_body_does_not_verify(
     runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
 ) -> None:

@@ -103,6 +103,8 @@ class CallbackSender:
         # The signature's timestamp is checked by the receiver against its own clock: real time.
         self.wall_clock = wall_clock
         self._secrets: dict[int, tuple[str, float]] = {}
+        self._loading: dict[int, asyncio.Lock] = {}
+        self._loading_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> CallbackSender:
@@ -151,12 +153,22 @@ class CallbackSender:
         cached = self._secrets.get(account_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        secret = await asyncio.to_thread(self._load_secret, account_id)
-        self._secrets[account_id] = (secret, time.monotonic() + SECRET_CACHE_SECONDS)
-        return secret
+        # One load per account at a time: a batch of one merchant's callbacks reads it once.
+        loop = asyncio.get_running_loop()
+        if self._loading_loop is not loop:  # asyncio locks belong to one event loop
+            self._loading, self._loading_loop = {}, loop
+        lock = self._loading.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            cached = self._secrets.get(account_id)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            secret = await asyncio.to_thread(self._load_secret, account_id)
+            self._secrets[account_id] = (secret, time.monotonic() + SECRET_CACHE_SECONDS)
+            return secret
 
     def _load_secret(self, account_id: int) -> str:
-        with self.database.transaction() as session:
+        # Immediate: the first use writes the new secret (SQLite's write lock taken at BEGIN).
+        with self.database.transaction(immediate=True) as session:
             return service.callback_secret(session, account_id, self.encryptor, self.clock.now())
 
     async def aclose(self) -> None:
