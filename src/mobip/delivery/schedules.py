@@ -66,7 +66,7 @@ def send_reminders(runtime: Runtime) -> int:
                 if not transactions.count_automatic_resend(session, transaction, now):
                     continue  # another worker counted it (and queued the reminder) first
                 # The same queueing as the initial request: media, target and outbox kind.
-                transactions_service._queue_request(session, transaction, "reminder", clock)
+                transactions_service.queue_request(session, transaction, "reminder", clock)
                 queued += 1
         if len(due) < batch:
             break

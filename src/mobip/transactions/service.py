@@ -113,7 +113,7 @@ def create(
     url_checkout = checkout_url(settings, transaction)
     raw_qr = None
     if data.kind is TransactionKind.PAYMENT_REQUEST:
-        _queue_request(session, transaction, "initial", clock)
+        queue_request(session, transaction, "initial", clock)
         raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
     return Created(transaction, url_checkout, qr_url(settings, transaction), raw_qr)
 
@@ -175,7 +175,8 @@ def _language(value: str | None) -> Language:
         raise InvalidField("language", "must be EN or FR") from None
 
 
-def _queue_request(session: Session, transaction: Transaction, occasion: str, clock: Clock) -> None:
+def queue_request(session: Session, transaction: Transaction, occasion: str, clock: Clock) -> None:
+    """Queue the payment request (occasion: initial, reminder or manual) in the session."""
     media = Media(transaction.media) if transaction.media else Media.EMAIL
     target = transaction.customer_phone if media is Media.SMS else transaction.customer_email
     assert target is not None
