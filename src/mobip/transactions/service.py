@@ -287,10 +287,12 @@ def iso(moment: datetime) -> str:
 def is_valid(session: Session, caller: Account, trid: str, clock: Clock) -> dict[str, str]:
     """is_valid's reply; read as one Core row unless the transaction is due to expire."""
     reply = is_valid_read(session.connection(), caller, trid, clock)
-    if reply is not None:
-        return reply
-    transaction, merchant = get_for(session, caller, trid, clock)  # applies the expiry
-    return is_valid_reply(transaction, merchant)
+    if reply is None:
+        get_for(session, caller, trid, clock)  # applies the expiry
+        session.flush()
+        reply = is_valid_read(session.connection(), caller, trid, clock)
+    assert reply is not None  # an expired transaction is no longer PENDING
+    return reply
 
 
 def is_valid_read(
@@ -321,19 +323,6 @@ def _status_reply(row: repository.StatusView | None, clock: Clock) -> dict[str, 
         "isRefunded": "true" if row.is_refunded else "false",
         "transaction_datetime": iso(row.status_changed_at),
         "external_accountid": row.external_account_id or "",
-    }
-
-
-def is_valid_reply(transaction: Transaction, merchant: Account) -> dict[str, str]:
-    return {
-        "transaction_status": transaction.status,
-        "track_id": transaction.track_id or "",
-        "reason": transaction.reason or "",
-        "payment_method": transaction.payment_method or "",
-        "desc": transaction.item_name,
-        "isRefunded": "true" if transaction.is_refunded else "false",
-        "transaction_datetime": iso(transaction.status_changed_at),
-        "external_accountid": merchant.external_account_id or "",
     }
 
 
