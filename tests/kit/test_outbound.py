@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+import ssl
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-import httpcore
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,31 +22,23 @@ from mobip.kit.outbound import (
     OutboundRefused,
     allow_list_for,
     numeric_ipv4,
+    open_tcp,
     parse_allow_list,
     parse_url,
 )
 
 
-class SpyBackend(httpcore.AsyncNetworkBackend):
-    """The real network backend, counting the TCP connections asked of it."""
+class SpyConnector:
+    """The real connector (asyncio.open_connection), recording every connection asked of it."""
 
     def __init__(self) -> None:
-        self.inner = httpcore.AnyIOBackend()
         self.connected: list[tuple[str, int]] = []
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.connected.append((host, port))
-        return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    async def __call__(
+        self, ip: str, port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.connected.append((ip, port))
+        return await open_tcp(ip, port, tls, server_hostname)
 
 
 class FakeDns:
@@ -155,11 +146,11 @@ def test_the_hostile_corpus_is_refused_without_any_connection(listener: socket.s
     port = listener.getsockname()[1]
     urls = hostile_urls(port)
     assert len(urls) >= 30
-    spy = SpyBackend()
+    spy = SpyConnector()
     dns = FakeDns({k: [list(v) for v in answers] for k, answers in DNS.items()})
 
     async def run() -> list[str]:
-        client = OutboundClient(resolver=dns, network_backend=spy, timeout=5)
+        client = OutboundClient(resolver=dns, connector=spy, timeout=5)
         messages = []
         try:
             for url in urls:
@@ -185,10 +176,10 @@ def test_the_spy_and_the_listener_do_see_a_connection_that_is_allowed(
 ) -> None:
     """Control for the test above: the same instruments notice a real connection attempt."""
     port = listener.getsockname()[1]
-    spy = SpyBackend()
+    spy = SpyConnector()
 
     async def run() -> None:
-        client = OutboundClient(allow=LOOPBACK, network_backend=spy, timeout=0.5)
+        client = OutboundClient(allow=LOOPBACK, connector=spy, timeout=0.5)
         try:
             with pytest.raises(Exception, match="timed out"):
                 await client.request("POST", f"http://127.0.0.1:{port}/cb", content=b"x")
@@ -205,10 +196,10 @@ def test_the_checked_address_is_the_one_connected_and_host_stays_the_name(
     receiver: Receiver,
 ) -> None:
     dns = FakeDns({"merchant.example.test": [["127.0.0.1"]]})
-    spy = SpyBackend()
+    spy = SpyConnector()
 
     async def run() -> int:
-        client = OutboundClient(allow=LOOPBACK, resolver=dns, network_backend=spy)
+        client = OutboundClient(allow=LOOPBACK, resolver=dns, connector=spy)
         try:
             url = f"http://merchant.example.test:{receiver.port}/callback?a=1"
             response = await client.request("POST", url, content=b"hello")
@@ -227,17 +218,17 @@ def test_the_checked_address_is_the_one_connected_and_host_stays_the_name(
 def test_every_new_connection_is_checked_again_dns_rebinding(receiver: Receiver) -> None:
     """First answer allowed, second answer (a rebinding DNS) refused on the next connection."""
     dns = FakeDns({"rebind.example.test": [["127.0.0.1"], ["127.0.0.2"]]})
-    spy = SpyBackend()
+    spy = SpyConnector()
     allow = (ipaddress.ip_network("127.0.0.1/32"),)
     url = f"http://rebind.example.test:{receiver.port}/callback"
 
     async def run() -> None:
-        first = OutboundClient(allow=allow, resolver=dns, network_backend=spy)
+        first = OutboundClient(allow=allow, resolver=dns, connector=spy)
         try:
             assert (await first.request("POST", url)).status == 200
         finally:
             await first.aclose()
-        second = OutboundClient(allow=allow, resolver=dns, network_backend=spy)
+        second = OutboundClient(allow=allow, resolver=dns, connector=spy)
         try:
             with pytest.raises(OutboundRefused, match=r"127\.0\.0\.2"):
                 await second.request("POST", url)
@@ -251,10 +242,10 @@ def test_every_new_connection_is_checked_again_dns_rebinding(receiver: Receiver)
 
 def test_keep_alive_reuses_the_checked_connection(receiver: Receiver) -> None:
     dns = FakeDns({"merchant.example.test": [["127.0.0.1"]]})
-    spy = SpyBackend()
+    spy = SpyConnector()
 
     async def run() -> None:
-        client = OutboundClient(allow=LOOPBACK, resolver=dns, network_backend=spy)
+        client = OutboundClient(allow=LOOPBACK, resolver=dns, connector=spy)
         try:
             for _ in range(3):
                 url = f"http://merchant.example.test:{receiver.port}/callback"

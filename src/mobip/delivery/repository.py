@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy import CursorResult, Update, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,31 @@ def mark_done(session: Session, message_id: int, worker_id: str, now: datetime) 
     return _finish(session, message_id, worker_id, stmt)
 
 
+def mark_done_many(
+    session: Session, message_ids: Sequence[int], worker_id: str, now: datetime
+) -> set[int]:
+    """``mark_done`` for many messages in one statement; the ids whose lease was still ours."""
+    if not message_ids:
+        return set()
+    stmt = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(message_ids),
+            OutboxMessage.lease_owner == worker_id,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+        )
+        .values(
+            status=OutboxStatus.DONE.value,
+            delivered_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(OutboxMessage.id)
+    )
+    return set(session.scalars(stmt, execution_options=_NO_SYNC).all())
+
+
 def schedule_retry(
     session: Session,
     message_id: int,
@@ -129,6 +154,12 @@ def get(session: Session, message_id: int) -> OutboxMessage | None:
 def add_attempt(session: Session, attempt: OutboxAttempt) -> None:
     """Log one attempt (in the transaction that records the message's outcome)."""
     session.add(attempt)
+
+
+def add_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Log many attempts in one executemany (the worker's batched outcomes)."""
+    if rows:
+        session.execute(insert(OutboxAttempt), list(rows))
 
 
 def attempts_of(session: Session, message_id: int) -> Sequence[OutboxAttempt]:

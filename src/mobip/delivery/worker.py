@@ -19,10 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from mobip.config import Settings
 from mobip.delivery import repository
-from mobip.delivery.models import AttemptOutcome, OutboxAttempt, OutboxMessage
+from mobip.delivery.models import AttemptOutcome, OutboxMessage
 from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_delay
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
@@ -179,6 +182,8 @@ class Worker:
         self.poll_seconds = settings.worker_poll_seconds
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self.handler_timeout = settings.worker_lease_seconds * _HANDLER_SHARE_OF_LEASE
+        self._pending: list[tuple[OutboxMessage, _Result, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Future[None] | None = None
 
     async def run_once(self) -> int:
         """Claim one batch, run it, record each outcome; the number of messages claimed.
@@ -248,7 +253,35 @@ class Worker:
             raise
         elapsed_ms = round((time.perf_counter() - started) * 1000)
         result = replace(result, started_at=started_at, duration_ms=elapsed_ms)
-        await _to_completion(self._record, message, result)
+        await self._recorded(message, result)
+
+    async def _recorded(self, message: OutboxMessage, result: _Result) -> None:
+        """Record an outcome together with others that finished meanwhile (one transaction).
+
+        Like ``_to_completion``: once handed over, the outcome is written even if the caller is
+        cancelled, so a message already sent is not sent again needlessly.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, result, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await asyncio.wait([done])
+            raise
+
+    async def _flush(self) -> None:
+        while self._pending:
+            items, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._record_many, [(m, r) for m, r, _ in items])
+            except Exception as exc:
+                for _, _, done in items:
+                    done.set_exception(exc)
+                continue
+            for _, _, done in items:
+                done.set_result(None)
 
     async def _run(self, message: OutboxMessage) -> _Result:
         if message.attempts > message.max_attempts:
@@ -303,25 +336,55 @@ class Worker:
     # Outcomes take SQLite's write lock at BEGIN too: a deferred transaction that must upgrade to
     # a writer can fail at once instead of waiting when another worker is writing.
     def _record(self, message: OutboxMessage, result: _Result) -> None:
+        self._record_many([(message, result)])
+
+    def _record_many(self, items: list[tuple[OutboxMessage, _Result]]) -> None:
+        """Outcomes and attempt logs of several messages in one transaction (deliveries in one
+        UPDATE, attempt rows in one executemany)."""
         with self.database.transaction(immediate=True) as session:
             now = self.clock.now()
-            if result.outcome is Outcome.DONE:
-                recorded = repository.mark_done(session, message.id, self.worker_id, now)
-            elif result.outcome is Outcome.RETRY:
-                recorded = repository.schedule_retry(
-                    session,
-                    message.id,
-                    self.worker_id,
-                    now,
-                    now + result.delay,
-                    result.error or "",
-                )
-            else:
-                recorded = repository.mark_failed(
-                    session, message.id, self.worker_id, now, result.error or ""
-                )
-            if recorded:
-                repository.add_attempt(session, self._attempt(message, result, now))
+            delivered = repository.mark_done_many(
+                session,
+                [m.id for m, r in items if r.outcome is Outcome.DONE],
+                self.worker_id,
+                now,
+            )
+            recorded = [
+                m.id in delivered
+                if r.outcome is Outcome.DONE
+                else self._record_one(session, m, r, now)
+                for m, r in items
+            ]
+            repository.add_attempts(
+                session,
+                [
+                    self._attempt(m, r, now)
+                    for (m, r), ok in zip(items, recorded, strict=True)
+                    if ok
+                ],
+            )
+        for (message, result), was_recorded in zip(items, recorded, strict=True):
+            self._after_record(message, result, was_recorded)
+
+    def _record_one(
+        self, session: Session, message: OutboxMessage, result: _Result, now: datetime
+    ) -> bool:
+        if result.outcome is Outcome.RETRY:
+            recorded = repository.schedule_retry(
+                session,
+                message.id,
+                self.worker_id,
+                now,
+                now + result.delay,
+                result.error or "",
+            )
+        else:
+            recorded = repository.mark_failed(
+                session, message.id, self.worker_id, now, result.error or ""
+            )
+        return recorded
+
+    def _after_record(self, message: OutboxMessage, result: _Result, recorded: bool) -> None:
         self._log(message, result, recorded)
         if not recorded:
             logger.warning(
@@ -331,19 +394,20 @@ class Worker:
                 result.outcome,
             )
 
-    def _attempt(self, message: OutboxMessage, result: _Result, now: datetime) -> OutboxAttempt:
+    def _attempt(self, message: OutboxMessage, result: _Result, now: datetime) -> dict[str, Any]:
+        """The attempt log row (``OutboxAttempt`` columns)."""
         detail = result.detail or AttemptDetail()
-        return OutboxAttempt(
-            message_id=message.id,
-            number=message.attempts,
-            worker_id=self.worker_id,
-            started_at=result.started_at or now,
-            duration_ms=result.duration_ms,
-            outcome=_ATTEMPT_OUTCOMES[result.outcome].value,
-            status_code=detail.status_code,
-            response_excerpt=(detail.response_excerpt or "")[:256] or None,
-            error=result.error,
-        )
+        return {
+            "message_id": message.id,
+            "number": message.attempts,
+            "worker_id": self.worker_id,
+            "started_at": result.started_at or now,
+            "duration_ms": result.duration_ms,
+            "outcome": _ATTEMPT_OUTCOMES[result.outcome].value,
+            "status_code": detail.status_code,
+            "response_excerpt": (detail.response_excerpt or "")[:256] or None,
+            "error": result.error,
+        }
 
     def _log(self, message: OutboxMessage, result: _Result, recorded: bool) -> None:
         detail = result.detail or AttemptDetail()

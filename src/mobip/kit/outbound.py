@@ -11,17 +11,18 @@ timeout. Keep-alive connections are reused per origin; a new connection is check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
 import string
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
+import h11
 
 from mobip.config import Settings
 
@@ -264,18 +265,29 @@ async def system_resolver(host: str, port: int) -> Sequence[str]:
     return [str(info[4][0]) for info in infos]
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network layer with the address check between the lookup and the connect."""
+# ip, port, TLS context (None for http), TLS server name -> an open stream (injectable: tests).
+Connector = Callable[
+    [str, int, ssl.SSLContext | None, str | None],
+    Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+]
 
-    def __init__(
-        self,
-        policy: AddressPolicy,
-        resolver: Resolver,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
+
+async def open_tcp(
+    ip: str, port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP (and TLS) connection to an address already checked."""
+    return await asyncio.open_connection(
+        ip, port, ssl=tls, server_hostname=server_hostname, limit=2**16
+    )
+
+
+class AddressGuard:
+    """The check between the lookup and the connect: every new connection goes through here."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver, connector: Connector) -> None:
         self.policy = policy
         self.resolver = resolver
-        self.inner = inner or httpcore.AnyIOBackend()
+        self.connector = connector
 
     async def addresses(self, host: str, port: int) -> list[IPAddress]:
         """The checked addresses of ``host``: all of them must be allowed, or none is used.
@@ -305,34 +317,22 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise OutboundError(f"{host!r} has no address")
         return addresses
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def connect(
+        self, target: Target, tls: ssl.SSLContext | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to a checked address of ``target``; TLS names the URL's host (SNI)."""
         last_error: Exception | None = None
-        for address in await self.addresses(host, port):
+        for address in await self.addresses(target.host, target.port):
             try:
-                return await self.inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
+                return await self.connector(
+                    str(address),
+                    target.port,
+                    tls,
+                    target.host if tls is not None else None,
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            except (OSError, ssl.SSLError) as exc:
                 last_error = exc
-        raise OutboundError(f"cannot connect to {host}:{port}: {last_error}")
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise OutboundRefused("refused: unix sockets are not reachable from outbound requests")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+        raise OutboundError(f"cannot connect to {target.host}:{target.port}: {last_error}")
 
 
 @dataclass(frozen=True)
@@ -348,8 +348,34 @@ class OutboundResponse:
         return self.body[: chars * 4].decode("utf-8", "replace")[:chars]
 
 
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    protocol: h11.Connection
+    idle_since: float = 0.0
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @property
+    def usable(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+
+_Origin = tuple[str, str, int]
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection the server had closed: nothing was read, send again once."""
+
+
 class OutboundClient:
-    """HTTP to merchant-supplied URLs: SSRF-checked connections, no redirects, capped replies."""
+    """HTTP/1.1 to merchant-supplied URLs: SSRF-checked connections, no redirects, capped replies.
+
+    Keeps idle connections per origin (scheme, host, port) for ``keepalive_seconds`` and runs at
+    most ``max_connections_per_host`` requests at once per origin.
+    """
 
     def __init__(
         self,
@@ -358,32 +384,34 @@ class OutboundClient:
         resolver: Resolver | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        max_connections: int = 100,
+        max_connections_per_host: int = 32,
+        keepalive_seconds: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        connector: Connector | None = None,
     ) -> None:
         self.policy = AddressPolicy(tuple(allow))
-        self.backend = GuardedBackend(self.policy, resolver or system_resolver, network_backend)
+        self.guard = AddressGuard(self.policy, resolver or system_resolver, connector or open_tcp)
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
-        self._pool_options: dict[str, Any] = {
-            "ssl_context": ssl_context,
-            "max_connections": max_connections,
-            "max_keepalive_connections": max_connections,
-            "keepalive_expiry": 30.0,
-        }
-        self._pool: httpcore.AsyncConnectionPool | None = None
+        self.max_per_host = max_connections_per_host
+        self.keepalive_seconds = keepalive_seconds
+        self._ssl_context = ssl_context
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._slots: dict[_Origin, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _pool_for_this_loop(self) -> httpcore.AsyncConnectionPool:
-        # Connections belong to the event loop that opened them; a new loop gets a new pool.
+    def _tls(self, scheme: str) -> ssl.SSLContext | None:
+        if scheme != "https":
+            return None
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _bind_to_running_loop(self) -> None:
+        # Connections and semaphores belong to the loop that made them; a new loop starts afresh.
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
-            self._pool = httpcore.AsyncConnectionPool(
-                network_backend=self.backend, **self._pool_options
-            )
-            self._loop = loop
-        return self._pool
+        if self._loop is not loop:
+            self._idle, self._slots, self._loop = {}, {}, loop
 
     async def request(
         self,
@@ -396,61 +424,126 @@ class OutboundClient:
         """Send one request; a 3xx is returned, not followed. OutboundRefused / OutboundError."""
         target = parse_url(url)
         if target.address is not None:
-            # Refuse literal addresses before touching the pool (the backend checks again).
+            # Refuse literal addresses before anything else (the guard checks again on connect).
             self.policy.check(target.address)
+        self._bind_to_running_loop()
         request_headers = [("Host", target.host_header), ("User-Agent", "MOBIP-Webhooks/2.0")]
         request_headers += [(k, v) for k, v in (headers or {}).items() if k.lower() != "host"]
-        if content or method.upper() in ("POST", "PUT", "PATCH"):
-            request_headers.append(("Content-Length", str(len(content))))
+        request_headers.append(("Content-Length", str(len(content))))
+        request = h11.Request(method=method.upper(), target=target.path, headers=request_headers)
+        origin = (target.scheme, target.host, target.port)
+        slots = self._slots.setdefault(origin, asyncio.Semaphore(self.max_per_host))
         started = time.perf_counter()
-        limits = {name: self.timeout for name in ("connect", "read", "write", "pool")}
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._send(target, method, request_headers, content, limits, started)
+            async with asyncio.timeout(self.timeout), slots:
+                try:
+                    return await self._exchange(target, origin, request, content, started, True)
+                except _StaleConnection:
+                    return await self._exchange(target, origin, request, content, started, False)
         except TimeoutError as exc:
             raise OutboundError(f"timed out after {self.timeout:g}s") from exc
-        except httpcore.TimeoutException as exc:
-            raise OutboundError(f"timed out ({type(exc).__name__})") from exc
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        except h11.ProtocolError as exc:
+            raise OutboundError(f"HTTP protocol error: {exc}") from exc
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             raise OutboundError(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _send(
+    async def _connection(
+        self, target: Target, origin: _Origin, reuse: bool
+    ) -> tuple[_Connection, bool]:
+        """An idle kept-alive connection (True) or a new, checked one (False)."""
+        idle = self._idle.get(origin, [])
+        now = time.monotonic()
+        while reuse and idle:
+            connection = idle.pop()
+            if connection.usable and now - connection.idle_since < self.keepalive_seconds:
+                return connection, True
+            connection.close()
+        reader, writer = await self.guard.connect(target, self._tls(target.scheme))
+        return _Connection(reader, writer, h11.Connection(h11.CLIENT)), False
+
+    async def _exchange(
         self,
         target: Target,
-        method: str,
-        headers: list[tuple[str, str]],
+        origin: _Origin,
+        request: h11.Request,
         content: bytes,
-        limits: dict[str, float],
         started: float,
+        reuse: bool,
     ) -> OutboundResponse:
-        url = httpcore.URL(
-            scheme=target.scheme.encode(),
-            host=target.host.encode(),
-            port=target.port,
-            target=target.path.encode(),
-        )
-        async with self._pool_for_this_loop().stream(
-            method.upper(), url, headers=headers, content=content, extensions={"timeout": limits}
-        ) as response:
-            body = bytearray()
-            truncated = False
-            async for chunk in response.aiter_stream():
-                body += chunk
-                if len(body) > self.max_response_bytes:
-                    truncated = True
-                    del body[self.max_response_bytes :]
-                    break
-            reply_headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
-            }
+        connection, reused = await self._connection(target, origin, reuse)
+        keep = False
+        try:
+            protocol = connection.protocol
+            data = protocol.send(request) or b""
+            if content:
+                data += protocol.send(h11.Data(data=content)) or b""
+            data += protocol.send(h11.EndOfMessage()) or b""
+            connection.writer.write(data)
+            await connection.writer.drain()
+            response, body, truncated = await self._read_response(connection, reused)
+            keep = not truncated and self._recycle(connection)
+        finally:
+            if keep:
+                connection.idle_since = time.monotonic()
+                self._idle.setdefault(origin, []).append(connection)
+            else:
+                connection.close()
+        reply_headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in response.headers
+        }
         return OutboundResponse(
-            response.status, reply_headers, bytes(body), truncated, time.perf_counter() - started
+            response.status_code, reply_headers, body, truncated, time.perf_counter() - started
         )
 
+    async def _read_response(
+        self, connection: _Connection, reused: bool
+    ) -> tuple[h11.Response, bytes, bool]:
+        protocol = connection.protocol
+        response: h11.Response | None = None
+        body = bytearray()
+        got_bytes = False
+        while True:
+            event = protocol.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await connection.reader.read(65536)
+                if not chunk and not got_bytes and reused:
+                    raise _StaleConnection
+                got_bytes = got_bytes or bool(chunk)
+                protocol.receive_data(chunk)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.max_response_bytes:
+                    del body[self.max_response_bytes :]
+                    assert response is not None
+                    return response, bytes(body), True
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                if response is None:
+                    raise OutboundError("the connection closed before a response")
+                return response, bytes(body), False
+
+    @staticmethod
+    def _recycle(connection: _Connection) -> bool:
+        protocol = connection.protocol
+        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+            protocol.start_next_cycle()
+            return True
+        return False
+
     async def aclose(self) -> None:
-        if self._pool is not None and self._loop is asyncio.get_running_loop():
-            await self._pool.aclose()
-        self._pool = None
+        """Close the idle connections (those of the running event loop)."""
+        if self._loop is asyncio.get_running_loop():
+            for connections in self._idle.values():
+                for connection in connections:
+                    connection.close()
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        await connection.writer.wait_closed()
+        self._idle = {}
 
 
 def allow_list_for(settings: Settings) -> tuple[IPNetwork, ...]:
