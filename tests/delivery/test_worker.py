@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mobip.config import Settings
 from mobip.delivery import repository, worker
@@ -384,3 +384,36 @@ def test_two_workers_never_run_the_same_message(
         ).all()
         assert dict(statuses) == {OutboxStatus.DONE.value: 200}
         assert session.scalar(select(func.max(OutboxMessage.attempts))) == 1
+
+
+def test_outcomes_of_a_batch_are_logged_and_a_lost_lease_logs_nothing(
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+) -> None:
+    first, stolen, third = (add(database, clock) for _ in range(3))
+
+    async def steal_one(message: OutboxMessage) -> None:
+        if message.id == stolen:
+            # Meanwhile the lease passed to another worker (this one was presumed dead).
+            with database.transaction() as session:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == stolen)
+                    .values(lease_owner="w-other")
+                )
+        elif message.id == third:
+            raise RuntimeError("receiver said 500")
+
+    handler.behaviour = steal_one
+    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 3
+    with database.transaction() as session:
+        logs = {m: list(repository.attempts_of(session, m)) for m in (first, stolen, third)}
+    assert [(a.number, a.outcome, a.worker_id) for a in logs[first]] == [(1, "delivered", "w1")]
+    assert logs[stolen] == []
+    assert [(a.outcome, a.error) for a in logs[third]] == [
+        ("retry", "RuntimeError: receiver said 500")
+    ]
+    assert logs[first][0].started_at == clock.now()
+    assert logs[first][0].duration_ms >= 0
+    assert load(database, first).status == OutboxStatus.DONE
+    assert load(database, stolen).lease_owner == "w-other"
+    assert load(database, stolen).status == OutboxStatus.PENDING
