@@ -138,6 +138,12 @@ BAD_REQUESTS = [
     ({"redirect_url": None}, "redirect_url"),
     ({"call_back_url": "javascript:alert(1)"}, "call_back_url"),
     ({"call_back_url": "https://user:pw@shop.example/cb"}, "call_back_url"),
+    # Address literals our outbound client would refuse are input errors at creation.
+    ({"call_back_url": "http://10.0.0.7/cb"}, "call_back_url"),
+    ({"call_back_url": "http://169.254.169.254/latest/meta-data"}, "call_back_url"),
+    ({"call_back_url": "http://0.0.0.0:8080/cb"}, "call_back_url"),
+    ({"call_back_url": "http://[::ffff:192.168.1.1]/cb"}, "call_back_url"),
+    ({"call_back_url": "http://0x0a000001/cb"}, "call_back_url"),
     ({"item_name": None}, "item_name"),
     ({"item_name": "x" * 256}, "item_name"),
     ({"track_id": "t" * 256}, "track_id"),
@@ -167,6 +173,20 @@ def test_send_payment_request_validation(
     assert reply.json()["return_code"] in {"1001", "1002", "1003"}
     assert f"'{field}'" in reply.json()["return_message"]
     assert counts(runtime) == (0, 0)
+
+
+def test_loopback_callbacks_only_outside_production(
+    client: TestClient, runtime: Runtime, token: str
+) -> None:
+    local = valid_request(call_back_url="http://127.0.0.1:9000/cb")
+    assert post(client, "send_payment_request", token, **local).json()["return_code"] == "0"
+    runtime.settings.env = runtime.settings.env.PRODUCTION
+    refused = post(
+        client, "send_payment_request", token, **{**local, "call_back_url": "https://127.0.0.1/cb"}
+    )
+    assert refused.status_code == 400
+    assert "'call_back_url'" in refused.json()["return_message"]
+    assert counts(runtime) == (1, 1)
 
 
 def test_https_only_in_production(client: TestClient, runtime: Runtime, token: str) -> None:

@@ -555,3 +555,18 @@ def allow_list_for(settings: Settings) -> tuple[IPNetwork, ...]:
 def client_for(settings: Settings, **options: Any) -> OutboundClient:
     """The outbound client configured by MOBIP_OUTBOUND_ALLOW and the environment."""
     return OutboundClient(allow=allow_list_for(settings), **options)
+
+
+def refusal_before_sending(url: str, settings: Settings) -> str | None:
+    """Why ``url`` can be refused now, without DNS (bad form or a refused address literal).
+
+    For creation-time validation: a callback URL that could never be sent to is an input error
+    then, not a failed delivery later. Host names are still checked at each connection.
+    """
+    try:
+        target = parse_url(url)
+    except OutboundRefused as exc:
+        return str(exc).removeprefix("refused: ")
+    if target.address is None:
+        return None
+    return AddressPolicy(allow_list_for(settings)).refusal(target.address)

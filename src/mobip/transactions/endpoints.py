@@ -34,6 +34,12 @@ def _common(params: Params) -> dict[str, Any]:
     }
 
 
+CALLBACK_URL_HELP = (
+    "Absolute http(s) URL receiving the callback: a POST of resp_code, trid and track_id (form "
+    "body and query string), signed per Standard Webhooks with the account's callback secret"
+)
+
+
 def send_payment_request(call: Call) -> dict[str, Any]:
     params = call.params
     data = service.NewTransaction(
@@ -140,7 +146,7 @@ ENDPOINTS = [
             ),
             Field("tax_amount", "integer", "Taxes added to the item price, in minor units", True),
             Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
-            Field("call_back_url", "string", "Absolute http(s) URL receiving the callback"),
+            Field("call_back_url", "string", CALLBACK_URL_HELP),
             Field("track_id", "string", "Your own reference (≤ 255 characters)"),
             Field("item_name", "string", "Name of the product or service (1..255)", True),
             ACCESS_TOKEN,
@@ -180,7 +186,7 @@ ENDPOINTS = [
             ),
             Field("customer_name", "string", "Customer name, prefills the payment form"),
             Field("customer_email", "string", "Customer e-mail, for the receipt"),
-            Field("call_back_url", "string", "Absolute http(s) URL receiving the callback", True),
+            Field("call_back_url", "string", CALLBACK_URL_HELP, True),
             Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
             Field("transaction_ttl", "string", "Days before the QR expires, 1..365 (default 365)"),
             ACCESS_TOKEN,

@@ -15,6 +15,7 @@ from mobip.accounts.models import Account, Language, Role
 from mobip.auth.service import require_role
 from mobip.config import Settings
 from mobip.delivery import service as delivery
+from mobip.kit import outbound
 from mobip.kit.clock import Clock
 from mobip.kit.errors import Conflict, InvalidField, MissingField
 from mobip.kit.security import new_id
@@ -140,7 +141,7 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
         "tax_amount": data.tax_amount,
         "item_name": data.item_name,
         "redirect_url": http_url("redirect_url", data.redirect_url, https_only=https_only),
-        "call_back_url": http_url("call_back_url", data.call_back_url, https_only=https_only)
+        "call_back_url": _callback_url(data.call_back_url, settings)
         if data.call_back_url
         else None,
         "track_id": data.track_id,
@@ -155,6 +156,15 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
         "retry_attempts": data.retry_attempts,
         "ttl_days": data.ttl_days,
     }
+
+
+def _callback_url(value: str, settings: Settings) -> str:
+    """An http(s) URL our outbound client could send to (an address literal is checked now)."""
+    url = http_url("call_back_url", value, https_only=settings.is_production)
+    reason = outbound.refusal_before_sending(url, settings)
+    if reason is not None:
+        raise InvalidField("call_back_url", f"cannot receive callbacks: {reason}")
+    return url
 
 
 def _media(value: str | None) -> Media:
