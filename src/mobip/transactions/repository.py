@@ -14,7 +14,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -27,6 +26,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from mobip.accounts.models import Account, Role
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.service import PAYMENT_REQUEST
+from mobip.kit.db import insert_new
 from mobip.transactions.models import (
     TRANSITIONS,
     Transaction,
@@ -35,26 +35,17 @@ from mobip.transactions.models import (
     TransactionStatus,
 )
 
-_TRANSACTIONS = cast(Table, Transaction.__table__)
-_INSERT_TRANSACTION = insert(_TRANSACTIONS).returning(_TRANSACTIONS.c.id)
 _INSERT_EVENT = insert(cast(Table, TransactionEvent.__table__))
 
 
 def add(session: Session, transaction: Transaction) -> Transaction:
     """Insert a new transaction and its first status event; sets ``transaction.id``.
 
-    Two Core INSERTs instead of the ORM's unit of work, which cost more than the rest of
-    send_payment_request put together (bench/api.py). The object stays out of the session:
-    the create path only reads back what it set. Unset attributes get their column defaults.
+    Two Core INSERTs instead of the ORM's unit of work (see kit/db's insert_new): the object
+    stays out of the session; the create path only reads back what it set.
     """
-    state = inspect(transaction)
-    values = {
-        prop.columns[0].key: state.dict[prop.key]
-        for prop in state.mapper.column_attrs
-        if prop.key in state.dict
-    }
-    transaction.id = session.execute(_INSERT_TRANSACTION, values).scalar_one()
-    session.execute(
+    insert_new(session, transaction)
+    session.connection().execute(
         _INSERT_EVENT,
         {
             "transaction_id": transaction.id,
