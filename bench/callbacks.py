@@ -366,7 +366,10 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--database-url")
+    parser.add_argument(
+        "--database-url",
+        help="a scratch database: its tables are created and filled (default: SQLite, temp dir)",
+    )
     parser.add_argument("--crash", type=int, default=0, help="crash mode: this many SIGKILLs")
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args()

@@ -242,7 +242,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--latency", type=int, default=200, help="messages for the delay figure")
     parser.add_argument("--rate", type=float, default=20.0, help="commits/s for the delay figure")
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a scratch database: its tables are created and filled (default: SQLite, temp dir)",
+    )
     args = parser.parse_args()
 
     port = free_port()
