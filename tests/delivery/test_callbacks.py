@@ -23,7 +23,6 @@ from mobip.delivery import callbacks, repository, service, worker
 from mobip.delivery.callbacks import CALLBACK_POLICY, CallbackSender, with_query
 from mobip.delivery.models import AttemptOutcome, OutboxAttempt, OutboxMessage, OutboxStatus
 from mobip.kit.clock import ManualClock
-from mobip.kit.outbound import client_for
 from mobip.kit.runtime import Runtime
 
 
@@ -42,9 +41,7 @@ _senders: list[CallbackSender] = []
 
 
 def register_sender(runtime: Runtime) -> None:
-    sender = CallbackSender(
-        runtime.database, runtime.encryptor, runtime.clock, client_for(runtime.settings)
-    )
+    sender = CallbackSender.from_runtime(runtime)
     _senders.append(sender)
     worker.unregister(service.CALLBACK)
     worker.register(service.CALLBACK, sender.send, CALLBACK_POLICY)

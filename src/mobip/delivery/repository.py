@@ -151,11 +151,6 @@ def get(session: Session, message_id: int) -> OutboxMessage | None:
     return session.get(OutboxMessage, message_id, populate_existing=True)
 
 
-def add_attempt(session: Session, attempt: OutboxAttempt) -> None:
-    """Log one attempt (in the transaction that records the message's outcome)."""
-    session.add(attempt)
-
-
 def add_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Log many attempts in one executemany (the worker's batched outcomes)."""
     if rows:

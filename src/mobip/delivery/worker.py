@@ -335,9 +335,6 @@ class Worker:
 
     # Outcomes take SQLite's write lock at BEGIN too: a deferred transaction that must upgrade to
     # a writer can fail at once instead of waiting when another worker is writing.
-    def _record(self, message: OutboxMessage, result: _Result) -> None:
-        self._record_many([(message, result)])
-
     def _record_many(self, items: list[tuple[OutboxMessage, _Result]]) -> None:
         """Outcomes and attempt logs of several messages in one transaction (deliveries in one
         UPDATE, attempt rows in one executemany)."""

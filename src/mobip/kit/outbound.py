@@ -341,7 +341,6 @@ class OutboundResponse:
     headers: Mapping[str, str]
     body: bytes  # at most the client's max_response_bytes
     truncated: bool
-    duration: float  # seconds, from the request's start to the end of the read
 
     def excerpt(self, chars: int = 200) -> str:
         """The start of the body as text, for attempt logs."""
@@ -433,13 +432,12 @@ class OutboundClient:
         request = h11.Request(method=method.upper(), target=target.path, headers=request_headers)
         origin = (target.scheme, target.host, target.port)
         slots = self._slots.setdefault(origin, asyncio.Semaphore(self.max_per_host))
-        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout), slots:
                 try:
-                    return await self._exchange(target, origin, request, content, started, True)
+                    return await self._exchange(target, origin, request, content, True)
                 except _StaleConnection:
-                    return await self._exchange(target, origin, request, content, started, False)
+                    return await self._exchange(target, origin, request, content, False)
         except TimeoutError as exc:
             raise OutboundError(f"timed out after {self.timeout:g}s") from exc
         except h11.ProtocolError as exc:
@@ -467,7 +465,6 @@ class OutboundClient:
         origin: _Origin,
         request: h11.Request,
         content: bytes,
-        started: float,
         reuse: bool,
     ) -> OutboundResponse:
         connection, reused = await self._connection(target, origin, reuse)
@@ -492,9 +489,7 @@ class OutboundClient:
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in response.headers
         }
-        return OutboundResponse(
-            response.status_code, reply_headers, body, truncated, time.perf_counter() - started
-        )
+        return OutboundResponse(response.status_code, reply_headers, body, truncated)
 
     async def _read_response(
         self, connection: _Connection, reused: bool
