@@ -9,7 +9,6 @@ import email
 import email.policy
 import io
 import re
-import socket
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from PIL import Image
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from checkout.support import free_port
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.app import create_app
@@ -88,13 +88,6 @@ class Receiver:
         self.logins.append((auth_data.login, auth_data.password))
         ok = auth_data.login == b"mobip" and auth_data.password == b"s3cret-pass"
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies 535
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

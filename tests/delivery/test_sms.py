@@ -23,12 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
+from checkout.support import free_port
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
+from mobip.delivery import repository as outbox
 from mobip.delivery import schedules, worker
 from mobip.delivery.handlers import MESSAGE_POLICY, register_all
-from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT, backoff_bounds
 from mobip.delivery.sms import (
     GSM7_PART,
@@ -344,6 +346,11 @@ def only_message(runtime: Runtime, trid: str) -> OutboxMessage:
         return message
 
 
+def attempts(runtime: Runtime, message: OutboxMessage) -> list[OutboxAttempt]:
+    with runtime.database.session() as session:
+        return list(outbox.attempts_of(session, message.id))
+
+
 @pytest.fixture
 def twilio(runtime: Runtime, provider: FakeProvider) -> Runtime:
     return with_settings(
@@ -442,27 +449,41 @@ def test_provider_trouble_and_credentials_are_retried(
     deliver(twilio)
     message = only_message(twilio, transaction.trid)
     assert message.status == OutboxStatus.PENDING
-    assert message.last_error == (
-        f'RuntimeError: Twilio answered HTTP {status}: {{"code": 20003, "message": "trouble",'
-        f' "status": {status}}}'
-    )
+    excerpt = f'{{"code": 20003, "message": "trouble", "status": {status}}}'
+    assert message.last_error == f"DeliveryFailed: Twilio answered HTTP {status}: {excerpt}"
+    [attempt] = attempts(twilio, message)
+    assert (attempt.status_code, attempt.response_excerpt) == (status, excerpt)
     clock.set(message.next_attempt_at)
     deliver(twilio)
     assert only_message(twilio, transaction.trid).status == OutboxStatus.DONE
     assert len(provider.requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "delay"),
+    [("120", timedelta(seconds=120)), ("99999999999", timedelta(hours=1)), ("soon", None)],
+)
 def test_too_many_requests_waits_for_retry_after(
-    twilio: Runtime, merchant: Account, provider: FakeProvider, clock: ManualClock
+    twilio: Runtime,
+    merchant: Account,
+    provider: FakeProvider,
+    clock: ManualClock,
+    retry_after: str,
+    delay: timedelta | None,
 ) -> None:
-    provider.answer(429, {"code": 20429, "message": "Too Many Requests"}, **{"Retry-After": "120"})
+    """Retry-After is believed up to an hour; without a number of seconds, a minute."""
+    provider.answer(
+        429, {"code": 20429, "message": "Too Many Requests"}, **{"Retry-After": retry_after}
+    )
     transaction = new_sms_request(twilio, merchant)
     deliver(twilio)
     message = only_message(twilio, transaction.trid)
     assert message.status == OutboxStatus.PENDING
-    assert message.next_attempt_at == clock.now() + timedelta(seconds=120)
+    assert message.next_attempt_at == clock.now() + (delay or timedelta(minutes=1))
     assert message.last_error is not None
     assert message.last_error.startswith("RetryLater: Twilio answered HTTP 429")
+    [attempt] = attempts(twilio, message)
+    assert attempt.status_code == 429
 
 
 def test_a_redirect_is_not_followed(
@@ -476,16 +497,13 @@ def test_a_redirect_is_not_followed(
     ]
     message = only_message(twilio, transaction.trid)
     assert message.status == OutboxStatus.PENDING
-    assert message.last_error == "RuntimeError: Twilio answered HTTP 302: "
+    assert message.last_error == "DeliveryFailed: Twilio answered HTTP 302: "
+    [attempt] = attempts(twilio, message)
+    assert attempt.status_code == 302
 
 
 def test_an_unreachable_provider_is_retried(twilio: Runtime, merchant: Account) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{port}")
+    down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{free_port()}")
     transaction = new_sms_request(down, merchant)
     deliver(down)
     message = only_message(down, transaction.trid)
@@ -497,12 +515,7 @@ def test_an_unreachable_provider_is_retried(twilio: Runtime, merchant: Account) 
 def test_a_provider_down_for_good_fails_the_message_after_the_last_attempt(
     twilio: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{port}")
+    down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{free_port()}")
     transaction = new_sms_request(down, merchant)
     for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
         assert deliver(down) == 1

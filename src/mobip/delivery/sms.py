@@ -28,7 +28,7 @@ from mobip.delivery import devoutbox
 from mobip.delivery.email import require_payable
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.rendering import language_of, money, render_block, template_for
-from mobip.delivery.worker import PermanentFailure, RetryLater
+from mobip.delivery.worker import AttemptDetail, DeliveryFailed, PermanentFailure, RetryLater
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
@@ -222,25 +222,33 @@ def http_client_factory(timeout: float) -> ClientFactory:
     return make
 
 
+# A Retry-After longer than this is not believed (a message's own backoff cap).
+_MAX_RETRY_AFTER = timedelta(hours=1)
+
+
 def _retry_after(response: httpx.Response) -> timedelta:
-    value = response.headers.get("Retry-After", "")
-    return timedelta(seconds=int(value)) if value.isdigit() else _DEFAULT_RETRY_AFTER
+    value = response.headers.get("Retry-After", "").strip()
+    if not value.isdigit():
+        return _DEFAULT_RETRY_AFTER
+    return min(timedelta(seconds=int(value)), _MAX_RETRY_AFTER)
 
 
 def check_response(provider: str, response: httpx.Response) -> None:
     """2xx: sent. 429: retry after Retry-After. 408, 401, 403, 3xx, 5xx: retried (a timeout, the
     operator's credentials, or the provider's trouble). Any other 4xx: the request itself is
-    refused (e.g. an invalid number), so the message fails at once."""
+    refused (e.g. an invalid number), so the message fails at once. The status and an excerpt of
+    the answer go to the attempt log."""
     status = response.status_code
     if 200 <= status < 300:
         return
     excerpt = " ".join(response.text[:_EXCERPT_CHARS].split())
+    detail = AttemptDetail(status, excerpt)
     error = f"{provider} answered HTTP {status}: {excerpt}"
     if status == 429:
-        raise RetryLater(error, delay=_retry_after(response))
+        raise RetryLater(error, delay=_retry_after(response), detail=detail)
     if 400 <= status < 500 and status not in (401, 403, 408):
-        raise PermanentFailure(error)
-    raise RuntimeError(error)
+        raise PermanentFailure(error, detail=detail)
+    raise DeliveryFailed(error, detail=detail)
 
 
 class TwilioGateway:
