@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -43,32 +42,19 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.append(str(Path(__file__).resolve().parent))  # last: for benchkit only
 
-from sqlalchemy import func, select
+from benchkit import done_count, free_port, load, percentile, wait_for_port
 
 from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Language, Role
 from mobip.config import Settings
 from mobip.delivery import service
 from mobip.delivery.handlers import register_all
-from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.delivery.worker import Worker
 from mobip.kit.clock import SystemClock
 from mobip.kit.migrate import upgrade
 from mobip.kit.runtime import Runtime
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
 
 # --- the receiver process -------------------------------------------------------------------------
 
@@ -134,13 +120,7 @@ def start_receiver(record: bool = False) -> tuple[int, Any, Synchronized[int], A
     records = ctx.Queue() if record else None
     process = ctx.Process(target=receive, args=(port, count, arrivals, records), daemon=True)
     process.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.02)
+    wait_for_port(port)
     return port, process, count, arrivals, records
 
 
@@ -194,18 +174,6 @@ def enqueue(runtime: Runtime, account_id: int, url: str, trids: list[str]) -> li
         ]
 
 
-def done_count(runtime: Runtime) -> int:
-    with runtime.database.session() as session:
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.DONE.value)
-            )
-            or 0
-        )
-
-
 # --- throughput and latency -----------------------------------------------------------------------
 
 
@@ -247,11 +215,6 @@ async def latency(
     stop.set()
     await task
     return delays
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def run_throughput(args: argparse.Namespace) -> None:

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import dataclasses
 import multiprocessing
-import socket
 import statistics
 import tempfile
 import time
@@ -37,8 +36,10 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.append(str(Path(__file__).resolve().parent))  # last: for benchkit only
 
 import aiosmtplib
+from benchkit import done_count, free_port, percentile, wait_for_port
 from sqlalchemy import func, select
 
 from mobip.accounts import service as accounts_service
@@ -52,13 +53,6 @@ from mobip.kit.migrate import upgrade
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import TransactionKind
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def receive(port: int, count: Synchronized[int], arrivals: Any, stop: Any) -> None:
@@ -137,18 +131,6 @@ def create_requests(runtime: Runtime, merchant: Any, start: int, count: int) -> 
             transactions_service.create(
                 session, merchant, request(index), runtime.settings, runtime.clock
             )
-
-
-def done_count(runtime: Runtime) -> int:
-    with runtime.database.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.DONE.value)
-            )
-            or 0
-        )
 
 
 async def baseline(port: int, messages: int) -> float:
@@ -232,11 +214,6 @@ def first_attempt_share(runtime: Runtime) -> tuple[int, int]:
         return first, int(session.scalar(done) or 0)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -256,12 +233,7 @@ def main() -> None:
     stop = context.Event()
     receiver = context.Process(target=receive, args=(port, count, arrivals, stop), daemon=True)
     receiver.start()
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_for_port(port)
 
     # Tag each bench e-mail with its item name so the receiver can time its arrival.
     from mobip.delivery import email as email_module

@@ -1,0 +1,54 @@
+"""What the delivery benches share: a free loopback port, waiting for a receiver, the count of
+delivered outbox messages, percentiles and the machine's load. Not a bench itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from sqlalchemy import func, select
+
+from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.kit.runtime import Runtime
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, seconds: float = 10) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (or ``seconds`` pass)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def done_count(runtime: Runtime) -> int:
+    """Outbox messages delivered so far."""
+    with runtime.database.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status == OutboxStatus.DONE.value)
+            )
+            or 0
+        )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
