@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from typer.testing import CliRunner
 
@@ -423,3 +424,40 @@ def test_get_transaction_style_listing_shows_callback_attempts(
         ]
     assert (message.attempts, message.last_error) == (1, "DeliveryFailed: HTTP 500")
     assert json.dumps([a.status_code for a in log]) == "[500]"
+
+
+def test_the_operator_listing_gives_each_message_its_own_attempts(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    receiver.reply("/failing", Reply(500, b"x"))
+    receiver.reply("/fine", Reply(200, b"ok"))
+    failing = queue(runtime, merchant, receiver.url("/failing"))
+    fine = queue(runtime, merchant, receiver.url("/fine"))
+    second_fine = queue(runtime, merchant, receiver.url("/fine"))
+    assert run_once(runtime) == 3
+    later = queue(runtime, merchant, receiver.url("/fine"))
+    with runtime.database.transaction() as session:
+        logs = {
+            message.id: [(a.outcome, a.status_code) for a in log]
+            for message, log in service.list_messages(session)
+        }
+    assert logs[failing] == [("retry", 500)]
+    assert logs[fine] == logs[second_fine] == [("delivered", 200)]
+    assert logs[later] == []
+
+
+def test_a_callback_whose_account_is_gone_fails_without_sending(
+    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+) -> None:
+    message_id = queue(runtime, merchant, receiver.url())
+    with runtime.database.transaction() as session:
+        # What deleting the account does to its messages (ON DELETE SET NULL).
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(account_id=None)
+        )
+    assert run_once(runtime) == 1
+    message, [attempt] = stored(runtime, message_id)
+    assert message.status == OutboxStatus.FAILED
+    assert "no longer exists" in (message.last_error or "")
+    assert attempt.outcome == AttemptOutcome.FAILED
+    assert receiver.requests == []

@@ -166,6 +166,22 @@ def attempts_of(session: Session, message_id: int) -> Sequence[OutboxAttempt]:
     ).all()
 
 
+def attempts_by_message(
+    session: Session, message_ids: Sequence[int]
+) -> dict[int, list[OutboxAttempt]]:
+    """The logged attempts of several messages in one query, oldest first per message."""
+    logs: dict[int, list[OutboxAttempt]] = {message_id: [] for message_id in message_ids}
+    if message_ids:
+        stmt = (
+            select(OutboxAttempt)
+            .where(OutboxAttempt.message_id.in_(message_ids))
+            .order_by(OutboxAttempt.id)
+        )
+        for attempt in session.scalars(stmt):
+            logs[attempt.message_id].append(attempt)
+    return logs
+
+
 def list_messages(session: Session, *, failed_only: bool, limit: int) -> Sequence[OutboxMessage]:
     """The newest messages first (operator tools: the platform's view, every account)."""
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)

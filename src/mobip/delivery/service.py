@@ -270,8 +270,7 @@ def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMess
 def list_messages(
     session: Session, *, failed_only: bool = False, limit: int = 50
 ) -> list[tuple[OutboxMessage, list[OutboxAttempt]]]:
-    """The newest messages with their attempt logs (operator view)."""
-    return [
-        (message, list(repository.attempts_of(session, message.id)))
-        for message in repository.list_messages(session, failed_only=failed_only, limit=limit)
-    ]
+    """The newest messages with their attempt logs (operator view; two queries in all)."""
+    messages = repository.list_messages(session, failed_only=failed_only, limit=limit)
+    logs = repository.attempts_by_message(session, [message.id for message in messages])
+    return [(message, logs[message.id]) for message in messages]
