@@ -26,12 +26,13 @@ from mobip.checkout.errors import (
     CardFormInvalid,
     CheckoutNotFound,
     CsrfCheckFailed,
+    InvalidWebhook,
     ProviderNotAvailable,
     ProviderUnreachable,
     TooManyPaymentAttempts,
 )
 from mobip.checkout.i18n import LANGUAGES, language_of, money, translate, when
-from mobip.checkout.providers.base import ProviderError, Start, WebhookRejected
+from mobip.checkout.providers.base import ProviderError, Result, Start, WebhookRejected
 from mobip.checkout.providers.sandbox import TEST_CARDS
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.kit.envelope import read_body
@@ -178,10 +179,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
             total=money(transaction.total_amount, transaction.currency, lang),
             changed_at=when(transaction.status_changed_at, lang),
             expired_at=when(transaction.expires_at, lang),
-            test_cards=[
-                (_spaced(number), _test_card_text(result.value, reason))
-                for number, (result, reason) in TEST_CARDS.items()
-            ],
+            test_cards=_TEST_CARDS_SHOWN,
         )
 
     def render_error(
@@ -229,7 +227,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     async def pay(request: Request) -> Response:
         token = request.path_params["token"]
         lang: str | None = None
-        ip = request.client.host if request.client else "unknown"
+        ip = _client_ip(request)
         try:
             fields = await read_form(request, token)
             lang = fields.get("lang")
@@ -268,7 +266,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     async def start(request: Request) -> Response:
         token = request.path_params["token"]
         lang: str | None = None
-        ip = request.client.host if request.client else "unknown"
+        ip = _client_ip(request)
         try:
             fields = await read_form(request, token)
             lang = fields.get("lang")
@@ -320,7 +318,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         token = request.path_params["token"]
         lang = request.query_params.get("lang")
         params = dict(request.query_params)
-        ip = request.client.host if request.client else "unknown"
+        ip = _client_ip(request)
         try:
             applied = await run_in_threadpool(confirm_return, token, params, ip, lang)
         except MobipError as error:
@@ -364,7 +362,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         try:
             event = plan.provider.handle_webhook(payload, headers, plan.secret)
         except WebhookRejected as exc:
-            raise service.reject_webhook(str(exc)) from exc
+            raise InvalidWebhook(f"Invalid webhook: {exc}") from exc
         except ProviderError as exc:
             raise ProviderUnreachable() from exc
         with runtime.database.transaction(immediate=True) as session:
@@ -384,13 +382,24 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     ]
 
 
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _spaced(number: str) -> str:
     return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
 
 
-def _test_card_text(result: str, reason: str | None) -> str:
-    if result == "paid":
+def _test_card_text(result: Result, reason: str | None) -> str:
+    if result is Result.PAID:
         return "test_card_paid"
-    if result == "error":
+    if result is Result.ERROR:
         return "test_card_error"
     return "test_card_funds" if reason == "insufficient_funds" else "test_card_declined"
+
+
+# The sandbox's test cards as its page lists them: (spaced number, message key).
+_TEST_CARDS_SHOWN = [
+    (_spaced(number), _test_card_text(result, reason))
+    for number, (result, reason) in TEST_CARDS.items()
+]

@@ -26,7 +26,6 @@ from mobip.checkout import repository
 from mobip.checkout.errors import (
     CardFormInvalid,
     CheckoutNotFound,
-    InvalidWebhook,
     ProviderNotAvailable,
     TooManyPaymentAttempts,
     WebhookAccountNotFound,
@@ -723,7 +722,3 @@ def apply_webhook(
         runtime,
     )
     return "applied" if applied.redirect else "recorded"
-
-
-def reject_webhook(reason: str) -> InvalidWebhook:
-    return InvalidWebhook(f"Invalid webhook: {reason}")
