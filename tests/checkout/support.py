@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from mobip.accounts.models import Account
+from mobip.checkout import repository as checkout_repository
 from mobip.checkout.models import PaymentAttempt
 from mobip.delivery.models import OutboxMessage
 from mobip.kit.runtime import Runtime
@@ -94,13 +95,7 @@ def reload(runtime: Runtime, transaction: Transaction) -> Transaction:
 
 def attempts(runtime: Runtime, transaction: Transaction) -> list[PaymentAttempt]:
     with runtime.database.transaction() as session:
-        return list(
-            session.scalars(
-                select(PaymentAttempt)
-                .where(PaymentAttempt.transaction_id == transaction.id)
-                .order_by(PaymentAttempt.id)
-            )
-        )
+        return checkout_repository.attempts(session, transaction)
 
 
 def outbox(runtime: Runtime, transaction: Transaction) -> list[tuple[str, str, dict[str, Any]]]:

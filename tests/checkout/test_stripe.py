@@ -9,12 +9,12 @@ the way Stripe signs them and checked by ``stripe.Webhook.construct_event``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from checkout.fake_stripe import SECRET_KEY, FakeStripe, parse_stripe_form
 from checkout.support import (
     attempts,
+    csrf_of,
     database_text,
     new_transaction,
     outbox,
@@ -75,15 +76,18 @@ def transaction(runtime: Runtime, merchant: Account) -> Transaction:
     return new_transaction(runtime, merchant)
 
 
-def start(client: TestClient, transaction: Transaction) -> str:
+def post_start(client: TestClient, transaction: Transaction) -> httpx.Response:
+    """The customer opens the page and presses "Continue to payment"."""
     page = client.get(pay_path(transaction))
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-    assert token, page.text
-    reply = client.post(
+    return client.post(
         pay_path(transaction) + "/start",
-        data={"csrf_token": token.group(1), "lang": "EN"},
+        data={"csrf_token": csrf_of(page.text), "lang": "EN"},
         follow_redirects=False,
     )
+
+
+def start(client: TestClient, transaction: Transaction) -> str:
+    reply = post_start(client, transaction)
     assert reply.status_code == 303, reply.text
     location: str = reply.headers["location"]
     return location
@@ -109,6 +113,13 @@ def send_event(
         headers["Stripe-Signature"] = signature
     reply = client.post(f"/webhooks/stripe/{merchant.uid}", content=payload, headers=headers)
     return reply.status_code, reply.json()
+
+
+def deliver(
+    client: TestClient, fake: FakeStripe, merchant: Account, payload: bytes
+) -> tuple[int, dict[str, str]]:
+    """``payload`` signed with the secret of the webhook MOBIP registered, as Stripe sends it."""
+    return send_event(client, merchant, payload, fake.sign(payload, webhook_secret(fake)))
 
 
 def test_fake_parses_stripe_form_encoding() -> None:
@@ -200,12 +211,7 @@ def test_stripe_down_changes_nothing_and_says_so(
     runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
 ) -> None:
     fake.fail_with = 500
-    page = stripe_client.get(pay_path(transaction))
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-    assert token
-    reply = stripe_client.post(
-        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
-    )
+    reply = post_start(stripe_client, transaction)
     assert reply.status_code == 409
     assert "The payment provider could not be reached" in reply.text and "5041" in reply.text
     assert reload(runtime, transaction).status == "PENDING"
@@ -223,12 +229,7 @@ def test_a_wrong_key_is_refused_by_stripe(
     update_account(
         runtime, merchant, provider_private_key_encrypted=runtime.encryptor.encrypt("sk_bad")
     )
-    page = stripe_client.get(pay_path(transaction))
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-    assert token
-    reply = stripe_client.post(
-        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
-    )
+    reply = post_start(stripe_client, transaction)
     assert reply.status_code == 409 and "5041" in reply.text
     assert reload(runtime, transaction).status == "PENDING"
 
@@ -247,12 +248,7 @@ def test_start_is_rate_limited(
 ) -> None:
     runtime.settings.checkout_max_attempts_per_transaction = 1
     start(stripe_client, transaction)
-    page = stripe_client.get(pay_path(transaction))
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-    assert token
-    reply = stripe_client.post(
-        pay_path(transaction) + "/start", data={"csrf_token": token.group(1)}
-    )
+    reply = post_start(stripe_client, transaction)
     assert reply.status_code == 429 and "retry-after" in reply.headers
     assert len(fake.created) == 1
 
@@ -285,6 +281,24 @@ def test_return_after_paying_marks_paid_and_redirects(
     )
     assert again.status_code == 303
     assert [kind for kind, _, _ in outbox(runtime, transaction)].count("callback") == 1
+
+
+def test_stripe_down_at_the_return_changes_nothing_and_says_so(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    fake.fail_with = 500
+    path = f"{pay_path(transaction)}/return?session_id={session_id}"
+    reply = stripe_client.get(path, follow_redirects=False)
+    assert reply.status_code == 409
+    assert "The payment provider could not be reached" in reply.text and "5041" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["started"]
+    # Once Stripe answers again, coming back to the same URL applies the payment.
+    fake.fail_with = None
+    assert stripe_client.get(path, follow_redirects=False).status_code == 303
+    assert reload(runtime, transaction).status == "PAID"
 
 
 def test_return_without_payment_lets_the_customer_try_again(
@@ -347,15 +361,11 @@ def test_webhook_confirms_the_payment_once(
     session_id = session_id_of(start(stripe_client, transaction))
     fake.pay(session_id)
     payload = fake.event("checkout.session.completed", session_id, event_id="evt_1")
-    status, body = send_event(
-        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
-    )
+    status, body = deliver(stripe_client, fake, merchant, payload)
     assert (status, body) == (200, {"return_code": "0", "result": "applied"})
     assert reload(runtime, transaction).status == "PAID"
     # Stripe delivers the same event again: recognised by its id, applied once.
-    status, body = send_event(
-        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
-    )
+    status, body = deliver(stripe_client, fake, merchant, payload)
     assert (status, body["result"]) == (200, "duplicate")
     kinds = [kind for kind, _, _ in outbox(runtime, transaction)]
     assert kinds.count("callback") == 1 and kinds.count("receipt") == 1
@@ -365,6 +375,31 @@ def test_webhook_confirms_the_payment_once(
     )
     assert back.status_code == 303 and "status=PAID" in back.headers["location"]
     assert [a.outcome for a in attempts(runtime, transaction)] == ["started", "paid"]
+
+
+def test_an_event_stripe_cannot_confirm_is_not_recorded_so_its_retry_applies(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    payload = fake.event("checkout.session.completed", session_id, event_id="evt_1")
+    fake.fail_with = 500  # the session the event names cannot be read again from Stripe
+    status, body = deliver(stripe_client, fake, merchant, payload)
+    assert status == 409 and body["return_code"] == "5041"
+    assert reload(runtime, transaction).status == "PENDING"
+    with runtime.database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+    # Stripe delivers the event again later: not taken for a duplicate, applied.
+    fake.fail_with = None
+    assert deliver(stripe_client, fake, merchant, payload) == (
+        200,
+        {"return_code": "0", "result": "applied"},
+    )
+    assert reload(runtime, transaction).status == "PAID"
 
 
 @pytest.mark.parametrize("case", ["wrong secret", "tampered", "too old", "no signature"])
@@ -425,12 +460,9 @@ def test_old_or_out_of_order_events_never_move_a_status_backwards(
     before_paying = fake.event("checkout.session.async_payment_failed", session_id)
     fake.pay(session_id)
     completed = fake.event("checkout.session.completed", session_id)
-    secret = webhook_secret(fake)
-    assert send_event(stripe_client, merchant, completed, fake.sign(completed, secret))[0] == 200
+    assert deliver(stripe_client, fake, merchant, completed)[0] == 200
     # An older failure arrives late: recorded as handled, but PAID stays PAID.
-    status, body = send_event(
-        stripe_client, merchant, before_paying, fake.sign(before_paying, secret)
-    )
+    status, body = deliver(stripe_client, fake, merchant, before_paying)
     assert (status, body["result"]) == (200, "recorded")
     paid = reload(runtime, transaction)
     assert (paid.status, paid.reason) == ("PAID", None)
@@ -445,10 +477,9 @@ def test_failed_async_payments_count_as_declines(
     transaction: Transaction,
 ) -> None:
     session_id = session_id_of(start(stripe_client, transaction))
-    secret = webhook_secret(fake)
     for _ in range(3):
         payload = fake.event("checkout.session.async_payment_failed", session_id)
-        assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+        assert deliver(stripe_client, fake, merchant, payload)[0] == 200
     denied = reload(runtime, transaction)
     assert (denied.status, denied.reason) == ("DENIED", "PAYMENT_FAILED")
     callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
@@ -464,9 +495,7 @@ def test_other_events_are_acknowledged_and_ignored(
 ) -> None:
     session_id = session_id_of(start(stripe_client, transaction))
     payload = fake.event("checkout.session.expired", session_id)
-    status, body = send_event(
-        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
-    )
+    status, body = deliver(stripe_client, fake, merchant, payload)
     assert (status, body["result"]) == (200, "ignored")
     assert reload(runtime, transaction).status == "PENDING"
 
@@ -484,10 +513,9 @@ def test_a_second_paid_session_is_refunded(
     fake.sessions[first]["status"] = "open"  # …but Stripe still took both payments
     fake.pay(first)
     fake.pay(second)
-    secret = webhook_secret(fake)
     for session_id in (first, second):
         payload = fake.event("checkout.session.completed", session_id)
-        assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+        assert deliver(stripe_client, fake, merchant, payload)[0] == 200
     paid = reload(runtime, transaction)
     assert paid.status == "PAID"
     [refund] = fake.refunds
@@ -526,8 +554,7 @@ def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
     # The customer reloads, then Stripe's webhook arrives: nothing is refunded or recorded twice.
     assert "has been refunded" in stripe_client.get(path).text
     payload = fake.event("checkout.session.completed", session_id)
-    secret = webhook_secret(fake)
-    assert send_event(stripe_client, merchant, payload, fake.sign(payload, secret))[0] == 200
+    assert deliver(stripe_client, fake, merchant, payload)[0] == 200
     assert len(fake.refunds) == 1
     assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
         ("started", None),
@@ -552,9 +579,7 @@ def test_a_merchants_webhook_cannot_touch_another_merchants_transaction(
     # On its own Stripe account, this merchant makes a session claim the other shop's trid.
     fake.pay(session_id, client_reference_id=theirs.trid)
     payload = fake.event("checkout.session.completed", session_id)
-    status, body = send_event(
-        stripe_client, merchant, payload, fake.sign(payload, webhook_secret(fake))
-    )
+    status, body = deliver(stripe_client, fake, merchant, payload)
     assert (status, body["result"]) == (200, "unknown transaction")
     assert reload(runtime, theirs).status == "PENDING"
     assert attempts(runtime, theirs) == []
