@@ -26,7 +26,7 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import aiosmtplib
 
@@ -71,7 +71,7 @@ class MailTransport(Protocol):
 
 
 class NotConfigured(Exception):
-    """No way to send e-mail is configured (production without ``MOBIP_SMTP_HOST``)."""
+    """No way to send is configured (production without ``MOBIP_SMTP_HOST`` or SMS provider)."""
 
 
 def _all_permanent(codes: Sequence[int]) -> bool:
@@ -168,24 +168,28 @@ class Rendered:
 
 def render_payment_request(view: PaymentView, occasion: str, cid_domain: str) -> Rendered:
     """The payment request, or its reminder (``occasion`` reminder), in ``view``'s language."""
-    name = f"email/{view.language.value.lower()}/{template_for(occasion)}"
     qr_png = render_png(view.checkout_url, scale=QR_SCALE)
     qr_cid = f"qr.{view.trid}@{cid_domain}"
-    return Rendered(
-        subject=render_block(f"{name}.txt", "subject", view=view),
-        text=render_block(f"{name}.txt", "body", view=view) + "\n",
-        html=render(f"{name}.html", view=view, qr_cid=qr_cid, qr_size=_png_width(qr_png)),
-        qr_png=qr_png,
-        qr_cid=qr_cid,
+    return _render(
+        view, template_for(occasion), qr_png, qr_cid, qr_cid=qr_cid, qr_size=_png_width(qr_png)
     )
 
 
 def render_receipt(view: PaymentView) -> Rendered:
-    folder = f"email/{view.language.value.lower()}"
+    return _render(view, "receipt", None, None)
+
+
+def _render(
+    view: PaymentView, template: str, png: bytes | None, cid: str | None, **html: Any
+) -> Rendered:
+    """``template``'s ``.txt`` (subject and text part) and ``.html`` in ``view``'s language."""
+    name = f"email/{view.language.value.lower()}/{template}"
     return Rendered(
-        subject=render_block(f"{folder}/receipt.txt", "subject", view=view),
-        text=render_block(f"{folder}/receipt.txt", "body", view=view) + "\n",
-        html=render(f"{folder}/receipt.html", view=view),
+        subject=render_block(f"{name}.txt", "subject", view=view),
+        text=render_block(f"{name}.txt", "body", view=view) + "\n",
+        html=render(f"{name}.html", view=view, **html),
+        qr_png=png,
+        qr_cid=cid,
     )
 
 
@@ -291,16 +295,9 @@ class EmailSender:
         key = devoutbox.file_stem(message.created_at, "email", message.id)
         await self.transport.send(built, key=key)
 
-    def _load(self, trid: str) -> tuple[Transaction, Account]:
-        with self.database.session() as session:
-            found = transactions.get_with_merchant_by_trid(session, trid)
-        if found is None:
-            raise PermanentFailure(f"transaction {trid} not found")
-        return found
-
     def _build_payment_request(self, message: OutboxMessage) -> Mail:
         payload = message.load_payload()
-        transaction, merchant = self._load(str(payload["trid"]))
+        transaction, merchant = load(self.database, str(payload["trid"]))
         require_payable(transaction, self.clock)
         occasion = str(payload.get("occasion", "initial"))
         view = payment_view(transaction, merchant, self.settings, language_of(transaction.language))
@@ -309,7 +306,7 @@ class EmailSender:
 
     def _build_receipt(self, message: OutboxMessage) -> Mail:
         payload = message.load_payload()
-        transaction, merchant = self._load(str(payload["trid"]))
+        transaction, merchant = load(self.database, str(payload["trid"]))
         if transaction.status != TransactionStatus.PAID:
             raise PermanentFailure(f"no receipt: the transaction is {transaction.status}")
         language = language_of(str(payload.get("language") or transaction.language))
@@ -332,6 +329,15 @@ class EmailSender:
             message_id=f"mobip.{message.id}.{message.subject or 'message'}@{self.domain}",
             clock=self.clock,
         )
+
+
+def load(database: Database, trid: str) -> tuple[Transaction, Account]:
+    """The transaction a message is about, with its merchant; PermanentFailure when it is gone."""
+    with database.session() as session:
+        found = transactions.get_with_merchant_by_trid(session, trid)
+    if found is None:
+        raise PermanentFailure(f"transaction {trid} not found")
+    return found
 
 
 def require_payable(transaction: Transaction, clock: Clock) -> None:

@@ -25,14 +25,13 @@ import httpx
 
 from mobip.config import ConfigurationError, Settings, SmsProvider
 from mobip.delivery import devoutbox
-from mobip.delivery.email import require_payable
+from mobip.delivery.email import NotConfigured, load, require_payable
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.rendering import language_of, money, render_block, template_for
 from mobip.delivery.worker import AttemptDetail, DeliveryFailed, PermanentFailure, RetryLater
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
-from mobip.transactions import repository as transactions
 from mobip.transactions.service import checkout_url
 
 # --- GSM 03.38 -------------------------------------------------------------------------------
@@ -216,8 +215,10 @@ def http_client_factory(timeout: float) -> ClientFactory:
     well be on a private network).
     """
 
+    tls = httpx.create_ssl_context()  # the CA bundle is read once, not per message
+
     def make() -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=tls)
 
     return make
 
@@ -401,10 +402,6 @@ def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
     return None
 
 
-class NotConfigured(Exception):
-    """No SMS provider is configured (production without ``MOBIP_SMS_PROVIDER``)."""
-
-
 class SmsSender:
     """The SMS handler: loads the transaction, writes the text, hands it to the gateway."""
 
@@ -431,12 +428,7 @@ class SmsSender:
 
     def _text(self, message: OutboxMessage) -> str:
         payload = message.load_payload()
-        trid = str(payload["trid"])
-        with self.database.session() as session:
-            found = transactions.get_with_merchant_by_trid(session, trid)
-        if found is None:
-            raise PermanentFailure(f"transaction {trid} not found")
-        transaction, merchant = found
+        transaction, merchant = load(self.database, str(payload["trid"]))
         require_payable(transaction, self.clock)
         language = language_of(transaction.language)
         return payment_request_text(
