@@ -121,15 +121,13 @@ def authenticate(
     if not raw_token:
         raise MissingToken()
     token_hash = hash_secret(raw_token)
-    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
     known = _known.get(token_hash)
-    if known is None or not _still_good(known, now, inactivity):
+    if known is None or not _fresh(known, now) or not _valid(known, now, settings):
         known = _load(session, token_hash, now)
-        if now >= known.expires_at or now >= known.last_used_at + inactivity:
+        if not _valid(known, now, settings):
             _known.pop(token_hash, None)
             raise InvalidToken()
-    touch_every = timedelta(seconds=settings.token_touch_interval_seconds)
-    if touch or now - known.last_used_at >= touch_every:
+    if touch or _touch_due(known, now, settings):
         repository.touch_token(session, known.token_id, now)
         known.last_used_at = now
     return known.account
@@ -141,24 +139,30 @@ def cached_account(settings: Settings, raw_token: str | None, now: datetime) -> 
     None means "ask the database" (unknown token, cache entry too old, or the last-use time due
     for its refresh): the caller then takes the ordinary path, ``authenticate``.
     """
-    if not raw_token:
-        return None
-    known = _known.get(hash_secret(raw_token))
-    if known is None:
-        return None
-    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
-    touch_every = timedelta(seconds=settings.token_touch_interval_seconds)
-    if not _still_good(known, now, inactivity) or now - known.last_used_at >= touch_every:
+    known = _known.get(hash_secret(raw_token)) if raw_token else None
+    if (
+        known is None
+        or not _fresh(known, now)
+        or not _valid(known, now, settings)
+        or _touch_due(known, now, settings)
+    ):
         return None
     return known.account
 
 
-def _still_good(known: _Known, now: datetime, inactivity: timedelta) -> bool:
-    return (
-        timedelta(0) <= now - known.checked_at < timedelta(seconds=CACHE_SECONDS)
-        and now < known.expires_at
-        and now < known.last_used_at + inactivity
-    )
+def _fresh(known: _Known, now: datetime) -> bool:
+    """Whether the database said this at most CACHE_SECONDS ago."""
+    return timedelta(0) <= now - known.checked_at < timedelta(seconds=CACHE_SECONDS)
+
+
+def _valid(known: _Known, now: datetime, settings: Settings) -> bool:
+    """Before the end of its lifetime and of its inactivity window."""
+    inactivity = timedelta(seconds=settings.token_inactivity_seconds)
+    return now < known.expires_at and now < known.last_used_at + inactivity
+
+
+def _touch_due(known: _Known, now: datetime, settings: Settings) -> bool:
+    return now - known.last_used_at >= timedelta(seconds=settings.token_touch_interval_seconds)
 
 
 def _load(session: Session, token_hash: str, now: datetime) -> _Known:

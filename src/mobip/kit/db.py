@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import FromClause, Insert
 from sqlalchemy.types import TypeDecorator
 
@@ -154,14 +154,11 @@ class Database:
         """
         if not self.is_sqlite:
             raise RuntimeError("loop_reader is for SQLite")
-        self._loop_engine = create_engine(
-            self.url,
-            connect_args={"check_same_thread": False, "timeout": 10},
-            poolclass=StaticPool,
-        )
-        event.listen(self._loop_engine, "connect", _sqlite_on_connect)
-        dbapi = self._loop_engine.raw_connection().driver_connection
+        # A connection of the engine (same pragmas), detached: it stays with the loop for good.
+        proxied = self.engine.raw_connection()
+        dbapi = proxied.driver_connection
         assert isinstance(dbapi, sqlite3.Connection)
+        proxied.detach()
         return dbapi
 
     @contextmanager
@@ -190,4 +187,4 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         if "loop_reader" in self.__dict__:
-            self._loop_engine.dispose()
+            self.loop_reader.close()

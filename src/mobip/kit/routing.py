@@ -123,7 +123,7 @@ def build_route(
     runtime: Runtime,
     authenticate: Authenticator,
     limiter: CapacityLimiter,
-    cached_authenticate: CachedAuthenticator | None = None,
+    cached_authenticate: CachedAuthenticator,
 ) -> Route:
     """The route of one endpoint; ``limiter`` bounds the threads doing database work.
 
@@ -135,7 +135,7 @@ def build_route(
     fast_read = endpoint.fast_read if runtime.database.is_sqlite else None
 
     def fast_path(params: Params, headers: Headers, log_ctx: dict[str, Any]) -> Response | None:
-        assert fast_read is not None and cached_authenticate is not None
+        assert fast_read is not None
         principal = cached_authenticate(runtime, params, headers)
         if principal is None:
             return None
@@ -225,7 +225,7 @@ def build_route(
                 request.scope.get("query_string", b""),
                 settings.max_field_chars,
             )
-            if fast_read is not None and cached_authenticate is not None:
+            if fast_read is not None:
                 reply = fast_path(params, request.headers, log_ctx)
                 if reply is not None:
                     return reply

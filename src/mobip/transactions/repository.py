@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import (
     Connection,
     Float,
+    Select,
     Table,
     bindparam,
     func,
@@ -68,13 +69,17 @@ def add_event(session: Session, transaction: Transaction) -> None:
     )
 
 
-def get_visible(session: Session, scope: Account, trid: str) -> tuple[Transaction, Account] | None:
-    """The transaction and its merchant, if ``scope`` owns it or is above its owner."""
-    query = (
+def _with_merchant(trid: str) -> Select[Transaction, Account]:
+    return (
         select(Transaction, Account)
         .join(Account, Account.id == Transaction.account_id)
         .where(Transaction.trid == trid)
     )
+
+
+def get_visible(session: Session, scope: Account, trid: str) -> tuple[Transaction, Account] | None:
+    """The transaction and its merchant, if ``scope`` owns it or is above its owner."""
+    query = _with_merchant(trid)
     if scope.role != Role.ADMIN:
         query = query.where(Account.path.startswith(scope.path, autoescape=True))
     row = session.execute(query).first()
@@ -242,11 +247,7 @@ def _epoch_sqlite(element: _EpochSeconds, compiler: SQLCompiler, **kw: Any) -> s
 
 def get_with_merchant_by_trid(session: Session, trid: str) -> tuple[Transaction, Account] | None:
     """The transaction and its merchant by trid, for the worker only (no tenant filter)."""
-    row = session.execute(
-        select(Transaction, Account)
-        .join(Account, Account.id == Transaction.account_id)
-        .where(Transaction.trid == trid)
-    ).first()
+    row = session.execute(_with_merchant(trid)).first()
     return (row[0], row[1]) if row else None
 
 
