@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 from mobip.auth import repository as auth_repository
 from mobip.kit.runtime import Runtime
@@ -39,38 +42,48 @@ class Report:
     tokens_purged: int = 0
 
 
-def expire_due(runtime: Runtime) -> int:
-    """Cancel (reason EXPIRED) the PENDING transactions past their expiry; how many changed."""
-    clock, batch = runtime.clock, runtime.settings.schedule_batch_size
+def _in_batches(runtime: Runtime, step: Callable[[Session, int], tuple[int, int]]) -> int:
+    """``step(session, batch_size)`` in one transaction per batch, until a batch comes back short
+    (or MAX_BATCHES); ``step`` returns (rows seen, rows changed). The total changed."""
+    batch = runtime.settings.schedule_batch_size
     changed = 0
     for _ in range(MAX_BATCHES):
         with runtime.database.transaction(immediate=True) as session:
-            due = transactions.due_for_expiry(session, clock.now(), batch)
-            for transaction in due:
-                if transactions_service.expire_if_due(session, transaction, clock):
-                    changed += 1
-        if len(due) < batch:
+            seen, done = step(session, batch)
+        changed += done
+        if seen < batch:
             break
     return changed
 
 
+def expire_due(runtime: Runtime) -> int:
+    """Cancel (reason EXPIRED) the PENDING transactions past their expiry; how many changed."""
+    clock = runtime.clock
+
+    def step(session: Session, batch: int) -> tuple[int, int]:
+        due = transactions.due_for_expiry(session, clock.now(), batch)
+        return len(due), sum(transactions_service.expire_if_due(session, t, clock) for t in due)
+
+    return _in_batches(runtime, step)
+
+
 def send_reminders(runtime: Runtime) -> int:
     """Queue the automatic resends that are due; how many were queued by this run."""
-    clock, batch = runtime.clock, runtime.settings.schedule_batch_size
-    queued = 0
-    for _ in range(MAX_BATCHES):
-        with runtime.database.transaction(immediate=True) as session:
-            now = clock.now()
-            due = transactions.due_for_reminder(session, now, batch)
-            for transaction in due:
-                if not transactions.count_automatic_resend(session, transaction, now):
-                    continue  # another worker counted it (and queued the reminder) first
-                # The same queueing as the initial request: media, target and outbox kind.
-                transactions_service.queue_request(session, transaction, "reminder", clock)
-                queued += 1
-        if len(due) < batch:
-            break
-    return queued
+    clock = runtime.clock
+
+    def step(session: Session, batch: int) -> tuple[int, int]:
+        now = clock.now()
+        due = transactions.due_for_reminder(session, now, batch)
+        queued = 0
+        for transaction in due:
+            if not transactions.count_automatic_resend(session, transaction, now):
+                continue  # another worker counted it (and queued the reminder) first
+            # The same queueing as the initial request: media, target and outbox kind.
+            transactions_service.queue_request(session, transaction, "reminder", clock)
+            queued += 1
+        return len(due), queued
+
+    return _in_batches(runtime, step)
 
 
 def purge_tokens(runtime: Runtime) -> int:
