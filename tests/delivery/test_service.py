@@ -6,17 +6,19 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from mobip.accounts.models import Account
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.delivery.service import (
     DEFAULT_POLICY,
     Jitter,
+    OutboxRetryRefused,
     RetryPolicy,
     backoff_bounds,
     backoff_delay,
     enqueue,
+    retry_message,
 )
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
@@ -186,3 +188,30 @@ def test_backoff_rejects_a_failure_count_below_one() -> None:
 def test_retry_policy_rejects_nonsense(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"max_attempts|base"):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_retry_refuses_a_message_in_a_workers_hands_until_its_lease_ends(
+    database: Database, clock: ManualClock
+) -> None:
+    with database.transaction() as session:
+        message_id = enqueue(session, kind="test.kind", target="x", payload={}, clock=clock).id
+    lease_end = clock.now() + timedelta(seconds=60)
+    with database.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(lease_owner="worker-a", lease_expires_at=lease_end)
+        )
+
+    with database.transaction() as session, pytest.raises(OutboxRetryRefused, match="worker-a"):
+        retry_message(session, message_id, clock)
+    with database.transaction() as session:
+        held = session.get(OutboxMessage, message_id)
+        assert held is not None
+        assert (held.lease_owner, held.lease_expires_at) == ("worker-a", lease_end)
+
+    clock.set(lease_end)  # the worker died: its lease has run out
+    with database.transaction() as session:
+        retried = retry_message(session, message_id, clock)
+    assert retried.lease_owner is None and retried.status == OutboxStatus.PENDING
+    assert retried.next_attempt_at == lease_end

@@ -191,12 +191,17 @@ def list_messages(session: Session, *, failed_only: bool, limit: int) -> Sequenc
 
 
 def requeue(session: Session, message_id: int, now: datetime, max_attempts: int) -> bool:
-    """Make a pending or failed message due now with ``max_attempts``; False if it is done."""
+    """Make a pending or failed message due now with ``max_attempts``.
+
+    False if it is done, or held by a worker's live lease (clearing that lease would drop the
+    worker's outcome and send the message twice).
+    """
     stmt = (
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
             OutboxMessage.status != OutboxStatus.DONE.value,
+            or_(OutboxMessage.lease_expires_at.is_(None), OutboxMessage.lease_expires_at <= now),
         )
         .values(
             status=OutboxStatus.PENDING.value,

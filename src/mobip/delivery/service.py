@@ -241,7 +241,7 @@ def callback_secret(
 
 
 class OutboxRetryRefused(Exception):
-    """``mobip outbox retry`` cannot retry this message (unknown, or already delivered)."""
+    """``mobip outbox retry`` cannot retry this message (unknown, delivered, or being sent)."""
 
 
 def default_max_attempts(kind: str) -> int:
@@ -249,8 +249,9 @@ def default_max_attempts(kind: str) -> int:
 
 
 def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMessage:
-    """Make a failed (or pending) message due now, with a fresh set of attempts of its kind.
+    """Make a failed or pending message due now, with a fresh set of attempts of its kind.
 
+    A message in a worker's hands (live lease) is refused: its outcome is still to come.
     ``attempts`` keeps counting (the attempt log stays in order); ``max_attempts`` grows by the
     kind's usual number of attempts.
     """
@@ -261,7 +262,10 @@ def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMess
         raise OutboxRetryRefused(f"message {message_id} was already delivered")
     max_attempts = message.attempts + default_max_attempts(message.kind)
     if not repository.requeue(session, message_id, clock.now(), max_attempts):
-        raise OutboxRetryRefused(f"message {message_id} was delivered meanwhile")
+        raise OutboxRetryRefused(
+            f"message {message_id} is being sent by {message.lease_owner} (lease until "
+            f"{message.lease_expires_at}) or was delivered meanwhile; try again later"
+        )
     updated = repository.get(session, message_id)
     assert updated is not None
     return updated
