@@ -152,12 +152,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
-    """The whole app under a real uvicorn server in a thread; yields its base URL."""
+def serve_app(runtime: Runtime) -> Iterator[str]:
+    """The whole app under a real uvicorn server in a thread, on a free loopback port that is
+    also the base URL of the links it gives out; yields that URL."""
     import uvicorn
 
     from mobip.app import create_app
 
+    port = free_port()
+    runtime.settings.base_url = f"http://127.0.0.1:{port}"
+    runtime.settings.__dict__.pop("resolved_base_url", None)  # a cached property
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_config=None, access_log=True
     )

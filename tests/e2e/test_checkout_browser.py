@@ -29,7 +29,6 @@ from checkout.support import (
     PROVIDER_ERROR,
     attempts,
     database_text,
-    free_port,
     merchant_site,
     new_transaction,
     outbox,
@@ -107,10 +106,7 @@ def shop() -> Iterator[str]:
 @pytest.fixture
 def base(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> Iterator[str]:
     caplog.set_level(logging.DEBUG)
-    port = free_port()
-    runtime.settings.base_url = f"http://127.0.0.1:{port}"
-    runtime.settings.__dict__.pop("resolved_base_url", None)
-    with serve_app(runtime, port) as url:
+    with serve_app(runtime) as url:
         yield url
 
 

@@ -23,7 +23,6 @@ from checkout.support import (
     attempts,
     card,
     csrf_of,
-    free_port,
     new_transaction,
     outbox,
     reload,
@@ -46,11 +45,8 @@ def fake() -> Iterator[FakeStripe]:
 
 @pytest.fixture
 def base(runtime: Runtime, fake: FakeStripe) -> Iterator[str]:
-    port = free_port()
-    runtime.settings.base_url = f"http://127.0.0.1:{port}"
-    runtime.settings.__dict__.pop("resolved_base_url", None)
     runtime.settings.stripe_api_base = fake.url
-    with serve_app(runtime, port) as url:
+    with serve_app(runtime) as url:
         yield url
 
 
