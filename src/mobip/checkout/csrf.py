@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import TypeGuard
 
 from mobip.checkout.errors import CsrfCheckFailed
 
@@ -19,8 +20,8 @@ def new_cookie_value() -> str:
     return secrets.token_urlsafe(32)
 
 
-def valid_cookie(value: str | None) -> bool:
-    return bool(value) and len(value or "") == _COOKIE_CHARS
+def valid_cookie(value: str | None) -> TypeGuard[str]:
+    return value is not None and len(value) == _COOKIE_CHARS
 
 
 def form_token(secret_key: str, cookie_value: str, checkout_token: str) -> str:
@@ -32,7 +33,7 @@ def check(
     secret_key: str, cookie_value: str | None, checkout_token: str, submitted: str | None
 ) -> None:
     """Raise ``CsrfCheckFailed`` unless the form's token matches the cookie and the link."""
-    if not cookie_value or not valid_cookie(cookie_value) or not submitted:
+    if not valid_cookie(cookie_value) or not submitted:
         raise CsrfCheckFailed()
     expected = form_token(secret_key, cookie_value, checkout_token)
     if not hmac.compare_digest(expected, submitted):
