@@ -14,7 +14,7 @@ from mobip.config import Settings
 from mobip.delivery import repository, worker
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_bounds, enqueue
-from mobip.delivery.worker import PermanentFailure, RetryLater, Worker
+from mobip.delivery.worker import PermanentFailure, RetryLater, Worker, retry_after
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
 
@@ -417,3 +417,21 @@ def test_outcomes_of_a_batch_are_logged_and_a_lost_lease_logs_nothing(
     assert load(database, first).status == OutboxStatus.DONE
     assert load(database, stolen).lease_owner == "w-other"
     assert load(database, stolen).status == OutboxStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", timedelta(seconds=120)),
+        (" 30 ", timedelta(seconds=30)),
+        ("99999999999", timedelta(hours=1)),  # capped: a longer wait is not believed
+        ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # HTTP dates are not followed
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_up_to_the_cap(
+    header: str | None, expected: timedelta | None
+) -> None:
+    assert retry_after(header, cap=timedelta(hours=1)) == expected

@@ -24,7 +24,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from mobip.delivery import service
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.service import CALLBACK_MAX_ATTEMPTS, Jitter, RetryPolicy
-from mobip.delivery.worker import AttemptDetail, DeliveryFailed, PermanentFailure, RetryLater
+from mobip.delivery.worker import (
+    AttemptDetail,
+    DeliveryFailed,
+    PermanentFailure,
+    RetryLater,
+    retry_after,
+)
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 from mobip.kit.outbound import OutboundClient, OutboundError, OutboundRefused, client_for
@@ -76,12 +82,6 @@ def with_query(url: str, fields: Sequence[tuple[str, str]]) -> str:
     extra = urlencode(fields)
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def _retry_after(value: str | None) -> timedelta | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return min(timedelta(seconds=int(value.strip())), MAX_RETRY_AFTER)
 
 
 class CallbackSender:
@@ -144,7 +144,7 @@ class CallbackSender:
             raise DeliveryFailed(
                 f"HTTP {status}: redirects are not followed (Location: {location})", detail=detail
             )
-        delay = _retry_after(response.headers.get("retry-after"))
+        delay = retry_after(response.headers.get("retry-after"), cap=MAX_RETRY_AFTER)
         if status in (429, 503) and delay is not None:
             raise RetryLater(f"HTTP {status}, Retry-After {delay}", delay=delay, detail=detail)
         raise DeliveryFailed(f"HTTP {status}", detail=detail)

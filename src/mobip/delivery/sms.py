@@ -28,7 +28,13 @@ from mobip.delivery import devoutbox
 from mobip.delivery.email import NotConfigured, load, require_payable
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.rendering import language_of, money, render_block, template_for
-from mobip.delivery.worker import AttemptDetail, DeliveryFailed, PermanentFailure, RetryLater
+from mobip.delivery.worker import (
+    AttemptDetail,
+    DeliveryFailed,
+    PermanentFailure,
+    RetryLater,
+    retry_after,
+)
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
@@ -227,11 +233,9 @@ def http_client_factory(timeout: float) -> ClientFactory:
 _MAX_RETRY_AFTER = timedelta(hours=1)
 
 
-def _retry_after(response: httpx.Response) -> timedelta:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value.isdigit():
-        return _DEFAULT_RETRY_AFTER
-    return min(timedelta(seconds=int(value)), _MAX_RETRY_AFTER)
+def _wait(response: httpx.Response) -> timedelta:
+    delay = retry_after(response.headers.get("Retry-After"), cap=_MAX_RETRY_AFTER)
+    return _DEFAULT_RETRY_AFTER if delay is None else delay
 
 
 def check_response(provider: str, response: httpx.Response) -> None:
@@ -246,7 +250,7 @@ def check_response(provider: str, response: httpx.Response) -> None:
     detail = AttemptDetail(status, excerpt)
     error = f"{provider} answered HTTP {status}: {excerpt}"
     if status == 429:
-        raise RetryLater(error, delay=_retry_after(response), detail=detail)
+        raise RetryLater(error, delay=_wait(response), detail=detail)
     if 400 <= status < 500 and status not in (401, 403, 408):
         raise PermanentFailure(error, detail=detail)
     raise DeliveryFailed(error, detail=detail)

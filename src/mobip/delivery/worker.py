@@ -68,6 +68,17 @@ class RetryLater(Exception):
         self.detail = detail
 
 
+def retry_after(header: str | None, *, cap: timedelta) -> timedelta | None:
+    """A Retry-After header's delay in seconds, at most ``cap`` (a longer wait is not believed).
+
+    None when absent or not a number of seconds (an HTTP date is not followed).
+    """
+    value = (header or "").strip()
+    if not value.isdigit():
+        return None
+    return min(timedelta(seconds=int(value)), cap)
+
+
 class DeliveryFailed(Exception):
     """Raised by a handler for a failed attempt worth retrying, with what the receiver said."""
 
