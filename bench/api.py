@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from benchkit import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 API = "/api/2.0/mobip"
@@ -148,13 +148,6 @@ def lua_script(route: Route) -> str:
         expect_marker="true" if route.expect_marker else "false",
         marker=SUCCESS_MARKER,
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def commit() -> str:
