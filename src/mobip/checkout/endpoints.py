@@ -70,6 +70,7 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
+        self.default_csp = content_security_policy().encode()
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -89,7 +90,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == b"content-security-policy" for name, _ in headers):
-                    headers.append((b"content-security-policy", content_security_policy().encode()))
+                    headers.append((b"content-security-policy", self.default_csp))
                 message["headers"] = [*headers, *self.headers]
             await send(message)
 

@@ -112,21 +112,29 @@ class Applied:
 # --- providers ---------------------------------------------------------------------------------
 
 
-def provider_for(merchant: Account, runtime: Runtime) -> PaymentProvider:
-    """The merchant's payment provider; refused when it cannot take payments here."""
-    settings = runtime.settings
+def provider_name(merchant: Account, runtime: Runtime) -> str:
+    """The name of the merchant's payment provider; refused when it cannot take payments here.
+    (Nothing is decrypted or built: a page view needs no more.)"""
     if merchant.provider == Provider.SANDBOX:
-        if settings.is_production and not merchant.is_test:
+        if runtime.settings.is_production and not merchant.is_test:
             raise ProviderNotAvailable(
                 "The sandbox takes payments in production only for test accounts"
             )
-        return sandbox.SandboxProvider()
+        return sandbox.SandboxProvider.name
     if merchant.provider == Provider.STRIPE:
         if not merchant.provider_private_key_encrypted:
             raise ProviderNotAvailable("The merchant's Stripe secret key is not set")
-        secret_key = runtime.encryptor.decrypt(merchant.provider_private_key_encrypted)
-        return StripeProvider(secret_key, api_base=settings.stripe_api_base)
+        return StripeProvider.name
     raise ProviderNotAvailable(f"Unknown payment provider {merchant.provider!r}")
+
+
+def provider_for(merchant: Account, runtime: Runtime) -> PaymentProvider:
+    """The merchant's payment provider, ready to call; refused as ``provider_name`` refuses."""
+    if provider_name(merchant, runtime) == StripeProvider.name:
+        assert merchant.provider_private_key_encrypted is not None
+        secret_key = runtime.encryptor.decrypt(merchant.provider_private_key_encrypted)
+        return StripeProvider(secret_key, api_base=runtime.settings.stripe_api_base)
+    return sandbox.SandboxProvider()
 
 
 def payment_of(transaction: Transaction, runtime: Runtime) -> Payment:
@@ -208,7 +216,7 @@ def view(
     if page.state is not PageState.PAYABLE:
         return page
     try:
-        page.provider = provider_for(merchant, runtime).name
+        page.provider = provider_name(merchant, runtime)
     except ProviderNotAvailable:
         page.state = PageState.UNAVAILABLE
         page.status_code = ProviderNotAvailable.http_status
