@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -48,7 +49,9 @@ def transaction(runtime: Runtime, merchant: Account) -> Transaction:
     return new_transaction(runtime, merchant)
 
 
-def submit(client: TestClient, transaction: Transaction, number: str = PAID, **fields: str):  # type: ignore[no-untyped-def]
+def submit(
+    client: TestClient, transaction: Transaction, number: str = PAID, **fields: str
+) -> httpx.Response:
     page = client.get(pay_path(transaction))
     return client.post(
         pay_path(transaction),
