@@ -149,7 +149,7 @@ def test_svg_decodes_to_the_url(url: str, scale: int) -> None:
     assert_decodes_to(image, url)
 
 
-@pytest.mark.parametrize("scale", [1, 2, 5, 8])
+@pytest.mark.parametrize("scale", [1, 2, 5, 8, 16, 24])
 @pytest.mark.parametrize("url", [URLS[0], CHECKOUT])
 def test_png_is_a_1_bit_greyscale_png_of_the_matrix(url: str, scale: int) -> None:
     data = render_png(url, scale=scale)
@@ -167,10 +167,17 @@ def test_png_is_a_1_bit_greyscale_png_of_the_matrix(url: str, scale: int) -> Non
     raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
     stride = 1 + (width + 7) // 8
     assert len(raw) == height * stride
-    assert {raw[i] for i in range(0, len(raw), stride)} == {0}  # filter type None on every row
+    filters = [raw[i] for i in range(0, len(raw), stride)]
+    # Each module row: one scanline with filter None, then scale - 1 with filter Up and all
+    # zero bytes (the same pixels as the line above).
+    assert filters == ([0] + [2] * (scale - 1)) * modules
     image = open_png(data)
     assert image.mode == "1"
-    assert image_matrix(image, modules, scale) == padded_matrix(matrix)
+    grid = padded_matrix(matrix)
+    expected = [
+        0 if grid[y // scale][x // scale] else 255 for y in range(height) for x in range(width)
+    ]
+    assert image.convert("L").tobytes() == bytes(expected)  # every pixel, margins included
 
 
 def test_svg_runs_match_the_matrix() -> None:

@@ -9,10 +9,12 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BIT_DEPTH = 1
 COLOUR_TYPE_GREY = 0
 FILTER_NONE = b"\x00"
-# Measured on a 49-module code at scale 8: level 4 with a small hash (memLevel 4) gives 530 bytes
-# in 0.10 ms; zlib's default (6, 8) 514 bytes in 0.26 ms; level 1 1006 bytes in 0.04 ms.
-COMPRESSION_LEVEL = 4
-MEMORY_LEVEL = 4
+FILTER_UP = b"\x02"  # each byte minus the byte above it
+# Measured on a 41-module code at scale 8, the repeated scanlines filtered Up (zeros): level 3
+# with a small hash (memLevel 2) gives 561 bytes in ~0.05 ms; level 4, memLevel 4 470 bytes in
+# ~0.10 ms; zlib's default (6, 8) 436 bytes in ~0.18 ms.
+COMPRESSION_LEVEL = 3
+MEMORY_LEVEL = 2
 
 
 def row_bytes(width: int) -> int:

@@ -1,8 +1,9 @@
 """QR matrices of payment links and their PNG/SVG renderings.
 
 zxing-cpp builds the symbol (encoding, Reed-Solomon, mask choice) in C++; Python only packs
-pixels: each module row becomes an ASCII bit string, widened with ``bytes.replace`` and packed
-with ``int(..., 2)``, so no per-module Python loop runs.
+pixels, with no per-module Python loop: at a scale that is a multiple of 8 (the default, 8) a
+module is whole bytes, so a row is one ``bytes.translate``; at other scales the row becomes an
+ASCII bit string, widened with ``bytes.replace`` and packed with ``int(..., 2)``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ LIGHT = 0
 _FROM_ZXING = bytes.maketrans(b"\x00\xff", bytes([DARK, LIGHT]))
 # PNG greyscale 1-bit: 0 = black, 1 = white; as ASCII for int(..., 2).
 _TO_PNG_BITS = bytes.maketrans(bytes([DARK, LIGHT]), b"01")
+_EDGE_BITS = b"1" * QUIET_ZONE
+# The same as whole bytes (8 pixels per module), for scales that are multiples of 8.
+_TO_PNG_BYTES = bytes.maketrans(bytes([DARK, LIGHT]), b"\x00\xff")
+_EDGE_BYTES = b"\xff" * QUIET_ZONE
 _DARK_RUN = re.compile(re.escape(bytes([DARK])) + b"+")
 
 
@@ -75,23 +80,43 @@ def render_svg(text: str, *, scale: int = 8) -> str:
 
 
 def matrix_png(matrix: QrMatrix, scale: int) -> bytes:
-    """Render ``matrix`` with its quiet zone as a 1-bit PNG."""
+    """Render ``matrix`` with its quiet zone as a 1-bit PNG.
+
+    Each module row becomes one packed scanline, written once with filter None and repeated
+    ``scale - 1`` times with filter Up (all zero bytes: "same as the line above"), which deflate
+    compresses almost for free.
+    """
     modules = matrix.size + 2 * QUIET_ZONE
     width = modules * scale
     nbytes = png.row_bytes(width)
-    light = png.FILTER_NONE + b"\xff" * nbytes
-    margin = light * (QUIET_ZONE * scale)
-    edge = b"1" * QUIET_ZONE
-    padding = b"1" * (nbytes * 8 - width)  # the tail of the last byte: ignored by decoders
-    lines = [margin]
+    repeat = (png.FILTER_UP + bytes(nbytes)) * (scale - 1)
+    margin = png.FILTER_NONE + b"\xff" * nbytes + repeat
+    lines = [margin * QUIET_ZONE]
+    pack = _pack_whole_bytes if scale % 8 == 0 else _pack_bits
     for row in matrix.rows:
-        bits = edge + row.translate(_TO_PNG_BITS) + edge
-        if scale > 1:
-            bits = bits.replace(b"0", b"0" * scale).replace(b"1", b"1" * scale)
-        packed = int(bits + padding, 2).to_bytes(nbytes, "big")
-        lines.append((png.FILTER_NONE + packed) * scale)
-    lines.append(margin)
+        lines.append(png.FILTER_NONE + pack(row, scale, nbytes) + repeat)
+    lines.append(margin * QUIET_ZONE)
     return png.encode_gray1(width, width, b"".join(lines))
+
+
+def _pack_whole_bytes(row: bytes, scale: int, nbytes: int) -> bytes:
+    """A row at a scale that is a multiple of 8: every module is ``scale // 8`` whole bytes."""
+    per_module = scale // 8
+    packed = _EDGE_BYTES + row.translate(_TO_PNG_BYTES) + _EDGE_BYTES
+    if per_module > 1:
+        packed = packed.replace(b"\x00", b"\x00" * per_module).replace(
+            b"\xff", b"\xff" * per_module
+        )
+    return packed
+
+
+def _pack_bits(row: bytes, scale: int, nbytes: int) -> bytes:
+    """Any other scale: the row as an ASCII bit string, widened, then packed by ``int(..., 2)``."""
+    bits = _EDGE_BITS + row.translate(_TO_PNG_BITS) + _EDGE_BITS
+    if scale > 1:
+        bits = bits.replace(b"0", b"0" * scale).replace(b"1", b"1" * scale)
+    padding = b"1" * (nbytes * 8 - len(bits))  # the tail of the last byte: ignored by decoders
+    return int(bits + padding, 2).to_bytes(nbytes, "big")
 
 
 def matrix_svg(matrix: QrMatrix, scale: int) -> str:
