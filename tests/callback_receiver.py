@@ -7,6 +7,8 @@ headers, query and body. With a signing secret it verifies Standard Webhooks sig
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +50,7 @@ class Receiver:
         self.server: ThreadingHTTPServer | None = None
         # When set, replies wait until the gate opens (a handler "in hand" for shutdown tests).
         self.gate: threading.Event | None = None
+        self.scheme = "http"
 
     @property
     def port(self) -> int:
@@ -55,7 +58,7 @@ class Receiver:
         return self.server.server_address[1]
 
     def url(self, path: str = "/callback") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def reply(self, path: str, *replies: Reply) -> None:
         with self.lock:
@@ -94,8 +97,11 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
+def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1; HTTPS with ``tls`` (a server context, see tests/tls_support)."""
     receiver = Receiver()
+    if tls is not None:
+        receiver.scheme = "https"
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -125,6 +131,14 @@ def running_receiver() -> Iterator[Receiver]:
     class Server(ThreadingHTTPServer):
         def handle_error(self, request: object, client_address: object) -> None:
             pass  # a sender killed mid-request (crash tests): not the receiver's problem
+
+        def get_request(self) -> tuple[socket.socket, object]:
+            sock, address = super().get_request()
+            if tls is None:
+                return sock, address
+            # The handshake runs in the handler's thread: a client refusing our certificate
+            # fails there (ignored above), never in the accepting loop.
+            return tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -19,6 +19,7 @@ from mobip.kit.outbound import (
     LOOPBACK,
     AddressPolicy,
     OutboundClient,
+    OutboundError,
     OutboundRefused,
     allow_list_for,
     numeric_ipv4,
@@ -26,6 +27,7 @@ from mobip.kit.outbound import (
     parse_allow_list,
     parse_url,
 )
+from tls_support import self_signed, server_context
 
 
 class SpyConnector:
@@ -271,6 +273,56 @@ def test_redirects_are_returned_not_followed(receiver: Receiver) -> None:
 
     assert asyncio.run(run()) == 302
     assert [r.path for r in receiver.requests] == ["/callback"]
+
+
+@pytest.fixture(scope="module")
+def loopback_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("tls"), ips=["127.0.0.1"])
+
+
+def post_over_tls(url: str, trust: ssl.SSLContext | None) -> int:
+    """POST with ``trust`` (None: the system's CAs, as in production); the reply's status."""
+
+    async def run() -> int:
+        client = OutboundClient(allow=LOOPBACK, ssl_context=trust, timeout=5)
+        try:
+            return (await client.request("POST", url, content=b"resp_code=PROCESSED")).status
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def test_https_reaches_a_receiver_whose_certificate_is_trusted(
+    loopback_certificate: tuple[Path, Path],
+) -> None:
+    with running_receiver(tls=server_context(loopback_certificate)) as receiver:
+        trusted = ssl.create_default_context(cafile=str(loopback_certificate[0]))
+        assert receiver.url().startswith("https://127.0.0.1:")
+        assert post_over_tls(receiver.url(), trusted) == 200
+        [received] = receiver.requests
+        assert received.body == b"resp_code=PROCESSED"
+
+
+def test_https_refuses_an_untrusted_certificate_before_sending_anything(
+    loopback_certificate: tuple[Path, Path],
+) -> None:
+    with running_receiver(tls=server_context(loopback_certificate)) as receiver:
+        with pytest.raises(OutboundError, match="CERTIFICATE_VERIFY_FAILED"):
+            post_over_tls(receiver.url(), None)  # self-signed: not in the system's CAs
+        assert receiver.requests == []
+
+
+def test_https_checks_the_certificate_names_the_url_host(
+    tmp_path: Path,
+) -> None:
+    # Trusted, but issued for another name than the host the URL names.
+    elsewhere = self_signed(tmp_path, ips=["10.1.2.3"], dns=["shop.example"])
+    with running_receiver(tls=server_context(elsewhere)) as receiver:
+        trusted = ssl.create_default_context(cafile=str(elsewhere[0]))
+        with pytest.raises(OutboundError, match="mismatch"):
+            post_over_tls(receiver.url(), trusted)
+        assert receiver.requests == []
 
 
 def test_the_reply_is_read_up_to_the_cap(receiver: Receiver) -> None:
