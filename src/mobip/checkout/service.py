@@ -227,6 +227,19 @@ def view(
     return page
 
 
+def no_longer_payable(
+    session: Session,
+    transaction: Transaction,
+    merchant: Account,
+    runtime: Runtime,
+    language: str | None,
+) -> PageView:
+    """The state page (paid, cancelled, expired…) answering an attempt to pay: HTTP 409."""
+    page = view(session, transaction, merchant, runtime, language=language)
+    page.status_code = 409
+    return page
+
+
 def _state_of(transaction: Transaction) -> PageState:
     status = TransactionStatus(transaction.status)
     if status is TransactionStatus.CANCELLED:
@@ -283,9 +296,7 @@ def pay_with_card(
     transaction, merchant = load(session, token, runtime, for_update=True)
     language = form.get("lang")
     if transaction.status != TransactionStatus.PENDING:
-        page = view(session, transaction, merchant, runtime, language=language)
-        page.status_code = 409
-        return Applied(page=page)
+        return Applied(page=no_longer_payable(session, transaction, merchant, runtime, language))
     provider = provider_for(merchant, runtime)
     if not isinstance(provider, CardFormProvider):
         raise ProviderNotAvailable("This merchant's provider takes cards on its own page")
@@ -423,8 +434,7 @@ def _paid_already(
     language: str | None,
 ) -> Applied:
     """A payment confirmed for a transaction that is no longer PENDING."""
-    page = view(session, transaction, merchant, runtime, language=language)
-    page.status_code = 409
+    page = no_longer_payable(session, transaction, merchant, runtime, language)
     if outcome.reference is None:
         return Applied(page=page)
     paid = repository.paid_reference(session, transaction)
@@ -536,9 +546,7 @@ def plan_start(
     """Check that the transaction can be paid now and what the provider call needs."""
     transaction, merchant = load(session, token, runtime)
     if transaction.status != TransactionStatus.PENDING:
-        page = view(session, transaction, merchant, runtime, language=language)
-        page.status_code = 409
-        return page
+        return no_longer_payable(session, transaction, merchant, runtime, language)
     provider = provider_for(merchant, runtime)
     key = client_key(runtime, client_ip)
     check_rate_limits(session, transaction, key, runtime)
