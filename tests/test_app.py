@@ -109,5 +109,6 @@ def test_error_table_and_code_agree() -> None:
                 413: "6",
                 429: "7",
                 500: "9",
+                503: "9",
             }[cls.http_status]
         )

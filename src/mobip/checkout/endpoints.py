@@ -27,6 +27,7 @@ from mobip.checkout.errors import (
     CheckoutNotFound,
     CsrfCheckFailed,
     InvalidWebhook,
+    ProviderMisconfigured,
     ProviderNotAvailable,
     ProviderUnreachable,
     TooManyPaymentAttempts,
@@ -61,6 +62,7 @@ _ERROR_TEXTS: dict[type[MobipError], tuple[str, str]] = {
     CsrfCheckFailed: ("csrf_title", "csrf_text"),
     TooManyPaymentAttempts: ("throttled_title", "throttled_text"),
     ProviderNotAvailable: ("unavailable_title", "unavailable_text"),
+    ProviderMisconfigured: ("unavailable_title", "unavailable_text"),
     ProviderUnreachable: ("unavailable_title", "provider_down_text"),
 }
 

@@ -3,7 +3,15 @@ providers' webhooks."""
 
 from __future__ import annotations
 
-from mobip.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Throttled, Unauthorized
+from mobip.kit.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    MobipError,
+    NotFound,
+    Throttled,
+    Unauthorized,
+)
 
 
 class CheckoutNotFound(NotFound):
@@ -34,6 +42,15 @@ class ProviderNotAvailable(Conflict):
 class ProviderUnreachable(Conflict):
     return_code = "5041"
     default_message = "The payment provider could not be reached; nothing was charged"
+
+
+class ProviderMisconfigured(MobipError):
+    """The merchant's provider settings cannot be used (a stored key cannot be decrypted): the
+    operator must act, the customer may try again later; nothing is recorded or changed."""
+
+    return_code = "9040"
+    http_status = 503
+    default_message = "This merchant's payment provider settings cannot be used right now"
 
 
 class TooManyPaymentAttempts(Throttled):

@@ -26,6 +26,7 @@ from mobip.checkout import repository
 from mobip.checkout.errors import (
     CardFormInvalid,
     CheckoutNotFound,
+    ProviderMisconfigured,
     ProviderNotAvailable,
     TooManyPaymentAttempts,
     WebhookAccountNotFound,
@@ -47,6 +48,7 @@ from mobip.checkout.providers.base import (
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.delivery import service as delivery
 from mobip.kit.runtime import Runtime
+from mobip.kit.security import DecryptionError
 from mobip.transactions import repository as transactions_repository
 from mobip.transactions.models import Transaction, TransactionStatus
 from mobip.transactions.service import EXPIRED, expire_if_due
@@ -129,12 +131,35 @@ def provider_name(merchant: Account, runtime: Runtime) -> str:
 
 
 def provider_for(merchant: Account, runtime: Runtime) -> PaymentProvider:
-    """The merchant's payment provider, ready to call; refused as ``provider_name`` refuses."""
+    """The merchant's payment provider, ready to call; refused as ``provider_name`` refuses,
+    and ``ProviderMisconfigured`` when its stored key cannot be decrypted."""
     if provider_name(merchant, runtime) == StripeProvider.name:
         assert merchant.provider_private_key_encrypted is not None
-        secret_key = runtime.encryptor.decrypt(merchant.provider_private_key_encrypted)
+        secret_key = decrypt_provider_secret(
+            merchant, merchant.provider_private_key_encrypted, "Stripe secret key", runtime
+        )
         return StripeProvider(secret_key, api_base=runtime.settings.stripe_api_base)
     return sandbox.SandboxProvider()
+
+
+def decrypt_provider_secret(merchant: Account, ciphertext: str, what: str, runtime: Runtime) -> str:
+    """A provider secret stored encrypted for ``merchant``; ``ProviderMisconfigured`` (logged
+    for the operator, without the secret or its ciphertext) when it cannot be decrypted."""
+    try:
+        return runtime.encryptor.decrypt(ciphertext)
+    except DecryptionError:
+        # Typically MOBIP_SECRET_KEY changed without the old key kept: the operator must act.
+        log.error(
+            "payment provider settings unusable",
+            extra={
+                "fields": {
+                    "account_uid": merchant.uid,
+                    "provider": merchant.provider,
+                    "reason": f"the stored {what} cannot be decrypted with MOBIP_SECRET_KEY",
+                }
+            },
+        )
+        raise ProviderMisconfigured() from None
 
 
 def payment_of(transaction: Transaction, runtime: Runtime) -> Payment:
@@ -607,7 +632,7 @@ def plan_return(
     transaction, merchant = load(session, token, runtime)
     try:
         provider = provider_for(merchant, runtime)
-    except ProviderNotAvailable:
+    except (ProviderNotAvailable, ProviderMisconfigured):
         if transaction.status == TransactionStatus.PENDING:
             raise
         return view(session, transaction, merchant, runtime, language=language)
@@ -705,7 +730,10 @@ def plan_webhook(
         provider = provider_for(account, runtime)
     except ProviderNotAvailable as exc:
         raise WebhookAccountNotFound() from exc
-    return WebhookPlan(account, provider, runtime.encryptor.decrypt(webhook.secret_encrypted))
+    secret = decrypt_provider_secret(
+        account, webhook.secret_encrypted, "webhook signing secret", runtime
+    )
+    return WebhookPlan(account, provider, secret)
 
 
 def apply_webhook(
