@@ -9,6 +9,7 @@ the way Stripe signs them and checked by ``stripe.Webhook.construct_event``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 from checkout.fake_stripe import SECRET_KEY, FakeStripe, parse_stripe_form
 from checkout.support import (
     attempts,
+    card,
     csrf_of,
     database_text,
     new_transaction,
@@ -38,7 +40,9 @@ from mobip.checkout.models import ProviderEvent, ProviderWebhook
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.providers.stripe import SESSION_EVENTS, StripeProvider
 from mobip.cli import app as cli_app
+from mobip.kit.logging import JsonFormatter
 from mobip.kit.runtime import Runtime
+from mobip.kit.security import Encryptor
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
 
@@ -76,12 +80,12 @@ def transaction(runtime: Runtime, merchant: Account) -> Transaction:
     return new_transaction(runtime, merchant)
 
 
-def post_start(client: TestClient, transaction: Transaction) -> httpx.Response:
+def post_start(client: TestClient, transaction: Transaction, lang: str = "EN") -> httpx.Response:
     """The customer opens the page and presses "Continue to payment"."""
     page = client.get(pay_path(transaction))
     return client.post(
         pay_path(transaction) + "/start",
-        data={"csrf_token": csrf_of(page.text), "lang": "EN"},
+        data={"csrf_token": csrf_of(page.text), "lang": lang},
         follow_redirects=False,
     )
 
@@ -232,6 +236,155 @@ def test_a_wrong_key_is_refused_by_stripe(
     reply = post_start(stripe_client, transaction)
     assert reply.status_code == 409 and "5041" in reply.text
     assert reload(runtime, transaction).status == "PENDING"
+
+
+# --- a merchant's key that cannot be decrypted (MOBIP_SECRET_KEY changed) ----------------------
+
+# What the operator's previous MOBIP_SECRET_KEY encrypted: the current key cannot read it.
+OLD_ENCRYPTOR = Encryptor("the-operators-previous-secret-key-" + "p" * 16)
+
+
+def misconfiguration_logs(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
+    """The checkout's ERROR lines, as production writes them (JSON with the extra fields)."""
+    formatter = JsonFormatter()
+    return [
+        json.loads(formatter.format(record))
+        for record in caplog.records
+        if record.name == "mobip.checkout.service" and record.levelno == logging.ERROR
+    ]
+
+
+def assert_no_key_material(text: str, *ciphertexts: str) -> None:
+    for secret in (SECRET_KEY, *ciphertexts):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "text"),
+    [
+        ("EN", "Payment unavailable", "This merchant cannot take payments at the moment."),
+        ("FR", "Paiement indisponible", "Ce commerçant ne peut pas recevoir de paiements"),
+    ],
+)
+def test_an_undecryptable_key_makes_payment_unavailable_and_changes_nothing(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    caplog: pytest.LogCaptureFixture,
+    lang: str,
+    title: str,
+    text: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    unreadable = OLD_ENCRYPTOR.encrypt(SECRET_KEY)
+    update_account(runtime, merchant, provider_private_key_encrypted=unreadable)
+    queued = outbox(runtime, transaction)
+    assert [kind for kind, _, _ in queued] == ["payment_request"]
+
+    reply = post_start(stripe_client, transaction, lang)
+    assert reply.status_code == 503
+    assert f"<h1>{title}</h1>" in reply.text and text in reply.text and "9040" in reply.text
+    assert "Traceback" not in reply.text and "MOBIP_SECRET_KEY" not in reply.text
+    assert_no_key_material(reply.text, unreadable)
+    # The card form's "Pay" (posted to a page rendered before the merchant moved to Stripe).
+    page = stripe_client.get(pay_path(transaction))
+    paid = stripe_client.post(
+        pay_path(transaction), data={**card(lang=lang), "csrf_token": csrf_of(page.text)}
+    )
+    assert paid.status_code == 503 and f"<h1>{title}</h1>" in paid.text
+
+    # The merchant's configuration, not the customer's fault: nothing moved, nothing counted.
+    unchanged = reload(runtime, transaction)
+    assert (unchanged.status, unchanged.reason) == ("PENDING", None)
+    assert unchanged.status_changed_at == transaction.status_changed_at
+    assert attempts(runtime, transaction) == []
+    assert outbox(runtime, transaction) == queued
+    assert fake.authorizations == []  # Stripe was never called
+    # The operator is told which account and why, without the key or its ciphertext.
+    logged = misconfiguration_logs(caplog)
+    assert len(logged) == 2
+    for line in logged:
+        assert line["level"] == "ERROR" and line["account_uid"] == merchant.uid
+        assert line["reason"] == (
+            "the stored Stripe secret key cannot be decrypted with MOBIP_SECRET_KEY"
+        )
+    formatter = JsonFormatter()
+    assert_no_key_material("\n".join(formatter.format(r) for r in caplog.records), unreadable)
+
+
+def test_an_undecryptable_key_at_the_return_or_webhook_applies_once_the_key_is_readable(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    readable = runtime.encryptor.encrypt(SECRET_KEY)
+    unreadable = OLD_ENCRYPTOR.encrypt(SECRET_KEY)
+    # The operator changes MOBIP_SECRET_KEY while the customer is on Stripe's page.
+    update_account(runtime, merchant, provider_private_key_encrypted=unreadable)
+    path = f"{pay_path(transaction)}/return?session_id={session_id}"
+    reply = stripe_client.get(path, follow_redirects=False)
+    assert reply.status_code == 503 and "Payment unavailable" in reply.text
+    assert_no_key_material(reply.text, unreadable)
+    payload = fake.event("checkout.session.completed", session_id)
+    status, body = deliver(stripe_client, fake, merchant, payload)
+    assert (status, body["return_code"]) == (503, "9040")
+    assert reload(runtime, transaction).status == "PENDING"
+    assert [a.outcome for a in attempts(runtime, transaction)] == ["started"]
+    assert [kind for kind, _, _ in outbox(runtime, transaction)] == ["payment_request"]
+    with runtime.database.transaction() as session:  # not taken for handled: its retry applies
+        assert session.scalar(select(func.count()).select_from(ProviderEvent)) == 0
+    assert [line["account_uid"] for line in misconfiguration_logs(caplog)] == [merchant.uid] * 2
+
+    # The operator sets the key again: Stripe's retry of the webhook applies the payment.
+    update_account(runtime, merchant, provider_private_key_encrypted=readable)
+    assert deliver(stripe_client, fake, merchant, payload) == (
+        200,
+        {"return_code": "0", "result": "applied"},
+    )
+    assert reload(runtime, transaction).status == "PAID"
+    back = stripe_client.get(path, follow_redirects=False)
+    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+
+
+def test_an_undecryptable_webhook_secret_is_refused_until_it_is_readable(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    session_id = session_id_of(start(stripe_client, transaction))
+    fake.pay(session_id)
+    secret = webhook_secret(fake)
+    unreadable = OLD_ENCRYPTOR.encrypt(secret)
+    with runtime.database.transaction() as session:
+        webhook = session.scalars(select(ProviderWebhook)).one()
+        readable, webhook.secret_encrypted = webhook.secret_encrypted, unreadable
+    payload = fake.event("checkout.session.completed", session_id)
+    status, body = deliver(stripe_client, fake, merchant, payload)
+    assert (status, body["return_code"]) == (503, "9040")
+    assert reload(runtime, transaction).status == "PENDING"
+    [line] = misconfiguration_logs(caplog)
+    assert line["account_uid"] == merchant.uid
+    assert line["reason"] == (
+        "the stored webhook signing secret cannot be decrypted with MOBIP_SECRET_KEY"
+    )
+    assert_no_key_material(json.dumps(line), secret, unreadable, readable)
+
+    with runtime.database.transaction() as session:
+        session.scalars(select(ProviderWebhook)).one().secret_encrypted = readable
+    assert deliver(stripe_client, fake, merchant, payload)[0] == 200
+    assert reload(runtime, transaction).status == "PAID"
 
 
 def test_start_needs_the_csrf_token(
