@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from typer.testing import CliRunner
 
-from callback_receiver import Receiver, Reply, running_receiver
+from callback_receiver import Receiver, Reply
+from delivery.support import attempts_of, run_batch, stored, with_settings
 from factories import make_account
-from mobip.accounts.service import NewCredentials
+from mobip.accounts.models import Account
 from mobip.cli import app
-from mobip.config import Environment, Settings
+from mobip.config import Environment
 from mobip.delivery import callbacks, repository, service, worker
 from mobip.delivery.callbacks import CALLBACK_POLICY, CallbackSender, with_query
-from mobip.delivery.models import AttemptOutcome, OutboxAttempt, OutboxMessage, OutboxStatus
+from mobip.delivery.models import AttemptOutcome, OutboxMessage, OutboxStatus
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
-
-
-@pytest.fixture
-def merchant(runtime: Runtime) -> NewCredentials:
-    return make_account(runtime)
-
 
 _senders: list[CallbackSender] = []
 
@@ -49,10 +35,8 @@ def register_sender(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-def sending(runtime: Runtime) -> Iterator[None]:
+def sending(runtime: Runtime) -> None:
     register_sender(runtime)
-    yield
-    worker.unregister(service.CALLBACK)
 
 
 def secret_of(runtime: Runtime, account_id: int, *, rotate: bool = False) -> str:
@@ -62,9 +46,7 @@ def secret_of(runtime: Runtime, account_id: int, *, rotate: bool = False) -> str
         )
 
 
-def queue(
-    runtime: Runtime, merchant: NewCredentials, url: str, resp_code: str = "PROCESSED"
-) -> int:
+def queue(runtime: Runtime, merchant: Account, url: str, resp_code: str = "PROCESSED") -> int:
     with runtime.database.transaction() as session:
         return service.queue_callback(
             session,
@@ -72,36 +54,19 @@ def queue(
             trid="tr_abc",
             track_id="order-42",
             resp_code=resp_code,
-            account_id=merchant.account.id,
+            account_id=merchant.id,
             clock=runtime.clock,
         ).id
 
 
 def run_once(runtime: Runtime) -> int:
-    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "w-test")
-
-    async def batch() -> int:
-        try:
-            return await runner.run_once()
-        finally:
-            # Keep-alive connections belong to this event loop: close them with it.
-            for sender in _senders:
-                await sender.aclose()
-
-    return asyncio.run(batch())
-
-
-def stored(runtime: Runtime, message_id: int) -> tuple[OutboxMessage, list[OutboxAttempt]]:
-    with runtime.database.transaction() as session:
-        message = repository.get(session, message_id)
-        assert message is not None
-        return message, list(repository.attempts_of(session, message_id))
+    return run_batch(runtime, *(sender.aclose for sender in _senders))
 
 
 def test_a_callback_is_signed_and_carries_the_fields_in_query_and_body(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
-    receiver.secret = secret_of(runtime, merchant.account.id)
+    receiver.secret = secret_of(runtime, merchant.id)
     message_id = queue(runtime, merchant, receiver.url("/callback") + "?shop=7&resp_code=OLD")
     assert run_once(runtime) == 1
     [got] = receiver.requests
@@ -117,7 +82,7 @@ def test_a_callback_is_signed_and_carries_the_fields_in_query_and_body(
     assert got.headers["content-type"] == "application/x-www-form-urlencoded"
     assert got.headers["webhook-id"] == f"msg_mobip_{message_id}"
     assert got.headers["webhook-signature"].startswith("v1,")
-    message, [attempt] = stored(runtime, message_id)
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.DONE
     assert (attempt.number, attempt.outcome, attempt.status_code) == (1, "delivered", 200)
     assert attempt.response_excerpt == "ok"
@@ -125,50 +90,50 @@ def test_a_callback_is_signed_and_carries_the_fields_in_query_and_body(
 
 
 def test_a_batch_of_a_new_merchants_callbacks_is_delivered_in_one_run(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     """The first use creates the secret once, even with the whole batch sending at once."""
     ids = [queue(runtime, merchant, receiver.url()) for _ in range(20)]
     assert run_once(runtime) == 20
-    assert all(stored(runtime, i)[0].status == OutboxStatus.DONE for i in ids)
+    assert all(stored(runtime, i).status == OutboxStatus.DONE for i in ids)
     assert len(receiver.requests) == 20
-    checker = Webhook(secret_of(runtime, merchant.account.id))
+    checker = Webhook(secret_of(runtime, merchant.id))
     for got in receiver.requests:
         checker.verify(got.body, got.headers, json_parse=False)
 
 
 def test_a_wrong_secret_or_a_changed_body_does_not_verify(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     other = make_account(runtime, name="Other shop")
     queue(runtime, merchant, receiver.url())
     run_once(runtime)
     [got] = receiver.requests
-    Webhook(secret_of(runtime, merchant.account.id)).verify(got.body, got.headers, json_parse=False)
+    Webhook(secret_of(runtime, merchant.id)).verify(got.body, got.headers, json_parse=False)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret_of(runtime, other.account.id)).verify(
             got.body, got.headers, json_parse=False
         )
     with pytest.raises(WebhookVerificationError):
-        Webhook(secret_of(runtime, merchant.account.id)).verify(
+        Webhook(secret_of(runtime, merchant.id)).verify(
             got.body.replace(b"PROCESSED", b"CANCELLED"), got.headers, json_parse=False
         )
 
 
 def test_the_secret_is_stored_encrypted_and_rotation_changes_the_signature(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
-    first = secret_of(runtime, merchant.account.id)
+    first = secret_of(runtime, merchant.id)
     assert first.startswith("whsec_")
     assert len(base64.b64decode(first.removeprefix("whsec_"))) == 32
     with runtime.database.transaction() as session:
-        row = repository.callback_secret(session, merchant.account.id)
+        row = repository.callback_secret(session, merchant.id)
         assert row is not None
         assert first not in row.secret_encrypted
         assert first.removeprefix("whsec_") not in row.secret_encrypted
-    rotated = secret_of(runtime, merchant.account.id, rotate=True)
+    rotated = secret_of(runtime, merchant.id, rotate=True)
     assert rotated != first
-    assert secret_of(runtime, merchant.account.id) == rotated
+    assert secret_of(runtime, merchant.id) == rotated
     register_sender(runtime)  # a fresh sender: no cached secret
     receiver.secret = rotated
     queue(runtime, merchant, receiver.url())
@@ -182,15 +147,15 @@ def test_the_secret_is_stored_encrypted_and_rotation_changes_the_signature(
 def test_a_500_is_retried_with_backoff_and_the_webhook_id_stays_the_same(
     runtime: Runtime,
     clock: ManualClock,
-    merchant: NewCredentials,
+    merchant: Account,
     receiver: Receiver,
     sending: None,
 ) -> None:
-    receiver.secret = secret_of(runtime, merchant.account.id)
+    receiver.secret = secret_of(runtime, merchant.id)
     receiver.reply("/callback", Reply(500, b"database down"), Reply(502, b""), Reply(200, b"fine"))
     message_id = queue(runtime, merchant, receiver.url())
     assert run_once(runtime) == 1
-    message, _ = stored(runtime, message_id)
+    message = stored(runtime, message_id)
     assert message.status == OutboxStatus.PENDING
     assert message.last_error == "DeliveryFailed: HTTP 500"
     low, high = service.backoff_bounds(CALLBACK_POLICY, 1)
@@ -198,10 +163,10 @@ def test_a_500_is_retried_with_backoff_and_the_webhook_id_stays_the_same(
     assert run_once(runtime) == 0  # not due yet
     clock.set(message.next_attempt_at)
     assert run_once(runtime) == 1
-    message, _ = stored(runtime, message_id)
+    message = stored(runtime, message_id)
     clock.set(message.next_attempt_at)
     assert run_once(runtime) == 1
-    message, attempts = stored(runtime, message_id)
+    message, attempts = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.DONE
     assert message.attempts == 3
     assert [(a.number, a.outcome, a.status_code) for a in attempts] == [
@@ -219,7 +184,7 @@ def test_a_500_is_retried_with_backoff_and_the_webhook_id_stays_the_same(
 def test_a_410_stops_at_once(
     runtime: Runtime,
     clock: ManualClock,
-    merchant: NewCredentials,
+    merchant: Account,
     receiver: Receiver,
     sending: None,
 ) -> None:
@@ -228,7 +193,7 @@ def test_a_410_stops_at_once(
     run_once(runtime)
     clock.advance(hours=200)
     assert run_once(runtime) == 0
-    message, [attempt] = stored(runtime, message_id)
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.FAILED
     assert "410" in (message.last_error or "")
     assert (attempt.outcome, attempt.status_code) == (AttemptOutcome.FAILED, 410)
@@ -236,13 +201,13 @@ def test_a_410_stops_at_once(
 
 
 def test_a_redirect_is_a_failure_and_is_not_followed(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     receiver.reply("/callback", Reply(301, b"", {"Location": receiver.url("/moved")}))
     message_id = queue(runtime, merchant, receiver.url())
     run_once(runtime)
     assert [r.path for r in receiver.requests] == ["/callback"]
-    message, [attempt] = stored(runtime, message_id)
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.PENDING
     assert "redirects are not followed" in (message.last_error or "")
     assert (attempt.outcome, attempt.status_code) == ("retry", 301)
@@ -251,21 +216,21 @@ def test_a_redirect_is_a_failure_and_is_not_followed(
 def test_retry_after_is_honoured_on_503(
     runtime: Runtime,
     clock: ManualClock,
-    merchant: NewCredentials,
+    merchant: Account,
     receiver: Receiver,
     sending: None,
 ) -> None:
     receiver.reply("/callback", Reply(503, b"busy", {"Retry-After": "120"}))
     message_id = queue(runtime, merchant, receiver.url())
     run_once(runtime)
-    message, _ = stored(runtime, message_id)
+    message = stored(runtime, message_id)
     assert message.next_attempt_at == clock.now() + timedelta(seconds=120)
 
 
 def test_after_the_last_attempt_the_message_fails_with_its_last_error(
     runtime: Runtime,
     clock: ManualClock,
-    merchant: NewCredentials,
+    merchant: Account,
     receiver: Receiver,
     sending: None,
 ) -> None:
@@ -275,7 +240,7 @@ def test_after_the_last_attempt_the_message_fails_with_its_last_error(
         assert run_once(runtime) == 1
         clock.advance(hours=30)
     assert run_once(runtime) == 0
-    message, attempts = stored(runtime, message_id)
+    message, attempts = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.FAILED
     assert message.last_error == "gave up after 12 attempts: DeliveryFailed: HTTP 500"
     assert len(attempts) == len(receiver.requests) == 12
@@ -290,23 +255,13 @@ def test_the_callback_policy_spans_at_least_72_hours_over_10_attempts() -> None:
 
 
 def test_production_refuses_a_loopback_callback_without_connecting(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, tmp_path: Path
+    runtime: Runtime, merchant: Account, receiver: Receiver
 ) -> None:
-    production = Settings(
-        env=Environment.PRODUCTION,
-        data_dir=tmp_path / "prod",
-        database_url=runtime.settings.database_url,
-        secret_key=runtime.settings.secret_key,
-        worker_enabled=False,
-    )
-    prod_runtime = Runtime(production, runtime.database, runtime.clock)
+    prod_runtime = with_settings(runtime, env=Environment.PRODUCTION)
     register_sender(prod_runtime)
-    try:
-        message_id = queue(prod_runtime, merchant, receiver.url())
-        assert run_once(prod_runtime) == 1
-    finally:
-        worker.unregister(service.CALLBACK)
-    message, [attempt] = stored(runtime, message_id)
+    message_id = queue(prod_runtime, merchant, receiver.url())
+    assert run_once(prod_runtime) == 1
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.FAILED
     assert "refused: 127.0.0.1 is a loopback address" in (message.last_error or "")
     assert attempt.status_code is None
@@ -314,14 +269,14 @@ def test_production_refuses_a_loopback_callback_without_connecting(
 
 
 def test_an_unreachable_receiver_is_retried(
-    runtime: Runtime, merchant: NewCredentials, sending: None
+    runtime: Runtime, merchant: Account, sending: None
 ) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     message_id = queue(runtime, merchant, f"http://127.0.0.1:{port}/callback")
     run_once(runtime)
-    message, [attempt] = stored(runtime, message_id)
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.PENDING
     assert message.last_error and message.last_error.startswith("DeliveryFailed: cannot connect")
     assert attempt.outcome == "retry"
@@ -339,12 +294,9 @@ def test_callbacks_are_registered_for_the_worker(runtime: Runtime) -> None:
     from mobip.delivery.handlers import register_all
 
     register_all(runtime)
-    try:
-        found = worker.registration(service.CALLBACK)
-        assert found is not None
-        assert found.policy == callbacks.CALLBACK_POLICY
-    finally:
-        worker.unregister(service.CALLBACK)
+    found = worker.registration(service.CALLBACK)
+    assert found is not None
+    assert found.policy == callbacks.CALLBACK_POLICY
 
 
 # --- the operator's command line ----------------------------------------------------------------
@@ -364,23 +316,23 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def test_cli_shows_and_rotates_the_callback_secret(
-    runtime: Runtime, merchant: NewCredentials, cli_env: None
+    runtime: Runtime, merchant: Account, cli_env: None
 ) -> None:
-    code, shown = cli("account", "callback-secret", merchant.account.uid)
+    code, shown = cli("account", "callback-secret", merchant.uid)
     assert code == 0, shown
-    assert shown.strip() == secret_of(runtime, merchant.account.id)
-    code, rotated = cli("account", "callback-secret", merchant.account.uid, "--rotate")
+    assert shown.strip() == secret_of(runtime, merchant.id)
+    code, rotated = cli("account", "callback-secret", merchant.uid, "--rotate")
     assert code == 0, rotated
     new = rotated.strip().splitlines()[-1]
     assert new.startswith("whsec_") and new != shown.strip()
-    assert secret_of(runtime, merchant.account.id) == new
+    assert secret_of(runtime, merchant.id) == new
     assert cli("account", "callback-secret", "acct_nope")[0] == 1
 
 
 def test_cli_lists_failed_messages_and_retries_one(
     runtime: Runtime,
     clock: ManualClock,
-    merchant: NewCredentials,
+    merchant: Account,
     receiver: Receiver,
     sending: None,
     cli_env: None,
@@ -401,10 +353,10 @@ def test_cli_lists_failed_messages_and_retries_one(
     assert code == 0, out
     assert f"attempt 2 of {1 + service.CALLBACK_MAX_ATTEMPTS}" in out
     # The CLI's clock is the system clock; the test worker's clock must have reached "now".
-    message, _ = stored(runtime, failed_id)
+    message = stored(runtime, failed_id)
     clock.set(max(clock.now(), message.next_attempt_at))
     assert run_once(runtime) == 1
-    message, attempts = stored(runtime, failed_id)
+    message, attempts = stored(runtime, failed_id), attempts_of(runtime, failed_id)
     assert message.status == OutboxStatus.DONE
     assert [a.outcome for a in attempts] == ["failed", "delivered"]
     code, out = cli("outbox", "retry", str(failed_id))
@@ -413,7 +365,7 @@ def test_cli_lists_failed_messages_and_retries_one(
 
 
 def test_get_transaction_style_listing_shows_callback_attempts(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     receiver.reply("/callback", Reply(500, b"x"))
     message_id = queue(runtime, merchant, receiver.url())
@@ -427,7 +379,7 @@ def test_get_transaction_style_listing_shows_callback_attempts(
 
 
 def test_the_operator_listing_gives_each_message_its_own_attempts(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     receiver.reply("/failing", Reply(500, b"x"))
     receiver.reply("/fine", Reply(200, b"ok"))
@@ -447,7 +399,7 @@ def test_the_operator_listing_gives_each_message_its_own_attempts(
 
 
 def test_a_callback_whose_account_is_gone_fails_without_sending(
-    runtime: Runtime, merchant: NewCredentials, receiver: Receiver, sending: None
+    runtime: Runtime, merchant: Account, receiver: Receiver, sending: None
 ) -> None:
     message_id = queue(runtime, merchant, receiver.url())
     with runtime.database.transaction() as session:
@@ -456,7 +408,7 @@ def test_a_callback_whose_account_is_gone_fails_without_sending(
             update(OutboxMessage).where(OutboxMessage.id == message_id).values(account_id=None)
         )
     assert run_once(runtime) == 1
-    message, [attempt] = stored(runtime, message_id)
+    message, [attempt] = stored(runtime, message_id), attempts_of(runtime, message_id)
     assert message.status == OutboxStatus.FAILED
     assert "no longer exists" in (message.last_error or "")
     assert attempt.outcome == AttemptOutcome.FAILED

@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import func, select
 
-from callback_receiver import Receiver, running_receiver
+from callback_receiver import Receiver
+from delivery.support import wait_until
 from factories import make_account
 from mobip.delivery import repository, service
 from mobip.delivery.models import OutboxMessage, OutboxStatus
@@ -28,12 +27,6 @@ from mobip.kit.runtime import Runtime
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
 MESSAGES = 120
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as server:
-        yield server
 
 
 def worker_env(runtime: Runtime, **extra: str) -> dict[str, str]:
@@ -60,16 +53,6 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline: float = 60) -> None:
-    """Poll a condition that another process makes true (an event wait with a deadline)."""
-    limit = time.monotonic() + deadline
-    changed = threading.Event()
-    while not condition():
-        if time.monotonic() > limit:
-            raise AssertionError(f"timed out waiting for {what}")
-        changed.wait(0.02)
 
 
 def queue_callbacks(runtime: Runtime, account_id: int, url: str, count: int) -> list[int]:

@@ -9,7 +9,6 @@ import email
 import email.policy
 import io
 import re
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,67 +18,15 @@ import zxingcpp
 from PIL import Image
 from starlette.testclient import TestClient
 
-from factories import make_account
+from delivery.support import deliver, messages_of, new_request, with_settings
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment
-from mobip.delivery import devoutbox, worker
+from mobip.delivery import devoutbox
 from mobip.delivery.email import EmailSender
-from mobip.delivery.handlers import register_all
-from mobip.delivery.models import OutboxMessage, OutboxStatus
-from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT
+from mobip.delivery.models import OutboxStatus
 from mobip.kit.runtime import Runtime
-from mobip.transactions import repository as transactions
 from mobip.transactions import service as transactions_service
-from mobip.transactions.models import Transaction, TransactionKind
-
-
-@pytest.fixture(autouse=True)
-def _forget_handlers() -> Iterator[None]:
-    yield
-    worker.unregister(PAYMENT_REQUEST)
-    worker.unregister(RECEIPT)
-
-
-def deliver(runtime: Runtime) -> int:
-    register_all(runtime)
-    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "test-worker")
-    return asyncio.run(runner.run_once())
-
-
-def create(runtime: Runtime, merchant: Account, media: str, item: str = "Green tea") -> Transaction:
-    data = transactions_service.NewTransaction(
-        kind=TransactionKind.PAYMENT_REQUEST,
-        item_amount=1250,
-        tax_amount=0,
-        item_name=item,
-        redirect_url="https://shop.example.com/done",
-        call_back_url=None,
-        track_id=None,
-        customer_name=None,
-        customer_email="zoe@example.com",
-        customer_phone="+33612345678",
-        media=media,
-        language="EN",
-        retry_period_days=0,
-        retry_attempts=0,
-        ttl_days=30,
-    )
-    with runtime.database.transaction() as session:
-        return transactions_service.create(
-            session, merchant, data, runtime.settings, runtime.clock
-        ).transaction
-
-
-def message_of(runtime: Runtime, transaction: Transaction) -> OutboxMessage:
-    with runtime.database.session() as session:
-        [message] = transactions.messages(session, transaction)
-        return message
-
-
-@pytest.fixture
-def merchant(runtime: Runtime) -> Account:
-    return make_account(runtime, name="Maison Dupré").account
 
 
 @pytest.fixture
@@ -90,9 +37,9 @@ def folder(runtime: Runtime) -> Path:
 def test_an_email_is_written_as_an_eml_file(
     runtime: Runtime, merchant: Account, folder: Path
 ) -> None:
-    transaction = create(runtime, merchant, "EMAIL")
+    transaction = new_request(runtime, merchant, media="EMAIL")
     deliver(runtime)
-    message = message_of(runtime, transaction)
+    [message] = messages_of(runtime, transaction)
     assert message.status == OutboxStatus.DONE
     path = folder / f"20260101T120000-email-{message.id}.eml"
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -110,8 +57,8 @@ def test_an_email_is_written_as_an_eml_file(
 def test_a_retried_message_overwrites_its_own_file(
     runtime: Runtime, merchant: Account, folder: Path
 ) -> None:
-    transaction = create(runtime, merchant, "EMAIL")
-    message = message_of(runtime, transaction)
+    transaction = new_request(runtime, merchant, media="EMAIL")
+    [message] = messages_of(runtime, transaction)
     sender = EmailSender.from_runtime(runtime)
     asyncio.run(sender.send_payment_request(message))
     runtime.clock.advance(minutes=5)  # type: ignore[attr-defined]
@@ -122,8 +69,8 @@ def test_a_retried_message_overwrites_its_own_file(
 def test_the_page_lists_emails_and_sms_with_their_links(
     runtime: Runtime, merchant: Account, client: TestClient
 ) -> None:
-    by_sms = create(runtime, merchant, "SMS", item="Black tea")
-    by_email = create(runtime, merchant, "EMAIL", item="Green tea")
+    by_sms = new_request(runtime, merchant, media="SMS", item_name="Black tea")
+    by_email = new_request(runtime, merchant, media="EMAIL", item_name="Green tea")
     deliver(runtime)
     page = client.get("/dev/outbox")
     assert page.status_code == 200
@@ -144,9 +91,10 @@ def test_the_page_lists_emails_and_sms_with_their_links(
 def test_one_email_is_shown_with_its_qr_inlined(
     runtime: Runtime, merchant: Account, client: TestClient
 ) -> None:
-    transaction = create(runtime, merchant, "EMAIL")
+    transaction = new_request(runtime, merchant, media="EMAIL")
     deliver(runtime)
-    name = f"20260101T120000-email-{message_of(runtime, transaction).id}.eml"
+    [message] = messages_of(runtime, transaction)
+    name = f"20260101T120000-email-{message.id}.eml"
     shown = client.get(f"/dev/outbox/{name}")
     assert shown.status_code == 200
     assert shown.headers["content-security-policy"] == (
@@ -163,9 +111,10 @@ def test_one_email_is_shown_with_its_qr_inlined(
 def test_one_sms_is_shown_as_its_json(
     runtime: Runtime, merchant: Account, client: TestClient
 ) -> None:
-    transaction = create(runtime, merchant, "SMS")
+    transaction = new_request(runtime, merchant, media="SMS")
     deliver(runtime)
-    name = f"20260101T120000-sms-{message_of(runtime, transaction).id}.json"
+    [message] = messages_of(runtime, transaction)
+    name = f"20260101T120000-sms-{message.id}.json"
     shown = client.get(f"/dev/outbox/{name}")
     assert shown.status_code == 200
     record: dict[str, Any] = shown.json()
@@ -199,7 +148,7 @@ def test_only_outbox_messages_can_be_shown(
 def test_names_in_the_page_are_escaped(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
-    create(runtime, merchant, "SMS", item="<script>alert(1)</script>")
+    new_request(runtime, merchant, media="SMS", item_name="<script>alert(1)</script>")
     deliver(runtime)
     html = client.get("/dev/outbox").text
     assert "<script>" not in html
@@ -223,12 +172,8 @@ def test_an_unreadable_file_is_skipped(folder: Path, client: TestClient) -> None
 def test_production_has_no_development_outbox(runtime: Runtime, folder: Path, path: str) -> None:
     folder.mkdir(parents=True)
     (folder / "20260101T120000-sms-1.json").write_text('{"to": "+33612345678", "text": "x"}')
-    production = Runtime(
-        runtime.settings.model_copy(
-            update={"env": Environment.PRODUCTION, "base_url": "https://pay.example.com"}
-        ),
-        runtime.database,
-        runtime.clock,
+    production = with_settings(
+        runtime, env=Environment.PRODUCTION, base_url="https://pay.example.com"
     )
     with TestClient(create_app(production)) as client:
         assert client.get(path).status_code == 404

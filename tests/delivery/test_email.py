@@ -4,7 +4,6 @@ TLS (STARTTLS and implicit) with login, and what is not sent."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import io
@@ -13,6 +12,7 @@ import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,26 +30,25 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from checkout.support import free_port
+from delivery import support
+from delivery.support import deliver, messages_of, pay, stored, with_settings
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment, Settings, SmtpSecurity
-from mobip.delivery import repository as outbox
-from mobip.delivery import schedules, worker
-from mobip.delivery.handlers import MESSAGE_POLICY, register_all
-from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery import schedules
+from mobip.delivery.handlers import MESSAGE_POLICY
+from mobip.delivery.models import OutboxStatus
 from mobip.delivery.service import (
     PAYMENT_REQUEST,
-    RECEIPT,
     backoff_bounds,
     enqueue,
     queue_receipt,
 )
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
-from mobip.transactions import repository as transactions
 from mobip.transactions import service as transactions_service
-from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
+from mobip.transactions.models import Transaction
 
 # --- a real SMTP receiver on loopback ------------------------------------------------------------
 
@@ -109,17 +108,6 @@ def smtp(receiver: Receiver) -> Iterator[int]:
     controller.stop()
 
 
-@pytest.fixture(autouse=True)
-def _forget_handlers() -> Iterator[None]:
-    yield
-    worker.unregister(PAYMENT_REQUEST)
-    worker.unregister(RECEIPT)
-
-
-def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
-    return Runtime(runtime.settings.model_copy(update=changes), runtime.database, runtime.clock)
-
-
 @pytest.fixture
 def mailing(runtime: Runtime, smtp: int) -> Runtime:
     """The runtime, sending through the loopback SMTP server without TLS."""
@@ -132,66 +120,18 @@ def mailing(runtime: Runtime, smtp: int) -> Runtime:
     )
 
 
-def deliver(runtime: Runtime) -> int:
-    """One worker batch with the real handlers; the number of messages it claimed."""
-    register_all(runtime)
-    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "test-worker")
-    return asyncio.run(runner.run_once())
-
-
 # --- transactions ------------------------------------------------------------------------------
 
-
-def new_request(
-    runtime: Runtime,
-    merchant: Account,
-    *,
-    language: str = "EN",
-    tax: int = 250,
-    retry_period: int = 0,
-    item_name: str = "Green tea, 250 g",
-    customer_email: str = "zoe@example.com",
-) -> Transaction:
-    data = transactions_service.NewTransaction(
-        kind=TransactionKind.PAYMENT_REQUEST,
-        item_amount=123_450,
-        tax_amount=tax,
-        item_name=item_name,
-        redirect_url="https://shop.test/done",
-        call_back_url=None,
-        track_id="order-7",
-        customer_name="Zoé",
-        customer_email=customer_email,
-        customer_phone="+33612345678",
-        media="EMAIL",
-        language=language,
-        retry_period_days=retry_period,
-        retry_attempts=3,
-        ttl_days=30,
-    )
-    with runtime.database.transaction() as session:
-        return transactions_service.create(
-            session, merchant, data, runtime.settings, runtime.clock
-        ).transaction
-
-
-@pytest.fixture
-def merchant(runtime: Runtime) -> Account:
-    return make_account(runtime, name="Maison Dupré").account
-
-
-def messages_of(runtime: Runtime, trid: str) -> list[OutboxMessage]:
-    with runtime.database.session() as session:
-        found = transactions.get_with_merchant_by_trid(session, trid)
-        assert found is not None
-        return list(transactions.messages(session, found[0]))
-
-
-def stored(runtime: Runtime, message_id: int) -> OutboxMessage:
-    with runtime.database.session() as session:
-        found = outbox.get(session, message_id)
-        assert found is not None
-        return found
+# The amounts, names and links the expected e-mails below are written for.
+new_request = partial(
+    support.new_request,
+    item_amount=123_450,
+    tax_amount=250,
+    item_name="Green tea, 250 g",
+    redirect_url="https://shop.test/done",
+    track_id="order-7",
+    customer_name="Zoé",
+)
 
 
 def qr_text(message: EmailMessage) -> str:
@@ -263,7 +203,7 @@ def test_the_payment_request_arrives_in_the_transaction_language(
     assert qr_text(message) == url
     # The link is the transaction's checkout page.
     assert urlsplit(url).path == f"/pay/{transaction.checkout_token}"
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.DONE
     assert message["Message-ID"] == f"<mobip.{row.id}.{transaction.trid}@mobip.test>"
 
@@ -309,12 +249,12 @@ def test_request_reminder_and_receipt_arrive_and_their_links_open_the_transactio
     mailing: Runtime, merchant: Account, receiver: Receiver, clock: ManualClock, language: str
 ) -> None:
     words = JOURNEY[language]
-    mine = new_request(mailing, merchant, language=language, retry_period=2)
+    mine = new_request(mailing, merchant, language=language, retry_period_days=2)
     other = new_request(
         mailing,
         merchant,
         language=language,
-        retry_period=2,
+        retry_period_days=2,
         item_name="Black coffee",
         customer_email="ann@example.com",
     )
@@ -373,7 +313,7 @@ def test_request_reminder_and_receipt_arrive_and_their_links_open_the_transactio
 def test_an_amount_without_tax_shows_no_tax_line(
     mailing: Runtime, merchant: Account, receiver: Receiver
 ) -> None:
-    new_request(mailing, merchant, tax=0)
+    new_request(mailing, merchant, tax_amount=0)
     deliver(mailing)
     text, html = parts(receiver.messages[0])
     assert "Tax" not in text
@@ -416,7 +356,7 @@ def test_the_automatic_reminder_arrives_after_the_retry_period(
     subject: str,
     words: str,
 ) -> None:
-    transaction = new_request(mailing, merchant, language=language, retry_period=2)
+    transaction = new_request(mailing, merchant, language=language, retry_period_days=2)
     deliver(mailing)
     clock.advance(days=2)
     assert schedules.run_once(mailing).reminders == 1
@@ -443,18 +383,6 @@ def test_a_manual_resend_is_the_request_again_not_the_reminder(
     assert again["Subject"].startswith("Demande de paiement de Maison Dupré")
     assert "Petit rappel" not in parts(again)[0]
     assert qr_text(again) == transactions_service.checkout_url(mailing.settings, transaction)
-
-
-def pay(runtime: Runtime, transaction: Transaction) -> None:
-    with runtime.database.transaction() as session:
-        found = transactions.get_with_merchant_by_trid(session, transaction.trid)
-        assert found is not None
-        paid = found[0]
-        assert transactions.change_status(
-            session, paid, to=TransactionStatus.PAID, reason=None, now=runtime.clock.now()
-        )
-        paid.payment_method = "card"
-        session.flush()
 
 
 def receipt_for(runtime: Runtime, transaction: Transaction, language: str) -> int:
@@ -536,7 +464,7 @@ def test_a_request_for_a_cancelled_transaction_is_not_sent(
         transactions_service.cancel(session, merchant, transaction.trid, mailing.clock)
     deliver(mailing)
     assert receiver.messages == []
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.FAILED
     assert row.attempts == 1
     assert row.last_error == (
@@ -551,7 +479,7 @@ def test_a_request_past_its_expiry_is_not_sent(
     clock.advance(days=30)
     deliver(mailing)
     assert receiver.messages == []
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.FAILED
     assert row.last_error == "PermanentFailure: not sent: the transaction has expired"
 
@@ -578,7 +506,7 @@ def test_production_without_smtp_fails_each_attempt_visibly(
     production = with_settings(runtime, env=Environment.PRODUCTION, smtp_host=None)
     transaction = new_request(production, merchant)
     deliver(production)
-    [row] = messages_of(production, transaction.trid)
+    [row] = messages_of(production, transaction)
     assert row.status == OutboxStatus.PENDING  # retried: the operator can still configure SMTP
     assert row.last_error == "NotConfigured: no SMTP server configured: set MOBIP_SMTP_HOST"
     assert not (production.settings.data_dir / "outbox").exists()
@@ -593,7 +521,7 @@ def test_a_recipient_refused_for_good_fails_the_message_at_once(
     receiver.rcpt_reply = "550 5.1.1 No such user"
     transaction = new_request(mailing, merchant)
     deliver(mailing)
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.FAILED
     assert row.attempts == 1
     assert row.last_error is not None
@@ -606,7 +534,7 @@ def test_a_temporary_refusal_is_retried(
     receiver.rcpt_reply = "451 4.7.1 Greylisted, try again later"
     transaction = new_request(mailing, merchant)
     deliver(mailing)
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.PENDING
     assert row.attempts == 1
     assert row.last_error is not None
@@ -616,7 +544,7 @@ def test_a_temporary_refusal_is_retried(
     clock.set(row.next_attempt_at)
     assert deliver(mailing) == 1
     assert len(receiver.messages) == 1
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.DONE
     assert row.attempts == 2
 
@@ -627,7 +555,7 @@ def test_message_data_refused_for_good_fails_the_message(
     receiver.data_reply = "554 5.7.1 Message rejected as spam"
     transaction = new_request(mailing, merchant)
     deliver(mailing)
-    [row] = messages_of(mailing, transaction.trid)
+    [row] = messages_of(mailing, transaction)
     assert row.status == OutboxStatus.FAILED
     assert row.last_error is not None
     assert row.last_error.startswith("PermanentFailure: message refused: 554")
@@ -639,7 +567,7 @@ def test_an_unreachable_server_is_retried(runtime: Runtime, merchant: Account) -
     )
     transaction = new_request(unreachable, merchant)
     deliver(unreachable)
-    [row] = messages_of(unreachable, transaction.trid)
+    [row] = messages_of(unreachable, transaction)
     assert row.status == OutboxStatus.PENDING
     assert row.attempts == 1
     assert row.last_error is not None
@@ -656,7 +584,7 @@ def test_attempts_back_off_with_jitter_and_the_last_one_fails_the_message_with_i
     delays: list[timedelta] = []
     for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
         assert deliver(unreachable) == 1
-        [row] = messages_of(unreachable, transaction.trid)
+        [row] = messages_of(unreachable, transaction)
         assert row.attempts == attempt
         if attempt == MESSAGE_POLICY.max_attempts:
             break
@@ -752,13 +680,13 @@ def test_starttls_with_login(
         deliver(wrong)
     finally:
         controller.stop()
-    [done] = messages_of(secured, transaction.trid)
+    [done] = messages_of(secured, transaction)
     assert done.status == OutboxStatus.DONE, done.last_error
     assert len(receiver.messages) == 1
     # The client tries each mechanism the server offers (PLAIN, then LOGIN) with the wrong one.
     assert receiver.logins[0] == (b"mobip", b"s3cret-pass")
     assert set(receiver.logins[1:]) == {(b"mobip", b"wrong")}
-    [refused] = messages_of(wrong, second.trid)
+    [refused] = messages_of(wrong, second)
     assert refused.status == OutboxStatus.PENDING
     assert refused.last_error is not None
     assert refused.last_error.startswith("SMTPAuthenticationError: (535")
@@ -782,7 +710,7 @@ def test_implicit_tls(
         deliver(secured)
     finally:
         controller.stop()
-    [done] = messages_of(secured, transaction.trid)
+    [done] = messages_of(secured, transaction)
     assert done.status == OutboxStatus.DONE, done.last_error
     assert len(receiver.messages) == 1
 
@@ -797,7 +725,7 @@ def test_starttls_is_required_not_opportunistic(
     transaction = new_request(strict, merchant)
     deliver(strict)
     assert receiver.messages == []
-    [row] = messages_of(strict, transaction.trid)
+    [row] = messages_of(strict, transaction)
     assert row.status == OutboxStatus.PENDING
     assert row.last_error is not None
     assert "STARTTLS" in row.last_error.upper()
@@ -819,7 +747,7 @@ def test_an_untrusted_certificate_is_refused(
     finally:
         controller.stop()
     assert receiver.messages == []
-    [row] = messages_of(untrusting, transaction.trid)
+    [row] = messages_of(untrusting, transaction)
     assert row.status == OutboxStatus.PENDING
     assert row.last_error is not None
     assert "CERTIFICATE_VERIFY_FAILED" in row.last_error

@@ -7,19 +7,20 @@ import asyncio
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from factories import make_account
+from delivery.support import new_request, pay, transaction_of, with_settings
 from mobip.accounts.models import Account
 from mobip.auth import repository as auth_repository
 from mobip.auth.models import AccessToken
-from mobip.delivery import schedules, worker
+from mobip.delivery import schedules
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.runner import InProcessWorker
-from mobip.delivery.service import CALLBACK, PAYMENT_REQUEST, RECEIPT
+from mobip.delivery.service import CALLBACK, PAYMENT_REQUEST
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.kit.security import hash_secret, new_id
@@ -27,51 +28,14 @@ from mobip.transactions import repository as transactions
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
 
-
-@pytest.fixture
-def merchant(runtime: Runtime) -> Account:
-    return make_account(runtime, name="Maison Dupré").account
-
-
-def create(
-    runtime: Runtime,
-    merchant: Account,
-    *,
-    period: int = 2,
-    attempts: int = 3,
-    ttl: int = 30,
-    media: str = "EMAIL",
-    kind: TransactionKind = TransactionKind.PAYMENT_REQUEST,
-    callback: str | None = "https://shop.example.com/cb?order=7",
-) -> Transaction:
-    data = transactions_service.NewTransaction(
-        kind=kind,
-        item_amount=1250,
-        tax_amount=0,
-        item_name="Green tea",
-        redirect_url="https://shop.example.com/done",
-        call_back_url=callback,
-        track_id="order-7",
-        customer_name=None,
-        customer_email="zoe@example.com",
-        customer_phone="+33612345678",
-        media=media if kind is TransactionKind.PAYMENT_REQUEST else None,
-        language="FR",
-        retry_period_days=period,
-        retry_attempts=attempts,
-        ttl_days=ttl,
-    )
-    with runtime.database.transaction() as session:
-        return transactions_service.create(
-            session, merchant, data, runtime.settings, runtime.clock
-        ).transaction
-
-
-def load(runtime: Runtime, trid: str) -> Transaction:
-    with runtime.database.session() as session:
-        found = transactions.get_with_merchant_by_trid(session, trid)
-        assert found is not None
-        return found[0]
+# French requests with reminders every two days and a callback (expiry calls the merchant back).
+create = partial(
+    new_request,
+    call_back_url="https://shop.example.com/cb?order=7",
+    track_id="order-7",
+    language="FR",
+    retry_period_days=2,
+)
 
 
 def requests_of(runtime: Runtime, trid: str) -> list[tuple[str, str, str]]:
@@ -104,7 +68,7 @@ def callbacks_of(runtime: Runtime, trid: str) -> list[dict[str, Any]]:
 def test_reminders_every_period_up_to_the_attempts(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=2, attempts=3)
+    transaction = create(runtime, merchant, retry_period_days=2, retry_attempts=3)
     start = clock.now()
     sent_at = []
     for hours in range(0, 24 * 10 + 1, 6):
@@ -113,7 +77,7 @@ def test_reminders_every_period_up_to_the_attempts(
             sent_at.append(hours)
     # Day 2, 4 and 6: each a full period after the previous request; none after the third.
     assert sent_at == [48, 96, 144]
-    assert load(runtime, transaction.trid).automatic_resends == 3
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 3
     assert requests_of(runtime, transaction.trid) == [
         ("EMAIL", "initial", "zoe@example.com"),
         ("EMAIL", "reminder", "zoe@example.com"),
@@ -125,18 +89,18 @@ def test_reminders_every_period_up_to_the_attempts(
 def test_not_due_a_moment_before_the_period(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=1)
+    transaction = create(runtime, merchant, retry_period_days=1)
     clock.advance(timedelta(days=1) - timedelta(milliseconds=1))
     assert schedules.run_once(runtime).reminders == 0
     clock.advance(milliseconds=1)
     assert schedules.run_once(runtime).reminders == 1
-    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 1
 
 
 def test_an_sms_request_is_reminded_by_sms(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=1, media="SMS")
+    transaction = create(runtime, merchant, retry_period_days=1, media="SMS")
     clock.advance(days=1)
     schedules.run_once(runtime)
     assert requests_of(runtime, transaction.trid)[-1] == ("SMS", "reminder", "+33612345678")
@@ -146,7 +110,7 @@ def test_an_sms_request_is_reminded_by_sms(
 def test_no_reminder_without_a_period_or_attempts(
     runtime: Runtime, merchant: Account, clock: ManualClock, period: int, attempts: int
 ) -> None:
-    transaction = create(runtime, merchant, period=period, attempts=attempts)
+    transaction = create(runtime, merchant, retry_period_days=period, retry_attempts=attempts)
     for _ in range(10):
         clock.advance(days=1)
         assert schedules.run_once(runtime).reminders == 0
@@ -156,7 +120,7 @@ def test_no_reminder_without_a_period_or_attempts(
 def test_a_manual_resend_restarts_the_period(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=2)
+    transaction = create(runtime, merchant, retry_period_days=2)
     clock.advance(days=1)
     with runtime.database.transaction() as session:
         transactions_service.resend(
@@ -176,23 +140,23 @@ def test_a_manual_resend_restarts_the_period(
 def test_a_worker_back_after_a_long_stop_sends_one_reminder_not_a_burst(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=1, attempts=3)
+    transaction = create(runtime, merchant, retry_period_days=1, retry_attempts=3)
     clock.advance(days=5)
     assert schedules.run_once(runtime).reminders == 1
     assert schedules.run_once(runtime).reminders == 0
     clock.advance(days=1)
     assert schedules.run_once(runtime).reminders == 1
-    assert load(runtime, transaction.trid).automatic_resends == 2
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 2
 
 
 def test_no_reminder_for_a_final_transaction_a_one_use_qr_or_an_expired_one(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    cancelled = create(runtime, merchant, period=1)
+    cancelled = create(runtime, merchant, retry_period_days=1)
     with runtime.database.transaction() as session:
         transactions_service.cancel(session, merchant, cancelled.trid, clock)
-    qr = create(runtime, merchant, period=1, kind=TransactionKind.ONE_USE_QR)
-    expiring = create(runtime, merchant, period=1, ttl=1)
+    qr = create(runtime, merchant, retry_period_days=1, kind=TransactionKind.ONE_USE_QR, media=None)
+    expiring = create(runtime, merchant, retry_period_days=1, ttl_days=1)
     clock.advance(days=1)
     report = schedules.run_once(runtime)
     assert report.reminders == 0
@@ -200,7 +164,7 @@ def test_no_reminder_for_a_final_transaction_a_one_use_qr_or_an_expired_one(
     assert len(requests_of(runtime, cancelled.trid)) == 1
     assert requests_of(runtime, qr.trid) == []
     assert len(requests_of(runtime, expiring.trid)) == 1
-    assert load(runtime, expiring.trid).reason == "EXPIRED"
+    assert transaction_of(runtime, expiring.trid).reason == "EXPIRED"
 
 
 # --- expiry -------------------------------------------------------------------------------------
@@ -209,14 +173,14 @@ def test_no_reminder_for_a_final_transaction_a_one_use_qr_or_an_expired_one(
 def test_expiry_cancels_and_queues_the_callback(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=0, ttl=3)
-    silent = create(runtime, merchant, period=0, ttl=3, callback=None)
-    later = create(runtime, merchant, period=0, ttl=4)
+    transaction = create(runtime, merchant, retry_period_days=0, ttl_days=3)
+    silent = create(runtime, merchant, retry_period_days=0, ttl_days=3, call_back_url=None)
+    later = create(runtime, merchant, retry_period_days=0, ttl_days=4)
     clock.advance(timedelta(days=3) - timedelta(seconds=1))
     assert schedules.run_once(runtime).expired == 0
     clock.advance(seconds=1)
     assert schedules.run_once(runtime).expired == 2
-    expired = load(runtime, transaction.trid)
+    expired = transaction_of(runtime, transaction.trid)
     assert expired.status == TransactionStatus.CANCELLED
     assert expired.reason == "EXPIRED"
     assert expired.status_changed_at == clock.now()
@@ -228,9 +192,9 @@ def test_expiry_cancels_and_queues_the_callback(
             "resp_code": "CANCELLED",
         }
     ]
-    assert load(runtime, silent.trid).reason == "EXPIRED"
+    assert transaction_of(runtime, silent.trid).reason == "EXPIRED"
     assert callbacks_of(runtime, silent.trid) == []
-    assert load(runtime, later.trid).status == TransactionStatus.PENDING
+    assert transaction_of(runtime, later.trid).status == TransactionStatus.PENDING
     # Once only.
     assert schedules.run_once(runtime).expired == 0
     assert len(callbacks_of(runtime, transaction.trid)) == 1
@@ -239,32 +203,29 @@ def test_expiry_cancels_and_queues_the_callback(
 def test_a_paid_transaction_never_expires(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, ttl=1)
-    with runtime.database.transaction() as session:
-        found = transactions.get_with_merchant_by_trid(session, transaction.trid)
-        assert found is not None
-        transactions.change_status(
-            session, found[0], to=TransactionStatus.PAID, reason=None, now=clock.now()
-        )
+    transaction = create(runtime, merchant, ttl_days=1)
+    pay(runtime, transaction)
     clock.advance(days=2)
     assert schedules.run_once(runtime).expired == 0
-    assert load(runtime, transaction.trid).status == TransactionStatus.PAID
+    assert transaction_of(runtime, transaction.trid).status == TransactionStatus.PAID
     assert callbacks_of(runtime, transaction.trid) == []
 
 
 def test_a_backlog_is_worked_through_in_batches(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    small = Runtime(
-        runtime.settings.model_copy(update={"schedule_batch_size": 3}), runtime.database, clock
-    )
-    made = [create(small, merchant, period=1, ttl=1 + (i % 2) * 5) for i in range(8)]
+    small = with_settings(runtime, schedule_batch_size=3)
+    made = [
+        create(small, merchant, retry_period_days=1, ttl_days=1 + (i % 2) * 5) for i in range(8)
+    ]
     clock.advance(days=1)
     report = schedules.run_once(small)
     assert report.expired == 4
     assert report.reminders == 4
-    assert {load(small, t.trid).status for t in made[0::2]} == {TransactionStatus.CANCELLED}
-    assert {load(small, t.trid).automatic_resends for t in made[1::2]} == {1}
+    assert {transaction_of(small, t.trid).status for t in made[0::2]} == {
+        TransactionStatus.CANCELLED
+    }
+    assert {transaction_of(small, t.trid).automatic_resends for t in made[1::2]} == {1}
 
 
 class OutboxDown(Exception):
@@ -280,15 +241,15 @@ def test_expiry_and_its_callback_commit_together_or_not_at_all(
 ) -> None:
     from mobip.delivery import service as delivery
 
-    transaction = create(runtime, merchant, period=0, ttl=1)
+    transaction = create(runtime, merchant, retry_period_days=0, ttl_days=1)
     clock.advance(days=1)
     monkeypatch.setattr(delivery, "queue_callback", refuse)
     with pytest.raises(OutboxDown):
         schedules.expire_due(runtime)
-    assert load(runtime, transaction.trid).status == TransactionStatus.PENDING
+    assert transaction_of(runtime, transaction.trid).status == TransactionStatus.PENDING
     monkeypatch.undo()
     assert schedules.expire_due(runtime) == 1
-    assert load(runtime, transaction.trid).reason == "EXPIRED"
+    assert transaction_of(runtime, transaction.trid).reason == "EXPIRED"
     assert len(callbacks_of(runtime, transaction.trid)) == 1
 
 
@@ -297,15 +258,15 @@ def test_a_reminder_is_counted_only_with_its_outbox_row(
 ) -> None:
     from mobip.delivery import service as delivery
 
-    transaction = create(runtime, merchant, period=1)
+    transaction = create(runtime, merchant, retry_period_days=1)
     clock.advance(days=1)
     monkeypatch.setattr(delivery, "queue_payment_request", refuse)
     with pytest.raises(OutboxDown):
         schedules.send_reminders(runtime)
-    assert load(runtime, transaction.trid).automatic_resends == 0
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 0
     monkeypatch.undo()
     assert schedules.send_reminders(runtime) == 1
-    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 1
     assert [o for _, o, _ in requests_of(runtime, transaction.trid)] == ["initial", "reminder"]
 
 
@@ -337,26 +298,26 @@ def race(runtime: Runtime, job: Callable[[Runtime], int], runners: int = 2) -> l
 def test_two_concurrent_runs_never_send_a_reminder_twice(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    made = [create(runtime, merchant, period=1) for _ in range(40)]
+    made = [create(runtime, merchant, retry_period_days=1) for _ in range(40)]
     clock.advance(days=1)
     results = race(runtime, schedules.send_reminders)
     assert sum(results) == 40
     for transaction in made:
-        assert load(runtime, transaction.trid).automatic_resends == 1
+        assert transaction_of(runtime, transaction.trid).automatic_resends == 1
         assert [o for _, o, _ in requests_of(runtime, transaction.trid)] == ["initial", "reminder"]
 
 
 def test_two_concurrent_runs_never_expire_twice(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    made = [create(runtime, merchant, period=0, ttl=1) for _ in range(40)]
+    made = [create(runtime, merchant, retry_period_days=0, ttl_days=1) for _ in range(40)]
     clock.advance(days=1)
     results = race(runtime, schedules.expire_due)
     assert sum(results) == 40
     for transaction in made:
         assert len(callbacks_of(runtime, transaction.trid)) == 1
         with runtime.database.session() as session:
-            history = transactions.events(session, load(runtime, transaction.trid))
+            history = transactions.events(session, transaction_of(runtime, transaction.trid))
             assert [(e.status, e.reason) for e in history] == [
                 ("PENDING", None),
                 ("CANCELLED", "EXPIRED"),
@@ -368,7 +329,7 @@ def test_the_resend_guard_refuses_a_count_made_from_a_stale_read(
 ) -> None:
     """The interleaving the guard exists for, made deterministic: worker A reads the due
     transaction, worker B counts and queues its reminder, then A tries to count it too."""
-    transaction = create(runtime, merchant, period=1)
+    transaction = create(runtime, merchant, retry_period_days=1)
     clock.advance(days=1)
     with runtime.database.session() as session:
         [stale] = transactions.due_for_reminder(session, clock.now(), 10)
@@ -377,7 +338,7 @@ def test_the_resend_guard_refuses_a_count_made_from_a_stale_read(
         seen = session.merge(stale, load=False)
         assert seen.automatic_resends == 0
         assert not transactions.count_automatic_resend(session, seen, clock.now())
-    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 1
     assert len(requests_of(runtime, transaction.trid)) == 2
 
 
@@ -418,18 +379,10 @@ def test_expired_tokens_are_purged(runtime: Runtime, merchant: Account, clock: M
 # --- in the worker -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def _forget_handlers() -> Any:
-    yield
-    for kind in (PAYMENT_REQUEST, RECEIPT):
-        worker.unregister(kind)
-
-
-@pytest.mark.usefixtures("_forget_handlers")
 def test_the_in_process_worker_runs_the_schedules(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=1)
+    transaction = create(runtime, merchant, retry_period_days=1)
     clock.advance(days=1)
 
     async def main() -> None:
@@ -438,17 +391,13 @@ def test_the_in_process_worker_runs_the_schedules(
         await running.stop()  # finishes the round in hand
 
     asyncio.run(main())
-    assert load(runtime, transaction.trid).automatic_resends == 1
+    assert transaction_of(runtime, transaction.trid).automatic_resends == 1
 
 
 def test_a_failed_run_is_logged_and_the_loop_goes_on(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fast = Runtime(
-        runtime.settings.model_copy(update={"schedule_interval_seconds": 0.001}),
-        runtime.database,
-        runtime.clock,
-    )
+    fast = with_settings(runtime, schedule_interval_seconds=0.001)
     stop = asyncio.Event()
     calls: list[int] = []
 
@@ -468,7 +417,7 @@ def test_a_failed_run_is_logged_and_the_loop_goes_on(
 def test_counting_a_resend_needs_a_pending_transaction(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    transaction = create(runtime, merchant, period=1)
+    transaction = create(runtime, merchant, retry_period_days=1)
     with runtime.database.transaction() as session:
         transactions_service.cancel(session, merchant, transaction.trid, clock)
     with runtime.database.transaction() as session:

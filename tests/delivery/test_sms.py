@@ -9,13 +9,13 @@ leaves the machine.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,14 +24,14 @@ import pytest
 from pydantic import SecretStr
 
 from checkout.support import free_port
+from delivery.support import attempts_of, deliver, messages_of, new_request, with_settings
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
-from mobip.delivery import repository as outbox
-from mobip.delivery import schedules, worker
-from mobip.delivery.handlers import MESSAGE_POLICY, register_all
-from mobip.delivery.models import OutboxAttempt, OutboxMessage, OutboxStatus
-from mobip.delivery.service import PAYMENT_REQUEST, RECEIPT, backoff_bounds
+from mobip.delivery import schedules
+from mobip.delivery.handlers import MESSAGE_POLICY
+from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery.service import backoff_bounds
 from mobip.delivery.sms import (
     GSM7_PART,
     GSM7_SINGLE,
@@ -46,9 +46,8 @@ from mobip.delivery.sms import (
 )
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
-from mobip.transactions import repository as transactions
 from mobip.transactions import service as transactions_service
-from mobip.transactions.models import Transaction, TransactionKind
+from mobip.transactions.models import Transaction
 
 # --- segments --------------------------------------------------------------------------------
 
@@ -289,66 +288,13 @@ def provider() -> Iterator[FakeProvider]:
 
 # --- sending through the worker ---------------------------------------------------------------
 
-
-@pytest.fixture(autouse=True)
-def _forget_handlers() -> Iterator[None]:
-    yield
-    worker.unregister(PAYMENT_REQUEST)
-    worker.unregister(RECEIPT)
+# Written with spaces: the number is normalised to E.164 when the request is created.
+new_sms_request = partial(new_request, media="SMS", customer_phone="+33 6 12 34 56 78")
 
 
-def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
-    return Runtime(runtime.settings.model_copy(update=changes), runtime.database, runtime.clock)
-
-
-def deliver(runtime: Runtime) -> int:
-    register_all(runtime)
-    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "test-worker")
-    return asyncio.run(runner.run_once())
-
-
-@pytest.fixture
-def merchant(runtime: Runtime) -> Account:
-    return make_account(runtime, name="Maison Dupré").account
-
-
-def new_sms_request(
-    runtime: Runtime, merchant: Account, *, language: str = "EN", retry_period: int = 0
-) -> Transaction:
-    data = transactions_service.NewTransaction(
-        kind=TransactionKind.PAYMENT_REQUEST,
-        item_amount=1250,
-        tax_amount=0,
-        item_name="Green tea",
-        redirect_url="https://shop.example.com/done",
-        call_back_url=None,
-        track_id=None,
-        customer_name=None,
-        customer_email="zoe@example.com",
-        customer_phone="+33 6 12 34 56 78",
-        media="SMS",
-        language=language,
-        retry_period_days=retry_period,
-        retry_attempts=3,
-        ttl_days=30,
-    )
-    with runtime.database.transaction() as session:
-        return transactions_service.create(
-            session, merchant, data, runtime.settings, runtime.clock
-        ).transaction
-
-
-def only_message(runtime: Runtime, trid: str) -> OutboxMessage:
-    with runtime.database.session() as session:
-        found = transactions.get_with_merchant_by_trid(session, trid)
-        assert found is not None
-        [message] = transactions.messages(session, found[0])
-        return message
-
-
-def attempts(runtime: Runtime, message: OutboxMessage) -> list[OutboxAttempt]:
-    with runtime.database.session() as session:
-        return list(outbox.attempts_of(session, message.id))
+def only_message(runtime: Runtime, transaction: Transaction) -> OutboxMessage:
+    [message] = messages_of(runtime, transaction)
+    return message
 
 
 @pytest.fixture
@@ -388,7 +334,7 @@ def test_twilio_receives_the_request(
     assert body.startswith(start)
     assert body.endswith(transactions_service.checkout_url(twilio.settings, transaction))
     assert segments(body) == segments(body).__class__("GSM-7", len(body) + 1, 1)  # € = 2
-    assert only_message(twilio, transaction.trid).status == OutboxStatus.DONE
+    assert only_message(twilio, transaction).status == OutboxStatus.DONE
 
 
 def test_a_messaging_service_sid_is_sent_as_such(
@@ -405,7 +351,7 @@ def test_a_messaging_service_sid_is_sent_as_such(
 def test_the_reminder_by_sms(
     twilio: Runtime, merchant: Account, provider: FakeProvider, clock: ManualClock
 ) -> None:
-    new_sms_request(twilio, merchant, language="FR", retry_period=1)
+    new_sms_request(twilio, merchant, language="FR", retry_period_days=1)
     deliver(twilio)
     clock.advance(days=1)
     assert schedules.run_once(twilio).reminders == 1
@@ -430,7 +376,7 @@ def test_an_invalid_number_fails_the_message_at_once(
     )
     transaction = new_sms_request(twilio, merchant)
     deliver(twilio)
-    message = only_message(twilio, transaction.trid)
+    message = only_message(twilio, transaction)
     assert message.status == OutboxStatus.FAILED
     assert message.attempts == 1
     assert message.last_error is not None
@@ -447,15 +393,15 @@ def test_provider_trouble_and_credentials_are_retried(
     provider.answer(201, {"sid": "SM1", "status": "queued"})
     transaction = new_sms_request(twilio, merchant)
     deliver(twilio)
-    message = only_message(twilio, transaction.trid)
+    message = only_message(twilio, transaction)
     assert message.status == OutboxStatus.PENDING
     excerpt = f'{{"code": 20003, "message": "trouble", "status": {status}}}'
     assert message.last_error == f"DeliveryFailed: Twilio answered HTTP {status}: {excerpt}"
-    [attempt] = attempts(twilio, message)
+    [attempt] = attempts_of(twilio, message.id)
     assert (attempt.status_code, attempt.response_excerpt) == (status, excerpt)
     clock.set(message.next_attempt_at)
     deliver(twilio)
-    assert only_message(twilio, transaction.trid).status == OutboxStatus.DONE
+    assert only_message(twilio, transaction).status == OutboxStatus.DONE
     assert len(provider.requests) == 2
 
 
@@ -477,12 +423,12 @@ def test_too_many_requests_waits_for_retry_after(
     )
     transaction = new_sms_request(twilio, merchant)
     deliver(twilio)
-    message = only_message(twilio, transaction.trid)
+    message = only_message(twilio, transaction)
     assert message.status == OutboxStatus.PENDING
     assert message.next_attempt_at == clock.now() + (delay or timedelta(minutes=1))
     assert message.last_error is not None
     assert message.last_error.startswith("RetryLater: Twilio answered HTTP 429")
-    [attempt] = attempts(twilio, message)
+    [attempt] = attempts_of(twilio, message.id)
     assert attempt.status_code == 429
 
 
@@ -495,10 +441,10 @@ def test_a_redirect_is_not_followed(
     assert [r.path for r in provider.requests] == [
         "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json"
     ]
-    message = only_message(twilio, transaction.trid)
+    message = only_message(twilio, transaction)
     assert message.status == OutboxStatus.PENDING
     assert message.last_error == "DeliveryFailed: Twilio answered HTTP 302: "
-    [attempt] = attempts(twilio, message)
+    [attempt] = attempts_of(twilio, message.id)
     assert attempt.status_code == 302
 
 
@@ -506,7 +452,7 @@ def test_an_unreachable_provider_is_retried(twilio: Runtime, merchant: Account) 
     down = with_settings(twilio, twilio_base_url=f"http://127.0.0.1:{free_port()}")
     transaction = new_sms_request(down, merchant)
     deliver(down)
-    message = only_message(down, transaction.trid)
+    message = only_message(down, transaction)
     assert message.status == OutboxStatus.PENDING
     assert message.last_error is not None
     assert message.last_error.startswith("ConnectError")
@@ -519,7 +465,7 @@ def test_a_provider_down_for_good_fails_the_message_after_the_last_attempt(
     transaction = new_sms_request(down, merchant)
     for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
         assert deliver(down) == 1
-        message = only_message(down, transaction.trid)
+        message = only_message(down, transaction)
         assert message.attempts == attempt
         if attempt < MESSAGE_POLICY.max_attempts:
             low, high = backoff_bounds(MESSAGE_POLICY, attempt)
@@ -568,7 +514,7 @@ def test_the_gateway_gets_json_with_every_placeholder_escaped(
     assert sent["to"] == "+33612345678"
     assert sent["from"] == "MOBIP"
     assert sent["text"].startswith('Shop "quoted" \\ back: payment request of €12.50')
-    message = only_message(gateway, transaction.trid)
+    message = only_message(gateway, transaction)
     assert sent["ref"] == f"20260101T120000-sms-{message.id}"
     assert message.status == OutboxStatus.DONE
 
@@ -623,7 +569,7 @@ def test_the_gateway_refusing_the_message_fails_it(
     gateway = gateway_runtime(runtime, provider)
     transaction = new_sms_request(gateway, merchant)
     deliver(gateway)
-    message = only_message(gateway, transaction.trid)
+    message = only_message(gateway, transaction)
     assert message.status == OutboxStatus.FAILED
     assert message.last_error == (
         'PermanentFailure: the SMS gateway answered HTTP 422: {"error": "invalid destination"}'
@@ -688,7 +634,7 @@ def test_development_writes_the_sms_to_the_local_outbox(
 ) -> None:
     transaction = new_sms_request(runtime, merchant)
     deliver(runtime)
-    message = only_message(runtime, transaction.trid)
+    message = only_message(runtime, transaction)
     assert message.status == OutboxStatus.DONE
     path = runtime.settings.data_dir / "outbox" / f"20260101T120000-sms-{message.id}.json"
     record = json.loads(path.read_text())
@@ -702,7 +648,7 @@ def test_production_without_a_provider_fails_each_attempt_visibly(
     production = with_settings(runtime, env=Environment.PRODUCTION)
     transaction = new_sms_request(production, merchant)
     deliver(production)
-    message = only_message(production, transaction.trid)
+    message = only_message(production, transaction)
     assert message.status == OutboxStatus.PENDING
     assert message.last_error == "NotConfigured: no SMS provider configured: set MOBIP_SMS_PROVIDER"
     assert not (production.settings.data_dir / "outbox").exists()

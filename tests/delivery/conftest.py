@@ -1,0 +1,34 @@
+"""Fixtures of the delivery tests; plain helpers are in support.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from callback_receiver import Receiver, running_receiver
+from factories import make_account
+from mobip.accounts.models import Account
+from mobip.delivery import worker
+from mobip.delivery.service import CALLBACK, PAYMENT_REQUEST, RECEIPT
+from mobip.kit.runtime import Runtime
+
+
+@pytest.fixture(autouse=True)
+def _forget_handlers() -> Iterator[None]:
+    """Each test registers the handlers it needs; none outlives it."""
+    yield
+    for kind in (PAYMENT_REQUEST, RECEIPT, CALLBACK):
+        worker.unregister(kind)
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> Account:
+    return make_account(runtime, name="Maison Dupré").account
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A callback receiver on loopback (test_email.py's ``receiver`` is its SMTP receiver)."""
+    with running_receiver() as server:
+        yield server
