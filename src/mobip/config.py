@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +35,23 @@ DEFAULT_SMS_GATEWAY_BODY = '{"to": "{to}", "from": "{sender}", "text": "{text}"}
 
 class ConfigurationError(Exception):
     """The settings cannot run a server (raised at start-up, before anything listens)."""
+
+
+@dataclass(frozen=True)
+class TwilioAccount:
+    """What Twilio needs, each present (``Settings.twilio_account``)."""
+
+    sid: str
+    auth_token: str
+    sender: str  # a phone number, an alphanumeric sender id, or a Messaging Service SID (MG…)
+
+
+@dataclass(frozen=True)
+class SmsGatewayTarget:
+    """Where the generic HTTP gateway is and how to authenticate (``Settings.sms_gateway``)."""
+
+    url: str
+    headers: dict[str, str]  # the auth header, if any
 
 
 class Settings(BaseSettings):
@@ -180,18 +199,39 @@ class Settings(BaseSettings):
                 f"(got {self.resolved_base_url!r})"
             )
 
+    def twilio_account(self) -> TwilioAccount:
+        """Twilio's credentials and sender; ConfigurationError naming each one missing."""
+        sid, token, sender = self.twilio_account_sid, self.twilio_auth_token, self.sms_sender
+        if sid and token and sender:
+            return TwilioAccount(sid, token.get_secret_value(), sender)
+        self._refuse_sms(twilio_account_sid=sid, twilio_auth_token=token, sms_sender=sender)
+
+    def sms_gateway(self) -> SmsGatewayTarget:
+        """The generic HTTP gateway's URL and auth header; ConfigurationError when unusable."""
+        url = self.sms_gateway_url
+        if not url:
+            self._refuse_sms(sms_gateway_url=url)
+        auth = self.sms_gateway_auth_header
+        header = auth.get_secret_value() if auth is not None else ""
+        headers: dict[str, str] = {}
+        if header:
+            name, colon, value = header.partition(":")
+            if not colon or not name.strip():
+                # The value is a secret: the message shows only the expected form.
+                raise ConfigurationError("MOBIP_SMS_GATEWAY_AUTH_HEADER must be 'Name: value'")
+            headers[name.strip()] = value.strip()
+        return SmsGatewayTarget(url, headers)
+
+    def _refuse_sms(self, **values: object) -> NoReturn:
+        missing = ", ".join(f"MOBIP_{name.upper()}" for name, value in values.items() if not value)
+        raise ConfigurationError(f"MOBIP_SMS_PROVIDER={self.sms_provider} needs {missing}")
+
     def _check_delivery(self) -> None:
-        missing = []
+        # The same methods build the SMS gateway: what start-up accepts, the worker can use.
         if self.sms_provider is SmsProvider.TWILIO:
-            for name in ("twilio_account_sid", "twilio_auth_token", "sms_sender"):
-                if not getattr(self, name):
-                    missing.append(f"MOBIP_{name.upper()}")
-        if self.sms_provider is SmsProvider.HTTP and not self.sms_gateway_url:
-            missing.append("MOBIP_SMS_GATEWAY_URL")
-        if missing:
-            raise ConfigurationError(
-                f"MOBIP_SMS_PROVIDER={self.sms_provider} needs {', '.join(missing)}"
-            )
+            self.twilio_account()
+        if self.sms_provider is SmsProvider.HTTP:
+            self.sms_gateway()
         if self.is_production and self.smtp_host and not self.smtp_from:
             raise ConfigurationError(
                 "MOBIP_SMTP_FROM is required in production when MOBIP_SMTP_HOST is set "

@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from checkout.support import free_port
 from delivery.support import attempts_of, deliver, messages_of, new_request, with_settings
 from factories import make_account
 from mobip.accounts.models import Account
+from mobip.cli import app
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
 from mobip.delivery import schedules
 from mobip.delivery.handlers import MESSAGE_POLICY
@@ -39,6 +42,7 @@ from mobip.delivery.sms import (
     UCS2_SINGLE,
     HttpGateway,
     Sms,
+    gateway_for,
     is_gsm7,
     payment_request_text,
     segments,
@@ -576,24 +580,11 @@ def test_the_gateway_refusing_the_message_fails_it(
     )
 
 
-def test_an_auth_header_must_be_name_colon_value() -> None:
-    with pytest.raises(ConfigurationError, match="Name: value"):
-        HttpGateway(
-            url="http://127.0.0.1:9/",
-            method="POST",
-            auth_header="Bearer token-without-a-name",
-            body_template="{text}",
-            content_type="text/plain",
-            sender="MOBIP",
-            clients=lambda: pytest.fail("no request expected"),
-        )
-
-
 def test_a_plain_text_template_is_filled_as_is() -> None:
     gateway = HttpGateway(
         url="http://127.0.0.1:9/",
         method="POST",
-        auth_header=None,
+        headers={},
         body_template="{to}|{sender}|{text}|{unknown}",
         content_type="text/plain",
         sender="MOBIP",
@@ -604,26 +595,80 @@ def test_a_plain_text_template_is_filled_as_is() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("changes", "missing"),
-    [
-        (
-            {"sms_provider": "twilio"},
-            "MOBIP_TWILIO_ACCOUNT_SID, MOBIP_TWILIO_AUTH_TOKEN, MOBIP_SMS_SENDER",
-        ),
-        (
-            {"sms_provider": "twilio", "twilio_account_sid": "AC1", "twilio_auth_token": "t"},
-            "MOBIP_SMS_SENDER",
-        ),
-        ({"sms_provider": "http"}, "MOBIP_SMS_GATEWAY_URL"),
-    ],
-)
+# --- settings: refused at start-up, and by the worker with the same check ---------------------
+
+INCOMPLETE = [
+    (
+        {"sms_provider": "twilio"},
+        "MOBIP_SMS_PROVIDER=twilio needs "
+        "MOBIP_TWILIO_ACCOUNT_SID, MOBIP_TWILIO_AUTH_TOKEN, MOBIP_SMS_SENDER",
+    ),
+    (
+        {"sms_provider": "twilio", "twilio_account_sid": "AC1", "twilio_auth_token": "t"},
+        "MOBIP_SMS_PROVIDER=twilio needs MOBIP_SMS_SENDER",
+    ),
+    ({"sms_provider": "http"}, "MOBIP_SMS_PROVIDER=http needs MOBIP_SMS_GATEWAY_URL"),
+    (
+        {
+            "sms_provider": "http",
+            "sms_gateway_url": "http://127.0.0.1:9/",
+            "sms_gateway_auth_header": "Bearer s3cret-without-a-name",
+        },
+        "MOBIP_SMS_GATEWAY_AUTH_HEADER must be 'Name: value'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "refusal"), INCOMPLETE)
 def test_an_incomplete_provider_is_refused_at_start(
-    settings: Settings, changes: dict[str, str], missing: str
+    tmp_path: Path, changes: dict[str, str], refusal: str
 ) -> None:
-    incomplete = Settings(**{**settings.model_dump(), **changes})
-    with pytest.raises(ConfigurationError, match=f"needs {missing}$"):
-        incomplete.check()
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(data_dir=tmp_path, **changes).check()
+    assert str(refused.value) == refusal
+
+
+@pytest.mark.parametrize(("changes", "refusal"), INCOMPLETE)
+def test_the_worker_command_refuses_to_start_naming_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, str], refusal: str
+) -> None:
+    """What the operator sees: one line naming the variables, exit code 2, no secret echoed."""
+    for name in (
+        "MOBIP_SMS_PROVIDER",
+        "MOBIP_SMS_SENDER",
+        "MOBIP_TWILIO_ACCOUNT_SID",
+        "MOBIP_TWILIO_AUTH_TOKEN",
+        "MOBIP_SMS_GATEWAY_URL",
+        "MOBIP_SMS_GATEWAY_AUTH_HEADER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOBIP_DATA_DIR", str(tmp_path))
+    for name, value in changes.items():
+        monkeypatch.setenv(f"MOBIP_{name.upper()}", value)
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 2
+    assert result.output == f"error: {refusal}\n"
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(("changes", "refusal"), INCOMPLETE)
+def test_the_worker_refuses_the_same_settings(
+    tmp_path: Path, changes: dict[str, str], refusal: str
+) -> None:
+    """A runtime built without Settings.check (tests, embedding) gets the same refusal."""
+    with pytest.raises(ConfigurationError) as refused:
+        gateway_for(Settings(data_dir=tmp_path, **changes), ManualClock())
+    assert str(refused.value) == refusal
+
+
+def test_the_gateway_auth_header_is_read_from_name_colon_value(tmp_path: Path) -> None:
+    def headers(value: str) -> dict[str, str]:
+        url = "http://127.0.0.1:9/"
+        settings = Settings(data_dir=tmp_path, sms_gateway_url=url, sms_gateway_auth_header=value)
+        return settings.sms_gateway().headers
+
+    assert headers(" X-Api-Key :  k3y: with colon ") == {"X-Api-Key": "k3y: with colon"}
+    assert headers("") == {}
 
 
 # --- without a provider ----------------------------------------------------------------------

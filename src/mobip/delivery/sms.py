@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from mobip.config import ConfigurationError, Settings, SmsProvider
+from mobip.config import Settings, SmsProvider
 from mobip.delivery import devoutbox
 from mobip.delivery.email import NotConfigured, load, require_payable
 from mobip.delivery.models import OutboxMessage
@@ -303,7 +303,7 @@ class HttpGateway:
         *,
         url: str,
         method: str,
-        auth_header: str | None,
+        headers: Mapping[str, str],
         body_template: str,
         content_type: str,
         sender: str,
@@ -311,12 +311,7 @@ class HttpGateway:
     ) -> None:
         self.url = url
         self.method = method.upper()
-        self.headers: dict[str, str] = {}
-        if auth_header:
-            name, colon, value = auth_header.partition(":")
-            if not colon or not name.strip():
-                raise ConfigurationError("MOBIP_SMS_GATEWAY_AUTH_HEADER must be 'Name: value'")
-            self.headers[name.strip()] = value.strip()
+        self.headers = dict(headers)
         self.body_template = body_template
         self.content_type = content_type
         self.sender = sender
@@ -372,30 +367,29 @@ class OutboxGateway:
 
 
 def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
-    """The configured provider (``MOBIP_SMS_PROVIDER``), the outbox in development, else none."""
+    """The configured provider (``MOBIP_SMS_PROVIDER``), the outbox in development, else none.
+
+    ConfigurationError for an incomplete provider, from the same checks as start-up
+    (``Settings.check``), for a runtime built without them.
+    """
     provider = settings.resolved_sms_provider
     sender = settings.sms_sender or "MOBIP"
     clients = http_client_factory(settings.sms_timeout_seconds)
     if provider is SmsProvider.TWILIO:
-        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.sms_sender):
-            raise ConfigurationError(
-                "Twilio needs MOBIP_TWILIO_ACCOUNT_SID, MOBIP_TWILIO_AUTH_TOKEN, MOBIP_SMS_SENDER"
-            )
+        twilio = settings.twilio_account()
         return TwilioGateway(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            sender=settings.sms_sender,
+            account_sid=twilio.sid,
+            auth_token=twilio.auth_token,
+            sender=twilio.sender,
             base_url=settings.twilio_base_url,
             clients=clients,
         )
     if provider is SmsProvider.HTTP:
-        if not settings.sms_gateway_url:
-            raise ConfigurationError("the HTTP SMS gateway needs MOBIP_SMS_GATEWAY_URL")
-        auth = settings.sms_gateway_auth_header
+        gateway = settings.sms_gateway()
         return HttpGateway(
-            url=settings.sms_gateway_url,
+            url=gateway.url,
             method=settings.sms_gateway_method,
-            auth_header=auth.get_secret_value() if auth else None,
+            headers=gateway.headers,
             body_template=settings.sms_gateway_body,
             content_type=settings.sms_gateway_content_type,
             sender=sender,
