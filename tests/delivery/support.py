@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from checkout.support import new_transaction
 from mobip.accounts.models import Account
 from mobip.delivery import repository as outbox
 from mobip.delivery import worker
-from mobip.delivery.handlers import register_all
+from mobip.delivery.handlers import Closer, register_all
 from mobip.delivery.models import OutboxAttempt, OutboxMessage
 from mobip.kit.runtime import Runtime
 from mobip.transactions import repository as transactions
@@ -51,9 +51,6 @@ def new_request(runtime: Runtime, merchant: Account, **fields: Any) -> Transacti
     return new_transaction(runtime, merchant, **(REQUEST | fields))
 
 
-Closer = Callable[[], Awaitable[None]]
-
-
 def run_batch(runtime: Runtime, *closers: Closer) -> int:
     """One worker batch in a new event loop; the number of messages it claimed.
 
@@ -73,8 +70,7 @@ def run_batch(runtime: Runtime, *closers: Closer) -> int:
 
 def deliver(runtime: Runtime) -> int:
     """One worker batch with the real handlers; the number of messages it claimed."""
-    register_all(runtime)
-    return run_batch(runtime)
+    return run_batch(runtime, register_all(runtime))
 
 
 def transaction_of(runtime: Runtime, trid: str) -> Transaction:

@@ -9,6 +9,7 @@ leaves the machine.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -21,12 +22,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from checkout.support import free_port
-from delivery.support import attempts_of, deliver, messages_of, new_request, with_settings
+from delivery.support import (
+    attempts_of,
+    deliver,
+    messages_of,
+    new_request,
+    wait_until,
+    with_settings,
+)
 from factories import make_account
 from mobip.accounts.models import Account
 from mobip.cli import app
@@ -34,6 +43,7 @@ from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
 from mobip.delivery import schedules
 from mobip.delivery.handlers import MESSAGE_POLICY
 from mobip.delivery.models import OutboxMessage, OutboxStatus
+from mobip.delivery.runner import InProcessWorker
 from mobip.delivery.service import backoff_bounds
 from mobip.delivery.sms import (
     GSM7_PART,
@@ -218,15 +228,21 @@ class Received:
     query: str
     headers: dict[str, str]
     body: bytes
+    connection: int  # the client's port: one per TCP connection
 
 
 @dataclass
 class FakeProvider:
-    """Records requests; answers with the next reply of ``replies`` (the last one repeats)."""
+    """Records requests; answers with the next reply of ``replies`` (the last one repeats).
+
+    HTTP/1.1 with keep-alive, as providers answer: ``closed`` lists the connections the client
+    has closed.
+    """
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     replies: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -254,13 +270,19 @@ def provider() -> Iterator[FakeProvider]:
     fake = FakeProvider()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle(self) -> None:
+            super().handle()  # serves requests until the client closes the connection
+            fake.closed.append(self.client_address[1])
+
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             url = urlsplit(self.path)
-            fake.requests.append(
-                Received(self.command, url.path, url.query, dict(self.headers.items()), body)
-            )
+            headers = dict(self.headers.items())
+            port = self.client_address[1]
+            fake.requests.append(Received(self.command, url.path, url.query, headers, body, port))
             if fake.replies:
                 status, headers, payload = fake.replies[0]
                 if len(fake.replies) > 1:
@@ -482,6 +504,28 @@ def test_a_provider_down_for_good_fails_the_message_after_the_last_attempt(
     )
 
 
+def test_one_connection_serves_the_worker_until_it_stops(
+    twilio: Runtime, merchant: Account, provider: FakeProvider
+) -> None:
+    """The gateway keeps one client: SMS sent one after another reuse its kept-alive
+    connection, which stays open until the worker stops and closes it."""
+    one_by_one = with_settings(twilio, worker_batch_size=1)
+    for _ in range(3):
+        new_sms_request(one_by_one, merchant)
+    requests = provider.requests
+
+    async def main() -> None:
+        running = InProcessWorker(one_by_one)
+        await asyncio.to_thread(wait_until, lambda: len(requests) == 3, "the three SMS")
+        assert provider.closed == []
+        await running.stop()
+        await asyncio.to_thread(wait_until, lambda: bool(provider.closed), "the connection closed")
+
+    asyncio.run(main())
+    [connection] = {request.connection for request in provider.requests}
+    assert provider.closed == [connection]
+
+
 # --- the generic HTTP gateway -------------------------------------------------------------------
 
 
@@ -588,7 +632,7 @@ def test_a_plain_text_template_is_filled_as_is() -> None:
         body_template="{to}|{sender}|{text}|{unknown}",
         content_type="text/plain",
         sender="MOBIP",
-        clients=lambda: pytest.fail("no request expected"),
+        client=httpx.AsyncClient(),
     )
     assert gateway.render(Sms("+33612345678", 'a "b" {c}', "ref")) == (
         '+33612345678|MOBIP|a "b" {c}|{unknown}'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from mobip.delivery import callbacks, email, sms, worker
@@ -28,8 +29,15 @@ def _register(kind: str, handler: worker.Handler, policy: RetryPolicy) -> None:
     worker.register(kind, handler, policy)
 
 
-def register_all(runtime: Runtime) -> None:
-    """Register each kind's sender; each sender module adds its own line here."""
+Closer = Callable[[], Awaitable[None]]
+
+
+def register_all(runtime: Runtime) -> Closer:
+    """Register each kind's sender; each sender module adds its own line here.
+
+    Returns what closes the connections the senders keep between messages (the SMS provider's):
+    the worker awaits it when it stops, in its event loop.
+    """
     email_sender = email.EmailSender.from_runtime(runtime)
     sms_sender = sms.SmsSender.from_runtime(runtime)
 
@@ -44,3 +52,4 @@ def register_all(runtime: Runtime) -> None:
     # Signed merchant callbacks through the SSRF-guarded client (12 attempts over 78 h or more).
     callback_sender = callbacks.CallbackSender.from_runtime(runtime)
     _register(CALLBACK, callback_sender.send, callbacks.CALLBACK_POLICY)
+    return sms_sender.aclose

@@ -19,7 +19,7 @@ class InProcessWorker:
     """The worker loop as a task of the server's event loop."""
 
     def __init__(self, runtime: Runtime) -> None:
-        register_all(runtime)
+        self.close_senders = register_all(runtime)
         self.runtime_grace = runtime.settings.worker_shutdown_grace_seconds
         self.stop_event = asyncio.Event()
         self.worker = Worker(runtime.database, runtime.clock, runtime.settings)
@@ -35,6 +35,7 @@ class InProcessWorker:
         self.stop_event.set()
         await finish_or_release(self.task, self.runtime_grace)
         await self.schedules_task
+        await self.close_senders()  # no handler runs any more
 
 
 async def finish_or_release(task: asyncio.Task[None], grace: float) -> None:
@@ -70,7 +71,7 @@ def run_standalone(runtime: Runtime) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
-        register_all(runtime)
+        close_senders = register_all(runtime)
         worker = Worker(runtime.database, runtime.clock, runtime.settings)
         logger.info("worker %s started", worker.worker_id)
         loop_task = asyncio.create_task(worker.run_forever(stop_event))
@@ -84,6 +85,7 @@ def run_standalone(runtime: Runtime) -> None:
         hurry_task.cancel()
         await finish_or_release(loop_task, 0 if not loop_task.done() else grace)
         await schedules_task
+        await close_senders()  # no handler runs any more
         logger.info("worker %s stopped", worker.worker_id)
 
     asyncio.run(main())

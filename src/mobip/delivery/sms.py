@@ -207,26 +207,24 @@ class SmsGateway(Protocol):
         """Hand ``sms`` to the provider; PermanentFailure when retrying cannot help."""
         ...
 
+    async def aclose(self) -> None:
+        """Close the connections kept to the provider (at worker shutdown)."""
+        ...
 
-ClientFactory = Callable[[], httpx.AsyncClient]
 
 _EXCERPT_CHARS = 200
 _DEFAULT_RETRY_AFTER = timedelta(minutes=1)
 
 
-def http_client_factory(timeout: float) -> ClientFactory:
-    """A new client per message: no redirects followed, bounded time.
+def http_client(timeout: float) -> httpx.AsyncClient:
+    """The provider's client for the worker's lifetime: no redirects followed, bounded time.
 
+    Kept-alive connections (and the TLS context) serve every message. Connections belong to the
+    event loop that opened them: use the client in one loop and close it (``aclose``) there.
     Provider URLs are the operator's settings, not merchant input: no SSRF guard (a gateway may
     well be on a private network).
     """
-
-    tls = httpx.create_ssl_context()  # the CA bundle is read once, not per message
-
-    def make() -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=tls)
-
-    return make
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
 
 # A Retry-After longer than this is not believed (a message's own backoff cap).
@@ -271,19 +269,21 @@ class TwilioGateway:
         auth_token: str,
         sender: str,
         base_url: str,
-        clients: ClientFactory,
+        client: httpx.AsyncClient,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.auth = (account_sid, auth_token)
         self.sender = sender
-        self.clients = clients
+        self.client = client
 
     async def send(self, sms: Sms) -> None:
         origin = "MessagingServiceSid" if self.sender.startswith("MG") else "From"
         form = {"To": sms.to, origin: self.sender, "Body": sms.text}
-        async with self.clients() as client:
-            response = await client.post(self.url, data=form, auth=self.auth)
+        response = await self.client.post(self.url, data=form, auth=self.auth)
         check_response("Twilio", response)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 _PLACEHOLDER = re.compile(r"\{(to|text|sender|reference)\}")
@@ -307,7 +307,7 @@ class HttpGateway:
         body_template: str,
         content_type: str,
         sender: str,
-        clients: ClientFactory,
+        client: httpx.AsyncClient,
     ) -> None:
         self.url = url
         self.method = method.upper()
@@ -315,7 +315,7 @@ class HttpGateway:
         self.body_template = body_template
         self.content_type = content_type
         self.sender = sender
-        self.clients = clients
+        self.client = client
 
     def _escape(self, value: str) -> str:
         if self.method == "GET" or "x-www-form-urlencoded" in self.content_type:
@@ -330,20 +330,22 @@ class HttpGateway:
 
     async def send(self, sms: Sms) -> None:
         rendered = self.render(sms)
-        async with self.clients() as client:
-            if self.method == "GET":
-                separator = "&" if "?" in self.url else "?"
-                response = await client.get(
-                    f"{self.url}{separator}{rendered}", headers=self.headers
-                )
-            else:
-                response = await client.request(
-                    self.method,
-                    self.url,
-                    content=rendered.encode(),
-                    headers={**self.headers, "Content-Type": self.content_type},
-                )
+        if self.method == "GET":
+            separator = "&" if "?" in self.url else "?"
+            response = await self.client.get(
+                f"{self.url}{separator}{rendered}", headers=self.headers
+            )
+        else:
+            response = await self.client.request(
+                self.method,
+                self.url,
+                content=rendered.encode(),
+                headers={**self.headers, "Content-Type": self.content_type},
+            )
         check_response("the SMS gateway", response)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 class OutboxGateway:
@@ -365,6 +367,9 @@ class OutboxGateway:
             at=self.clock.now(),
         )
 
+    async def aclose(self) -> None:
+        pass  # nothing kept open
+
 
 def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
     """The configured provider (``MOBIP_SMS_PROVIDER``), the outbox in development, else none.
@@ -374,7 +379,6 @@ def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
     """
     provider = settings.resolved_sms_provider
     sender = settings.sms_sender or "MOBIP"
-    clients = http_client_factory(settings.sms_timeout_seconds)
     if provider is SmsProvider.TWILIO:
         twilio = settings.twilio_account()
         return TwilioGateway(
@@ -382,7 +386,7 @@ def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
             auth_token=twilio.auth_token,
             sender=twilio.sender,
             base_url=settings.twilio_base_url,
-            clients=clients,
+            client=http_client(settings.sms_timeout_seconds),
         )
     if provider is SmsProvider.HTTP:
         gateway = settings.sms_gateway()
@@ -393,7 +397,7 @@ def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
             body_template=settings.sms_gateway_body,
             content_type=settings.sms_gateway_content_type,
             sender=sender,
-            clients=clients,
+            client=http_client(settings.sms_timeout_seconds),
         )
     if provider is SmsProvider.OUTBOX:
         return OutboxGateway(devoutbox.directory(settings), sender, clock)
@@ -423,6 +427,11 @@ class SmsSender:
             raise NotConfigured("no SMS provider configured: set MOBIP_SMS_PROVIDER")
         reference = devoutbox.file_stem(message.created_at, "sms", message.id)
         await self.gateway.send(Sms(message.target, text, reference))
+
+    async def aclose(self) -> None:
+        """Close the gateway's connections; in the worker's event loop, once it has stopped."""
+        if self.gateway is not None:
+            await self.gateway.aclose()
 
     def _text(self, message: OutboxMessage) -> str:
         payload = message.load_payload()
