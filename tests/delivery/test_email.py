@@ -8,9 +8,8 @@ import email
 import email.policy
 import io
 import re
-import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
@@ -21,10 +20,6 @@ import pytest
 import zxingcpp
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from PIL import Image
 from pydantic import SecretStr
 from starlette.testclient import TestClient
@@ -49,6 +44,7 @@ from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
+from tls_support import self_signed, server_context
 
 # --- a real SMTP receiver on loopback ------------------------------------------------------------
 
@@ -613,43 +609,7 @@ def test_attempts_back_off_with_jitter_and_the_last_one_fails_the_message_with_i
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (the client trusts it through smtp_ca_file)."""
-    import ipaddress
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mobip test SMTP")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
+    return self_signed(tmp_path_factory.mktemp("tls"), common_name="mobip test SMTP")
 
 
 def test_starttls_with_login(
