@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     verified: bool | None
+    connection: tuple[str, int] = ("", 0)  # the sender's address and port: one per connection
 
     @property
     def form(self) -> dict[str, list[str]]:
@@ -51,6 +52,7 @@ class Receiver:
         # When set, replies wait until the gate opens (a handler "in hand" for shutdown tests).
         self.gate: threading.Event | None = None
         self.scheme = "http"
+        self.closed: list[tuple[str, int]] = []  # connections the sender closed, in order
 
     @property
     def port(self) -> int:
@@ -71,6 +73,13 @@ class Receiver:
                 raise AssertionError(f"got {len(self.requests)} requests, expected {count}")
             return list(self.requests)
 
+    def wait_closed(self, count: int, timeout: float = 30) -> list[tuple[str, int]]:
+        """Block until the senders closed ``count`` connections (an event, not a sleep)."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.closed) >= count, timeout):
+                raise AssertionError(f"{len(self.closed)} connections closed, expected {count}")
+            return list(self.closed)
+
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> Reply:
         parts = urlsplit(handler.path)
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -88,6 +97,7 @@ class Receiver:
             headers,
             body,
             verified,
+            handler.client_address,
         )
         with self.changed:
             self.requests.append(received)
@@ -124,6 +134,12 @@ def running_receiver(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
             self.wfile.write(reply.body)
 
         do_GET = do_POST = _serve
+
+        def finish(self) -> None:
+            super().finish()
+            with receiver.changed:
+                receiver.closed.append(self.client_address)
+                receiver.changed.notify_all()
 
         def log_message(self, format: str, *args: object) -> None:
             pass

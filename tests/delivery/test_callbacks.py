@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -413,3 +414,26 @@ def test_a_callback_whose_account_is_gone_fails_without_sending(
     assert "no longer exists" in (message.last_error or "")
     assert attempt.outcome == AttemptOutcome.FAILED
     assert receiver.requests == []
+
+
+def test_one_connection_serves_the_worker_until_it_stops(
+    runtime: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    """Callbacks to one merchant reuse a kept-alive connection, which the worker closes when it
+    stops (it does not linger until the process exits)."""
+    from mobip.delivery.runner import InProcessWorker
+
+    one_by_one = with_settings(runtime, worker_batch_size=1)
+    for _ in range(3):
+        queue(one_by_one, merchant, receiver.url("/callback"))
+
+    async def main() -> None:
+        running = InProcessWorker(one_by_one)
+        await asyncio.to_thread(receiver.wait_for, 3)
+        assert receiver.closed == []
+        await running.stop()
+        await asyncio.to_thread(receiver.wait_closed, 1)
+
+    asyncio.run(main())
+    [connection] = {request.connection for request in receiver.requests}
+    assert receiver.closed == [connection]

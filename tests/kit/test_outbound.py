@@ -6,9 +6,11 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from mobip.kit.outbound import (
     OutboundClient,
     OutboundError,
     OutboundRefused,
+    _Connection,
     allow_list_for,
     numeric_ipv4,
     open_tcp,
@@ -323,6 +326,44 @@ def test_https_checks_the_certificate_names_the_url_host(
         with pytest.raises(OutboundError, match="mismatch"):
             post_over_tls(receiver.url(), trusted)
         assert receiver.requests == []
+
+
+def test_aclose_closes_idle_connections_and_waits_only_a_bounded_time(
+    receiver: Receiver,
+) -> None:
+    class SilentPeer:
+        """A writer whose peer never acknowledges the close (a TLS peer gone quiet)."""
+
+        def __init__(self) -> None:
+            self.closed = self.aborted = False
+            self.transport = self
+
+        def close(self) -> None:
+            self.closed = True
+
+        def abort(self) -> None:
+            self.aborted = True
+
+        async def wait_closed(self) -> None:
+            await asyncio.Event().wait()  # never
+
+    async def run() -> tuple[float, SilentPeer, bool]:
+        client = OutboundClient(allow=LOOPBACK)
+        await client.request("POST", receiver.url(), content=b"x")  # leaves one idle connection
+        [[real]] = client._idle.values()
+        silent = SilentPeer()
+        client._idle[("https", "quiet.example", 443)] = [
+            _Connection(asyncio.StreamReader(), silent, h11.Connection(h11.CLIENT))  # type: ignore[arg-type]
+        ]
+        started = time.monotonic()
+        await client.aclose(wait=0.2)
+        return time.monotonic() - started, silent, real.writer.is_closing()
+
+    elapsed, silent, real_closed = asyncio.run(run())
+    assert real_closed  # the real connection was closed
+    receiver.wait_closed(1)  # and the receiver saw it end
+    assert silent.closed and silent.aborted  # the silent one dropped after the wait
+    assert elapsed < 5
 
 
 def test_the_reply_is_read_up_to_the_cap(receiver: Receiver) -> None:

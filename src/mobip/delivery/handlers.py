@@ -35,8 +35,8 @@ Closer = Callable[[], Awaitable[None]]
 def register_all(runtime: Runtime) -> Closer:
     """Register each kind's sender; each sender module adds its own line here.
 
-    Returns what closes the connections the senders keep between messages (the SMS provider's):
-    the worker awaits it when it stops, in its event loop.
+    Returns what closes the connections the senders keep between messages (to the SMS provider
+    and to merchants' callback URLs): the worker awaits it when it stops, in its event loop.
     """
     email_sender = email.EmailSender.from_runtime(runtime)
     sms_sender = sms.SmsSender.from_runtime(runtime)
@@ -52,4 +52,9 @@ def register_all(runtime: Runtime) -> Closer:
     # Signed merchant callbacks through the SSRF-guarded client (12 attempts over 78 h or more).
     callback_sender = callbacks.CallbackSender.from_runtime(runtime)
     _register(CALLBACK, callback_sender.send, callbacks.CALLBACK_POLICY)
-    return sms_sender.aclose
+
+    async def close() -> None:
+        await sms_sender.aclose()
+        await callback_sender.aclose()
+
+    return close

@@ -11,7 +11,6 @@ timeout. Keep-alive connections are reused per origin; a new connection is check
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 import ssl
@@ -34,6 +33,9 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+# How long aclose waits for peers to see their connections closed: a TLS peer that never answers
+# the close must not hold up a worker's shutdown (its connection is then dropped).
+CLOSE_WAIT_SECONDS = 2.0
 MAX_URL_CHARS = 2048
 _HOST_CHARS = frozenset(string.ascii_lowercase + string.digits + ".-_")
 
@@ -530,15 +532,23 @@ class OutboundClient:
             return True
         return False
 
-    async def aclose(self) -> None:
-        """Close the idle connections (those of the running event loop)."""
-        if self._loop is asyncio.get_running_loop():
-            for connections in self._idle.values():
-                for connection in connections:
-                    connection.close()
-                    with contextlib.suppress(OSError, ssl.SSLError):
-                        await connection.writer.wait_closed()
+    async def aclose(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
+        """Close the idle connections (those of the running event loop), waiting at most
+        ``wait`` seconds for them to close cleanly; those still open then are dropped."""
+        connections = [c for idle in self._idle.values() for c in idle]
         self._idle = {}
+        if not connections or self._loop is not asyncio.get_running_loop():
+            return
+        for connection in connections:
+            connection.close()
+        closing = [asyncio.ensure_future(c.writer.wait_closed()) for c in connections]
+        await asyncio.wait(closing, timeout=wait)
+        for connection, closed in zip(connections, closing, strict=True):
+            if not closed.done():
+                closed.cancel()
+                connection.writer.transport.abort()
+            elif not closed.cancelled():
+                closed.exception()  # read, so an OSError / SSLError of a peer is not logged
 
 
 def allow_list_for(settings: Settings) -> tuple[IPNetwork, ...]:
