@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, insert, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Update, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,27 +54,24 @@ def claim_due(
     return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))
 
 
-def _finish(session: Session, message_id: int, worker_id: str, stmt: Update) -> bool:
-    """Run an outcome UPDATE only if ``worker_id`` still holds the lease; True when it did."""
-    guarded = stmt.where(
-        OutboxMessage.id == message_id,
+def _held_by(worker_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The message is still ``worker_id``'s: its lease and no outcome recorded yet."""
+    return (
         OutboxMessage.lease_owner == worker_id,
         OutboxMessage.status == OutboxStatus.PENDING.value,
     )
+
+
+def _finish(session: Session, message_id: int, worker_id: str, stmt: Update) -> bool:
+    """Run an outcome UPDATE only if ``worker_id`` still holds the lease; True when it did."""
+    guarded = stmt.where(OutboxMessage.id == message_id, *_held_by(worker_id))
     result = cast(CursorResult[Any], session.execute(guarded, execution_options=_NO_SYNC))
     return result.rowcount == 1
 
 
 def mark_done(session: Session, message_id: int, worker_id: str, now: datetime) -> bool:
     """Record a delivery; False (and nothing written) if the lease has passed to another worker."""
-    stmt = update(OutboxMessage).values(
-        status=OutboxStatus.DONE.value,
-        delivered_at=now,
-        lease_owner=None,
-        lease_expires_at=None,
-        updated_at=now,
-    )
-    return _finish(session, message_id, worker_id, stmt)
+    return message_id in mark_done_many(session, [message_id], worker_id, now)
 
 
 def mark_done_many(
@@ -85,11 +82,7 @@ def mark_done_many(
         return set()
     stmt = (
         update(OutboxMessage)
-        .where(
-            OutboxMessage.id.in_(message_ids),
-            OutboxMessage.lease_owner == worker_id,
-            OutboxMessage.status == OutboxStatus.PENDING.value,
-        )
+        .where(OutboxMessage.id.in_(message_ids), *_held_by(worker_id))
         .values(
             status=OutboxStatus.DONE.value,
             delivered_at=now,
