@@ -166,6 +166,7 @@ def test_rotated_secret_invalidates_old_secret_and_tokens(
 
     merchant = make_account(runtime)
     token = token_for(client, merchant)
+    assert login(client, token)[0] == 200  # now cached: rotating must drop it from the cache
     with runtime.database.transaction() as session:
         rotated = service.rotate_secret(session, merchant.account.uid, runtime.clock.now())
     assert login(client, token)[0] == 401
