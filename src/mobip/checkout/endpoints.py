@@ -8,6 +8,7 @@ a provider's remote call (Stripe) runs between them, never inside one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -33,7 +34,7 @@ from mobip.checkout.errors import (
     TooManyPaymentAttempts,
 )
 from mobip.checkout.i18n import LANGUAGES, language_of, money, translate, when
-from mobip.checkout.providers.base import ProviderError, Result, Start, WebhookRejected
+from mobip.checkout.providers.base import ProviderError, Result, WebhookRejected
 from mobip.checkout.providers.sandbox import TEST_CARDS
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.kit.envelope import read_body
@@ -42,6 +43,9 @@ from mobip.kit.routing import error_response
 from mobip.kit.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# The work behind a posted form, run in a thread: (checkout token, form fields, client address).
+FormWork = Callable[[str, dict[str, str], str], service.Applied]
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 16 * 1024
@@ -227,17 +231,19 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         csrf.check(secret_key, request.cookies.get(csrf.COOKIE), token, fields.get(csrf.FIELD))
         return fields
 
-    async def pay(request: Request) -> Response:
+    async def submit(request: Request, work: FormWork) -> Response:
+        """A posted checkout form: CSRF-checked, then ``work`` in a thread; errors as pages."""
         token = request.path_params["token"]
-        lang: str | None = None
-        ip = _client_ip(request)
+        fields: dict[str, str] = {}
         try:
             fields = await read_form(request, token)
-            lang = fields.get("lang")
-            applied = await run_in_threadpool(pay_with_card, token, fields, ip)
+            applied = await run_in_threadpool(work, token, fields, _client_ip(request))
         except MobipError as error:
-            return render_error(request, error, language_of(lang), token)
+            return render_error(request, error, language_of(fields.get("lang")), token)
         return finish(request, applied)
+
+    async def pay(request: Request) -> Response:
+        return await submit(request, pay_with_card)
 
     def pay_with_card(token: str, fields: dict[str, str], ip: str) -> service.Applied:
         with runtime.database.session(immediate=True) as session:
@@ -267,26 +273,13 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         return render_page(request, applied.page)
 
     async def start(request: Request) -> Response:
-        token = request.path_params["token"]
-        lang: str | None = None
-        ip = _client_ip(request)
-        try:
-            fields = await read_form(request, token)
-            lang = fields.get("lang")
-            outcome = await run_in_threadpool(start_payment, token, ip, lang)
-        except MobipError as error:
-            return render_error(request, error, language_of(lang), token)
-        if isinstance(outcome, service.PageView):
-            return render_page(request, outcome)
-        if outcome.redirect_url is None:  # a card-form provider: the form is on our page
-            return RedirectResponse(f"/pay/{token}", 303)
-        return RedirectResponse(outcome.redirect_url, 303)
+        return await submit(request, start_payment)
 
-    def start_payment(token: str, ip: str, lang: str | None) -> Start | service.PageView:
+    def start_payment(token: str, fields: dict[str, str], ip: str) -> service.Applied:
         with runtime.database.transaction() as session:
-            plan = service.plan_start(session, token, ip, runtime, language=lang)
+            plan = service.plan_start(session, token, ip, runtime, language=fields.get("lang"))
         if isinstance(plan, service.PageView):
-            return plan
+            return service.Applied(page=plan)
         try:
             started = plan.provider.start(plan.payment, open_reference=plan.open_reference)
         except ProviderError as exc:
@@ -301,7 +294,8 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
             service.record_start(session, token, plan, started, runtime)
             if webhook is not None:
                 service.save_webhook(session, token, runtime=runtime, **webhook)
-        return started
+        # A card-form provider has no page of its own: its form is on ours.
+        return service.Applied(redirect=started.redirect_url or f"/pay/{token}")
 
     def register_webhook(plan: service.StartPlan) -> dict[str, str] | None:
         url = plan.register_webhook_at
