@@ -53,6 +53,8 @@ class FakeStripe:
         self.webhook_endpoints: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
         self.fail_with: int | None = None
+        # API paths answered with this status only (one call failing, the others working).
+        self.failing: dict[str, int] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,8 +124,9 @@ class FakeStripe:
         params = parse_stripe_form(body if method == "POST" else url.query)
         auth = request.headers.get("Authorization", "")
         self.authorizations.append(auth)
-        if self.fail_with is not None:
-            return self._reply(request, self.fail_with, _error("api_error", "Stripe is down"))
+        failure = self.fail_with if self.fail_with is not None else self.failing.get(url.path)
+        if failure is not None:
+            return self._reply(request, failure, _error("api_error", "Stripe is down"))
         if auth.removeprefix("Bearer ") not in self.secret_keys:
             return self._reply(
                 request, 401, _error("invalid_request_error", "Invalid API Key provided")

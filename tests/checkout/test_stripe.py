@@ -119,6 +119,14 @@ def send_event(
     return reply.status_code, reply.json()
 
 
+def cancel(runtime: Runtime, merchant: Account, transaction: Transaction) -> None:
+    """The merchant cancels ``transaction`` (through the transactions service, as the API does)."""
+    with runtime.database.transaction() as session:
+        owner = session.get(Account, merchant.id)
+        assert owner is not None
+        transactions_service.cancel(session, owner, transaction.trid, runtime.clock)
+
+
 def deliver(
     client: TestClient, fake: FakeStripe, merchant: Account, payload: bytes
 ) -> tuple[int, dict[str, str]]:
@@ -688,10 +696,7 @@ def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
     transaction: Transaction,
 ) -> None:
     session_id = session_id_of(start(stripe_client, transaction))
-    with runtime.database.transaction() as session:  # the merchant cancels meanwhile…
-        owner = session.get(Account, merchant.id)
-        assert owner is not None
-        transactions_service.cancel(session, owner, transaction.trid, runtime.clock)
+    cancel(runtime, merchant, transaction)  # the merchant cancels meanwhile…
     fake.pay(session_id)  # …while the customer is paying on Stripe's page
     path = f"{pay_path(transaction)}/return?session_id={session_id}"
     reply = stripe_client.get(path)
@@ -717,6 +722,72 @@ def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
     assert callbacks == ["CANCELLED"]
     french = stripe_client.get(path + "&lang=FR").text
     assert "a été remboursé" in french
+
+
+def test_a_refund_that_fails_is_recorded_said_and_logged_once(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session_id = session_id_of(start(stripe_client, transaction))
+    cancel(runtime, merchant, transaction)
+    fake.pay(session_id)
+    fake.failing["/v1/refunds"] = 500
+    path = f"{pay_path(transaction)}/return?session_id={session_id}"
+    reply = stripe_client.get(path)
+    assert reply.status_code == 409
+    assert "Payment cancelled" in reply.text
+    assert "It will be refunded; contact the merchant if you do not see the refund" in reply.text
+    assert fake.refunds == [] and reload(runtime, transaction).status == "CANCELLED"
+    assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
+        ("started", None),
+        ("duplicate", "refund_failed"),
+    ]
+    failures = [
+        r
+        for r in caplog.records
+        if r.name == "mobip.checkout.service"
+        and r.getMessage() == "could not refund a duplicate payment"
+    ]
+    assert len(failures) == 1 and failures[0].levelno == logging.ERROR
+    # The webhook of the same payment: said the same way, neither tried nor recorded again.
+    fake.failing.clear()
+    payload = fake.event("checkout.session.completed", session_id)
+    assert deliver(stripe_client, fake, merchant, payload)[0] == 200
+    assert "It will be refunded" in stripe_client.get(path).text
+    assert fake.refunds == []
+    assert len(attempts(runtime, transaction)) == 2
+
+
+def test_a_webhook_that_cannot_be_registered_does_not_stop_the_payment(
+    runtime: Runtime,
+    stripe_client: TestClient,
+    fake: FakeStripe,
+    merchant: Account,
+    transaction: Transaction,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.failing["/v1/webhook_endpoints"] = 500
+    session_id = session_id_of(start(stripe_client, transaction))
+    assert fake.webhook_endpoints == []
+    with runtime.database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderWebhook)) == 0
+    assert "could not register the Stripe webhook" in [r.getMessage() for r in caplog.records]
+    # The customer's return still confirms the payment.
+    fake.pay(session_id)
+    back = stripe_client.get(
+        f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
+    )
+    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+    assert reload(runtime, transaction).status == "PAID"
+    # The next start registers it.
+    fake.failing.clear()
+    start(stripe_client, new_transaction(runtime, merchant))
+    [endpoint] = fake.webhook_endpoints
+    assert endpoint["url"] == f"{BASE}/webhooks/stripe/{merchant.uid}"
 
 
 def test_a_merchants_webhook_cannot_touch_another_merchants_transaction(
