@@ -293,10 +293,7 @@ def account_callback_secret(
     with _runtime() as runtime:
         _require_current_schema(runtime)
         with _unit_of_work(runtime) as session:
-            account = accounts_repository.get_by_uid(session, uid)
-            if account is None:
-                typer.echo(f"error: no account {uid}", err=True)
-                raise typer.Exit(1)
+            account = accounts_service.operator_get(session, uid)
             secret = delivery_service.callback_secret(
                 session, account.id, runtime.encryptor, runtime.clock.now(), rotate=rotate
             )
