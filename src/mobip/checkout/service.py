@@ -361,6 +361,58 @@ def check_rate_limits(
 # --- what an outcome changes -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """An outcome being applied to its transaction (locked): by which provider, for which
+    client, and the language of the page that answers it."""
+
+    session: Session
+    transaction: Transaction
+    merchant: Account
+    provider: PaymentProvider
+    key: str
+    runtime: Runtime
+    language: str | None
+
+    def page(self) -> PageView:
+        return view(
+            self.session, self.transaction, self.merchant, self.runtime, language=self.language
+        )
+
+    def record(self, outcome: Outcome, result: str) -> None:
+        _record(
+            self.session,
+            self.transaction,
+            self.provider.name,
+            outcome,
+            self.key,
+            self.runtime,
+            result,
+        )
+
+    def change(self, to: TransactionStatus, reason: str | None) -> bool:
+        return transactions_repository.change_status(
+            self.session,
+            self.transaction,
+            to=to,
+            reason=reason.upper() if reason else None,
+            now=self.runtime.clock.now(),
+        )
+
+    def queue_callback(self, resp_code: str) -> None:
+        transaction = self.transaction
+        if transaction.call_back_url:
+            delivery.queue_callback(
+                self.session,
+                url=transaction.call_back_url,
+                trid=transaction.trid,
+                track_id=transaction.track_id,
+                resp_code=resp_code,
+                account_id=transaction.account_id,
+                clock=self.runtime.clock,
+            )
+
+
 def apply_outcome(
     session: Session,
     transaction: Transaction,
@@ -373,30 +425,33 @@ def apply_outcome(
     language: str | None = None,
 ) -> Applied:
     """Record the attempt and move the transaction: PAID, a decline (DENIED at the third), ERROR."""
+    attempt = _Attempt(session, transaction, merchant, provider, key, runtime, language)
+    return _apply(attempt, outcome)
+
+
+def _apply(attempt: _Attempt, outcome: Outcome) -> Applied:
     if outcome.result is Result.PENDING:
-        page = view(session, transaction, merchant, runtime, language=language)
+        page = attempt.page()
         if page.state is PageState.PAYABLE:
             page.notice = "not_completed"
         return Applied(page=page)
     if outcome.result is Result.PAID:
-        return _apply_paid(
-            session, transaction, merchant, provider, outcome, key, runtime, language
-        )
-    if transaction.status != TransactionStatus.PENDING:
+        return _apply_paid(attempt, outcome)
+    if attempt.transaction.status != TransactionStatus.PENDING:
         # A late decline or error about a transaction already final: statuses never go back.
-        return Applied(page=view(session, transaction, merchant, runtime, language=language))
-    _record(session, transaction, provider.name, outcome, key, runtime, outcome.result.value)
+        return Applied(page=attempt.page())
+    attempt.record(outcome, outcome.result.value)
     if outcome.result is Result.DECLINED:
-        declines = repository.count_outcomes(session, transaction, AttemptOutcome.DECLINED)
-        if declines >= MAX_DECLINES and _change(
-            session, transaction, TransactionStatus.DENIED, (outcome.reason or "declined"), runtime
+        declines = repository.count_outcomes(
+            attempt.session, attempt.transaction, AttemptOutcome.DECLINED
+        )
+        if declines >= MAX_DECLINES and attempt.change(
+            TransactionStatus.DENIED, outcome.reason or "declined"
         ):
-            _queue_callback(session, transaction, "PROCESSED", runtime)
-    elif _change(
-        session, transaction, TransactionStatus.ERROR, outcome.reason or "provider_error", runtime
-    ):
-        _queue_callback(session, transaction, "ERROR", runtime)
-    page = view(session, transaction, merchant, runtime, language=language)
+            attempt.queue_callback("PROCESSED")
+    elif attempt.change(TransactionStatus.ERROR, outcome.reason or "provider_error"):
+        attempt.queue_callback("ERROR")
+    page = attempt.page()
     if page.state is PageState.PAYABLE:
         reason = outcome.reason if outcome.reason in _DECLINE_TEXTS else "card_declined"
         page.notice = f"declined_{reason}"
@@ -404,16 +459,8 @@ def apply_outcome(
     return Applied(page=page)
 
 
-def _apply_paid(
-    session: Session,
-    transaction: Transaction,
-    merchant: Account,
-    provider: PaymentProvider,
-    outcome: Outcome,
-    key: str,
-    runtime: Runtime,
-    language: str | None,
-) -> Applied:
+def _apply_paid(attempt: _Attempt, outcome: Outcome) -> Applied:
+    transaction = attempt.transaction
     if (outcome.trid, outcome.amount, outcome.currency) != (
         transaction.trid,
         transaction.total_amount,
@@ -424,42 +471,33 @@ def _apply_paid(
             "payment does not match its transaction",
             extra={"fields": {"trid": transaction.trid, "reference": outcome.reference}},
         )
-        mismatch = Outcome(Result.ERROR, "amount_mismatch", reference=outcome.reference)
-        return apply_outcome(
-            session, transaction, merchant, provider, mismatch, key, runtime, language=language
+        return _apply(
+            attempt, Outcome(Result.ERROR, "amount_mismatch", reference=outcome.reference)
         )
-    if not _change(session, transaction, TransactionStatus.PAID, None, runtime):
-        return _paid_already(
-            session, transaction, merchant, provider, outcome, key, runtime, language
-        )
-    now = runtime.clock.now()
-    repository.set_payment_method(session, transaction, outcome.payment_method, now)
-    _record(session, transaction, provider.name, outcome, key, runtime, AttemptOutcome.PAID)
+    if not attempt.change(TransactionStatus.PAID, None):
+        return _paid_already(attempt, outcome)
+    clock = attempt.runtime.clock
+    repository.set_payment_method(attempt.session, transaction, outcome.payment_method, clock.now())
+    attempt.record(outcome, AttemptOutcome.PAID)
     if transaction.customer_email:
         delivery.queue_receipt(
-            session,
+            attempt.session,
             target=transaction.customer_email,
             trid=transaction.trid,
             language=transaction.language,
             account_id=transaction.account_id,
-            clock=runtime.clock,
+            clock=clock,
         )
-    _queue_callback(session, transaction, "PROCESSED", runtime)
+    attempt.queue_callback("PROCESSED")
     return Applied(redirect=merchant_return_url(transaction))
 
 
-def _paid_already(
-    session: Session,
-    transaction: Transaction,
-    merchant: Account,
-    provider: PaymentProvider,
-    outcome: Outcome,
-    key: str,
-    runtime: Runtime,
-    language: str | None,
-) -> Applied:
+def _paid_already(attempt: _Attempt, outcome: Outcome) -> Applied:
     """A payment confirmed for a transaction that is no longer PENDING."""
-    page = no_longer_payable(session, transaction, merchant, runtime, language)
+    session, transaction = attempt.session, attempt.transaction
+    page = no_longer_payable(
+        session, transaction, attempt.merchant, attempt.runtime, attempt.language
+    )
     if outcome.reference is None:
         return Applied(page=page)
     paid = repository.paid_reference(session, transaction)
@@ -476,7 +514,7 @@ def _paid_already(
     # provider page, or the link was cancelled or expired meanwhile): give it back.
     reason = "refunded"
     try:
-        provider.refund(outcome.reference, transaction.total_amount)
+        attempt.provider.refund(outcome.reference, transaction.total_amount)
     except ProviderError as exc:
         reason = "refund_failed"
         log.error(
@@ -490,25 +528,9 @@ def _paid_already(
         card_last4=outcome.card_last4,
         reference=outcome.reference,
     )
-    _record(session, transaction, provider.name, duplicate, key, runtime, AttemptOutcome.DUPLICATE)
+    attempt.record(duplicate, AttemptOutcome.DUPLICATE)
     page.notice = _REFUND_NOTICES[reason]
     return Applied(page=page)
-
-
-def _change(
-    session: Session,
-    transaction: Transaction,
-    to: TransactionStatus,
-    reason: str | None,
-    runtime: Runtime,
-) -> bool:
-    return transactions_repository.change_status(
-        session,
-        transaction,
-        to=to,
-        reason=reason.upper() if reason else None,
-        now=runtime.clock.now(),
-    )
 
 
 def _record(
@@ -534,21 +556,6 @@ def _record(
             created_at=runtime.clock.now(),
         ),
     )
-
-
-def _queue_callback(
-    session: Session, transaction: Transaction, resp_code: str, runtime: Runtime
-) -> None:
-    if transaction.call_back_url:
-        delivery.queue_callback(
-            session,
-            url=transaction.call_back_url,
-            trid=transaction.trid,
-            track_id=transaction.track_id,
-            resp_code=resp_code,
-            account_id=transaction.account_id,
-            clock=runtime.clock,
-        )
 
 
 # --- paying on the provider's page (Stripe): start, return ------------------------------------
