@@ -46,27 +46,22 @@ def add(session: Session, transaction: Transaction) -> Transaction:
     stays out of the session; the create path only reads back what it set.
     """
     insert_new(session, transaction)
-    session.connection().execute(
-        _INSERT_EVENT,
-        {
-            "transaction_id": transaction.id,
-            "status": transaction.status,
-            "reason": transaction.reason,
-            "at": transaction.status_changed_at,
-        },
-    )
+    session.connection().execute(_INSERT_EVENT, _event_values(transaction))
     return transaction
 
 
 def add_event(session: Session, transaction: Transaction) -> None:
-    session.add(
-        TransactionEvent(
-            transaction_id=transaction.id,
-            status=transaction.status,
-            reason=transaction.reason,
-            at=transaction.status_changed_at,
-        )
-    )
+    session.add(TransactionEvent(**_event_values(transaction)))
+
+
+def _event_values(transaction: Transaction) -> dict[str, Any]:
+    """The status event recording the transaction's current status."""
+    return {
+        "transaction_id": transaction.id,
+        "status": transaction.status,
+        "reason": transaction.reason,
+        "at": transaction.status_changed_at,
+    }
 
 
 def _with_merchant(trid: str) -> Select[Transaction, Account]:
