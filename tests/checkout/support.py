@@ -109,6 +109,11 @@ def outbox(runtime: Runtime, transaction: Transaction) -> list[tuple[str, str, d
         return [(row.kind, row.target, row.load_payload()) for row in rows]
 
 
+def callback_codes(runtime: Runtime, transaction: Transaction) -> list[str]:
+    """The ``resp_code`` of each callback queued for the transaction, oldest first."""
+    return [p["resp_code"] for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
+
+
 def database_text(runtime: Runtime) -> str:
     """Every row of every table the database holds (not only the ones our models know), as
     text: to look for data that must never be stored."""

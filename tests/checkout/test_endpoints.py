@@ -18,6 +18,7 @@ from checkout.support import (
     PAID,
     PROVIDER_ERROR,
     attempts,
+    callback_codes,
     card,
     csrf_of,
     new_transaction,
@@ -289,8 +290,7 @@ def test_declines_say_why_and_the_third_denies_the_transaction(
     assert heading(third.text) == "Payment denied"
     denied = reload(runtime, transaction)
     assert (denied.status, denied.reason) == ("DENIED", "CARD_DECLINED")
-    callbacks = [p for k, _, p in outbox(runtime, transaction) if k == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["PROCESSED"]
+    assert callback_codes(runtime, transaction) == ["PROCESSED"]
     assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
         ("declined", "card_declined"),
         ("declined", "insufficient_funds"),
@@ -315,8 +315,7 @@ def test_provider_error_is_error_with_callback_error(
     assert heading(reply.text) == "Payment error"
     failed = reload(runtime, transaction)
     assert (failed.status, failed.reason) == ("ERROR", "PROCESSING_ERROR")
-    callbacks = [p for k, _, p in outbox(runtime, transaction) if k == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["ERROR"]
+    assert callback_codes(runtime, transaction) == ["ERROR"]
     assert [(a.outcome, a.reason) for a in attempts(runtime, transaction)] == [
         ("error", "processing_error")
     ]
@@ -393,9 +392,7 @@ def test_expired_link_is_cancelled_on_load(
     assert "This payment link expired on January 31, 2026" in page.text
     expired = reload(runtime, transaction)
     assert (expired.status, expired.reason) == ("CANCELLED", "EXPIRED")
-    assert [p["resp_code"] for k, _, p in outbox(runtime, transaction) if k == "callback"] == [
-        "CANCELLED"
-    ]
+    assert callback_codes(runtime, transaction) == ["CANCELLED"]
 
 
 def test_sandbox_in_production_only_for_test_accounts(

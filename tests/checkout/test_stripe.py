@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from checkout.fake_stripe import SECRET_KEY, FakeStripe, parse_stripe_form
 from checkout.support import (
     attempts,
+    callback_codes,
     card,
     csrf_of,
     database_text,
@@ -505,8 +506,7 @@ def test_an_amount_that_does_not_match_is_an_error_never_paid(
     assert "Payment error" in reply.text
     failed = reload(runtime, transaction)
     assert (failed.status, failed.reason) == ("ERROR", "AMOUNT_MISMATCH")
-    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["ERROR"]
+    assert callback_codes(runtime, transaction) == ["ERROR"]
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -643,8 +643,7 @@ def test_failed_async_payments_count_as_declines(
         assert deliver(stripe_client, fake, merchant, payload)[0] == 200
     denied = reload(runtime, transaction)
     assert (denied.status, denied.reason) == ("DENIED", "PAYMENT_FAILED")
-    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["PROCESSED"]
+    assert callback_codes(runtime, transaction) == ["PROCESSED"]
 
 
 def test_other_events_are_acknowledged_and_ignored(
@@ -718,8 +717,7 @@ def test_a_payment_after_the_link_was_cancelled_is_refunded_once(
         ("started", None),
         ("duplicate", "refunded"),
     ]
-    callbacks = [p["resp_code"] for k, _, p in outbox(runtime, transaction) if k == "callback"]
-    assert callbacks == ["CANCELLED"]
+    assert callback_codes(runtime, transaction) == ["CANCELLED"]
     french = stripe_client.get(path + "&lang=FR").text
     assert "a été remboursé" in french
 

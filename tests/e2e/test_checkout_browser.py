@@ -28,6 +28,7 @@ from checkout.support import (
     PAID,
     PROVIDER_ERROR,
     attempts,
+    callback_codes,
     database_text,
     merchant_site,
     new_transaction,
@@ -278,8 +279,7 @@ def test_three_declines_deny_the_transaction(
     pay(page, DECLINED)
     expect(page.locator("h1")).to_have_text("Payment denied")
     assert reload(runtime, transaction).status == "DENIED"
-    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["PROCESSED"]
+    assert callback_codes(runtime, transaction) == ["PROCESSED"]
     page.get_by_role("link", name="Return to Café Lumière").click()
     page.wait_for_url(re.compile(r"status=DENIED"))
     assert_no_card_data(runtime, caplog, transaction)
@@ -417,8 +417,7 @@ def test_a_provider_error_shows_its_own_page(
     expect(page.get_by_label("Card number")).to_have_count(0)
     failed = reload(runtime, transaction)
     assert (failed.status, failed.reason) == ("ERROR", "PROCESSING_ERROR")
-    callbacks = [p for kind, _, p in outbox(runtime, transaction) if kind == "callback"]
-    assert [c["resp_code"] for c in callbacks] == ["ERROR"]
+    assert callback_codes(runtime, transaction) == ["ERROR"]
     page.get_by_role("link", name="Français").click()
     expect(page.locator("h1")).to_have_text("Erreur de paiement")
     assert texts_in_other_language(page, "FR") == []
