@@ -121,8 +121,8 @@ def authenticate(
     if not raw_token:
         raise MissingToken()
     token_hash = hash_secret(raw_token)
-    known = _known.get(token_hash)
-    if known is None or not _fresh(known, now) or not _valid(known, now, settings):
+    known = _cached(token_hash, now, settings)
+    if known is None:
         known = _load(session, token_hash, now)
         if not _valid(known, now, settings):
             _known.pop(token_hash, None)
@@ -139,15 +139,18 @@ def cached_account(settings: Settings, raw_token: str | None, now: datetime) -> 
     None means "ask the database" (unknown token, cache entry too old, or the last-use time due
     for its refresh): the caller then takes the ordinary path, ``authenticate``.
     """
-    known = _known.get(hash_secret(raw_token)) if raw_token else None
-    if (
-        known is None
-        or not _fresh(known, now)
-        or not _valid(known, now, settings)
-        or _touch_due(known, now, settings)
-    ):
+    known = _cached(hash_secret(raw_token), now, settings) if raw_token else None
+    if known is None or _touch_due(known, now, settings):
         return None
     return known.account
+
+
+def _cached(token_hash: str, now: datetime, settings: Settings) -> _Known | None:
+    """The cache's entry for a token, if the database said it moments ago and it is still valid."""
+    known = _known.get(token_hash)
+    if known is None or not _fresh(known, now) or not _valid(known, now, settings):
+        return None
+    return known
 
 
 def _fresh(known: _Known, now: datetime) -> bool:
