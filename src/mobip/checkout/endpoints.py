@@ -336,7 +336,9 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
             log.warning("payment provider unreachable", extra={"fields": {"error": str(exc)}})
             raise ProviderUnreachable() from exc
         with runtime.database.transaction(immediate=True) as session:
-            return service.apply_return(session, token, outcome, ip, runtime, language=lang)
+            return service.apply_return(
+                session, token, provider, outcome, ip, runtime, language=lang
+            )
 
     async def webhook(request: Request) -> Response:
         provider_name = request.path_params["provider"]

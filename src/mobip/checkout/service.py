@@ -649,15 +649,16 @@ def plan_return(
 def apply_return(
     session: Session,
     token: str,
+    provider: PaymentProvider,
     outcome: Outcome,
     client_ip: str,
     runtime: Runtime,
     *,
     language: str | None,
 ) -> Applied:
-    """The customer is back from the provider's page with ``outcome`` (asked from the provider)."""
+    """The customer is back from the provider's page with ``outcome``, asked from ``provider``
+    (the one ``plan_return`` gave: a duplicate payment is refunded where it was taken)."""
     transaction, merchant = load(session, token, runtime, for_update=True)
-    provider = provider_for(merchant, runtime)
     return apply_outcome(
         session,
         transaction,
