@@ -7,6 +7,7 @@ events (requests arriving, rows changing, processes exiting), each with a genero
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 
 from sqlalchemy import func, select
 
@@ -160,63 +162,89 @@ def test_workers_killed_at_random_moments_lose_no_callback(
     print(f"\n{kills} kills, {len(receiver.requests) - MESSAGES} duplicate deliveries")
 
 
-def test_sigterm_releases_the_message_in_hand_after_the_grace_period(
-    runtime: Runtime, receiver: Receiver
-) -> None:
-    from mobip.kit.clock import SystemClock
-
-    runtime.clock = SystemClock()
-    merchant = make_account(runtime)
-    [message_id] = queue_callbacks(runtime, merchant.account.id, receiver.url(), 1)
-    receiver.gate = threading.Event()  # the receiver holds the request: the message stays in hand
-    process = start_worker(worker_env(runtime, MOBIP_WORKER_SHUTDOWN_GRACE_SECONDS="0.2"))
-    try:
-        receiver.wait_for(1, 60)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        receiver.gate.set()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, stderr.decode()[-2000:]
-    with runtime.database.transaction() as session:
-        message = repository.get(session, message_id)
-        assert message is not None
-        assert message.status == OutboxStatus.PENDING
-        assert message.lease_owner is None
-        assert message.attempts == 0  # released: the unfinished attempt is not counted
-
-
-def test_sigterm_finishes_a_message_that_completes_within_the_grace_period(
-    runtime: Runtime, receiver: Receiver
-) -> None:
+@contextlib.contextmanager
+def worker_holding_one_callback(
+    runtime: Runtime, receiver: Receiver, **settings: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A worker process whose one callback the receiver holds until the block ends (the message
+    stays in hand); the process and its message id. A process still running is killed."""
     from mobip.kit.clock import SystemClock
 
     runtime.clock = SystemClock()
     merchant = make_account(runtime)
     [message_id] = queue_callbacks(runtime, merchant.account.id, receiver.url(), 1)
     receiver.gate = threading.Event()
-    env = worker_env(runtime, MOBIP_WORKER_SHUTDOWN_GRACE_SECONDS="60", MOBIP_LOG_LEVEL="INFO")
-    process = start_worker(env)
+    process = start_worker(worker_env(runtime, **settings))
     try:
         receiver.wait_for(1, 60)
-        process.send_signal(signal.SIGTERM)
-        assert process.stderr is not None
-        for line in process.stderr:  # until the worker says it received the signal
-            if b"finishing the batch in hand" in line:
-                break
-        # The worker is now stopping with the message in hand; let the receiver answer.
-        receiver.gate.set()
-        _, stderr = process.communicate(timeout=60)
+        yield process, message_id
     finally:
         receiver.gate.set()
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+def read_until(process: subprocess.Popen[bytes], text: bytes) -> None:
+    """Read the worker's log until a line holding ``text``."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if text in line:
+            return
+
+
+def stored(runtime: Runtime, message_id: int) -> OutboxMessage:
     with runtime.database.transaction() as session:
         message = repository.get(session, message_id)
         assert message is not None
-        assert message.status == OutboxStatus.DONE
-        assert message.attempts == 1
+        return message
+
+
+def test_sigterm_releases_the_message_in_hand_after_the_grace_period(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    settings = {"MOBIP_WORKER_SHUTDOWN_GRACE_SECONDS": "0.2"}
+    with worker_holding_one_callback(runtime, receiver, **settings) as (process, message_id):
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    message = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert message.lease_owner is None
+    assert message.attempts == 0  # released: the unfinished attempt is not counted
+
+
+def test_sigterm_finishes_a_message_that_completes_within_the_grace_period(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    settings = {"MOBIP_WORKER_SHUTDOWN_GRACE_SECONDS": "60", "MOBIP_LOG_LEVEL": "INFO"}
+    with worker_holding_one_callback(runtime, receiver, **settings) as (process, message_id):
+        process.send_signal(signal.SIGTERM)
+        read_until(process, b"finishing the batch in hand")  # the worker received the signal
+        # The worker is now stopping with the message in hand; let the receiver answer.
+        assert receiver.gate is not None
+        receiver.gate.set()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    message = stored(runtime, message_id)
+    assert message.status == OutboxStatus.DONE
+    assert message.attempts == 1
+
+
+def test_a_second_sigterm_releases_the_message_in_hand_at_once(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    # A grace period longer than the wait below: only the second signal can end it in time.
+    settings = {"MOBIP_WORKER_SHUTDOWN_GRACE_SECONDS": "600", "MOBIP_LOG_LEVEL": "INFO"}
+    with worker_holding_one_callback(runtime, receiver, **settings) as (process, message_id):
+        process.send_signal(signal.SIGTERM)
+        read_until(process, b"finishing the batch in hand")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert b"releasing the messages in hand" in stderr
+    assert b"finishing the batch in hand" not in stderr  # logged once, for the first signal
+    message = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert message.lease_owner is None
+    assert message.attempts == 0

@@ -66,6 +66,7 @@ def run_standalone(runtime: Runtime) -> None:
             if stop_event.is_set():
                 logger.info("worker stopping now: releasing the messages in hand")
                 hurry.set()
+                return
             logger.info("worker stopping: finishing the batch in hand")
             stop_event.set()
 
@@ -83,7 +84,7 @@ def run_standalone(runtime: Runtime) -> None:
             [loop_task, hurry_task], timeout=grace, return_when=asyncio.FIRST_COMPLETED
         )
         hurry_task.cancel()
-        await finish_or_release(loop_task, 0 if not loop_task.done() else grace)
+        await finish_or_release(loop_task, 0)  # the grace period (or its hurry) is over
         await schedules_task
         await close_senders()  # no handler runs any more
         logger.info("worker %s stopped", worker.worker_id)
