@@ -145,6 +145,25 @@ def test_the_secret_is_stored_encrypted_and_rotation_changes_the_signature(
         Webhook(first).verify(got.body, got.headers, json_parse=False)
 
 
+def test_a_first_use_that_loses_the_race_takes_the_secret_made_first(
+    runtime: Runtime, merchant: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = secret_of(runtime, merchant.id)  # another worker made it a moment ago
+    real = repository.callback_secret
+    reads: list[int] = []
+
+    def stale_then_real(session: object, account_id: int) -> object:
+        reads.append(account_id)
+        # The first read was made before the other worker's insert was visible.
+        return None if len(reads) == 1 else real(session, account_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "callback_secret", stale_then_real)
+    assert secret_of(runtime, merchant.id) == first  # its own insert refused; the row read again
+    assert reads == [merchant.id, merchant.id]
+    monkeypatch.undo()
+    assert secret_of(runtime, merchant.id) == first  # and the stored secret is unchanged
+
+
 def test_a_500_is_retried_with_backoff_and_the_webhook_id_stays_the_same(
     runtime: Runtime,
     clock: ManualClock,

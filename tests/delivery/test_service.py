@@ -215,3 +215,19 @@ def test_retry_refuses_a_message_in_a_workers_hands_until_its_lease_ends(
         retried = retry_message(session, message_id, clock)
     assert retried.lease_owner is None and retried.status == OutboxStatus.PENDING
     assert retried.next_attempt_at == lease_end
+
+
+def test_retry_refuses_an_unknown_or_delivered_message(
+    database: Database, clock: ManualClock
+) -> None:
+    with database.transaction() as session, pytest.raises(OutboxRetryRefused, match="no outbox"):
+        retry_message(session, 999999, clock)
+    with database.transaction() as session:
+        message_id = enqueue(session, kind="test.kind", target="x", payload={}, clock=clock).id
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status=OutboxStatus.DONE.value)
+        )
+    with database.transaction() as session, pytest.raises(OutboxRetryRefused, match="delivered"):
+        retry_message(session, message_id, clock)
