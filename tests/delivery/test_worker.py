@@ -435,3 +435,32 @@ def test_retry_after_reads_seconds_up_to_the_cap(
     header: str | None, expected: timedelta | None
 ) -> None:
     assert retry_after(header, cap=timedelta(hours=1)) == expected
+
+
+def test_an_outcome_that_cannot_be_recorded_is_logged_and_the_lease_left_to_expire(
+    database: Database,
+    clock: ManualClock,
+    settings: Settings,
+    handler: Calls,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = add(database, clock), add(database, clock)
+    runner = make_worker(database, clock, settings)
+
+    def unreachable(items: object) -> None:
+        raise OSError("database unreachable")
+
+    monkeypatch.setattr(runner, "_record_many", unreachable)
+    assert asyncio.run(runner.run_once()) == 2  # the batch ends; no exception escapes it
+    assert len(handler.seen) == 2
+    logged = [r for r in caplog.records if "could not record the outcome" in r.getMessage()]
+    assert sorted(r.getMessage().rsplit(" ", 1)[1] for r in logged) == sorted(
+        [str(first), str(second)]
+    )
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], OSError) for r in logged)
+    for message_id in (first, second):
+        stored = load(database, message_id)
+        assert stored.status == OutboxStatus.PENDING
+        assert stored.lease_owner == "w1"  # another worker takes it once the lease expires
+        assert stored.attempts == 1
