@@ -149,19 +149,21 @@ class CallbackSender:
             raise RetryLater(f"HTTP {status}, Retry-After {delay}", delay=delay, detail=detail)
         raise DeliveryFailed(f"HTTP {status}", detail=detail)
 
+    def _cached_secret(self, account_id: int) -> str | None:
+        secret, fresh_until = self._secrets.get(account_id, ("", 0.0))
+        return secret if fresh_until > time.monotonic() else None
+
     async def _secret(self, account_id: int) -> str:
-        cached = self._secrets.get(account_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if (cached := self._cached_secret(account_id)) is not None:
+            return cached
         # One load per account at a time: a batch of one merchant's callbacks reads it once.
         loop = asyncio.get_running_loop()
         if self._loading_loop is not loop:  # asyncio locks belong to one event loop
             self._loading, self._loading_loop = {}, loop
         lock = self._loading.setdefault(account_id, asyncio.Lock())
         async with lock:
-            cached = self._secrets.get(account_id)
-            if cached is not None and cached[1] > time.monotonic():
-                return cached[0]
+            if (cached := self._cached_secret(account_id)) is not None:
+                return cached  # loaded while this one waited for the lock
             secret = await asyncio.to_thread(self._load_secret, account_id)
             self._secrets[account_id] = (secret, time.monotonic() + SECRET_CACHE_SECONDS)
             return secret
