@@ -30,6 +30,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
@@ -38,6 +39,7 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
@@ -177,43 +179,48 @@ def enqueue(runtime: Runtime, account_id: int, url: str, trids: list[str]) -> li
 # --- throughput and latency -----------------------------------------------------------------------
 
 
-async def drain(runtime: Runtime, total: int) -> float:
-    register_all(runtime)
+@contextlib.asynccontextmanager
+async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
+    """One worker loop with the real senders; stopped on exit, then their connections closed in
+    this event loop (kept-alive connections belong to it)."""
+    close_senders = register_all(runtime)
     worker = Worker(runtime.database, runtime.clock, runtime.settings)
     stop = asyncio.Event()
-    started = time.perf_counter()
     task = asyncio.create_task(worker.run_forever(stop))
-    while await asyncio.to_thread(done_count, runtime) < total:
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await task
-    return elapsed
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await close_senders()
+
+
+async def drain(runtime: Runtime, total: int) -> float:
+    started = time.perf_counter()
+    async with worker_running(runtime):
+        while await asyncio.to_thread(done_count, runtime) < total:
+            await asyncio.sleep(0.05)
+        return time.perf_counter() - started
 
 
 async def latency(
     runtime: Runtime, account_id: int, url: str, probes: int, rate: float, arrivals: Any
 ) -> list[float]:
-    register_all(runtime)
-    worker = Worker(runtime.database, runtime.clock, runtime.settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run_forever(stop))
     committed: dict[str, float] = {}
-    for i in range(probes):
-        trid = f"lat-{i}"
-        await asyncio.to_thread(enqueue, runtime, account_id, url, [trid])
-        committed[trid] = time.time()
-        await asyncio.sleep(1 / rate)
     delays: list[float] = []
-    deadline = time.monotonic() + 60
-    while len(delays) < probes and time.monotonic() < deadline:
-        try:
-            trid, at = await asyncio.to_thread(arrivals.get, True, 1)
-        except Exception:
-            continue
-        delays.append(at - committed[trid])
-    stop.set()
-    await task
+    async with worker_running(runtime):
+        for i in range(probes):
+            trid = f"lat-{i}"
+            await asyncio.to_thread(enqueue, runtime, account_id, url, [trid])
+            committed[trid] = time.time()
+            await asyncio.sleep(1 / rate)
+        deadline = time.monotonic() + 60
+        while len(delays) < probes and time.monotonic() < deadline:
+            try:
+                trid, at = await asyncio.to_thread(arrivals.get, True, 1)
+            except Exception:
+                continue
+            delays.append(at - committed[trid])
     return delays
 
 
