@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
@@ -115,20 +115,7 @@ class StatusView(NamedTuple):
 
 def status_view(conn: Connection, scope: Account, trid: str) -> StatusView | None:
     """What is_valid shows, as one Core row; the scope check is get_visible's, on the path."""
-    row = conn.execute(_STATUS_VIEW, {"trid": trid}).first()
-    if row is None or not _in_scope(scope, row.path):
-        return None
-    return StatusView(
-        row.status,
-        row.reason,
-        row.track_id,
-        row.item_name,
-        row.payment_method,
-        bool(row.is_refunded),
-        row.status_changed_at,
-        row.expires_at,
-        row.external_account_id,
-    )
+    return _view(conn.execute(_STATUS_VIEW, {"trid": trid}).first(), scope, _as_is)
 
 
 # The same query as SQLite text, for the event loop's raw reader (kit/routing's fast reads):
@@ -138,7 +125,13 @@ _STATUS_VIEW_SQLITE = str(_STATUS_VIEW.compile(dialect=sqlite_dialect()))
 
 def status_view_sqlite(dbapi: sqlite3.Connection, scope: Account, trid: str) -> StatusView | None:
     """status_view on a raw SQLite connection (datetimes are naive UTC text there)."""
-    row = dbapi.execute(_STATUS_VIEW_SQLITE, (trid,)).fetchone()
+    return _view(dbapi.execute(_STATUS_VIEW_SQLITE, (trid,)).fetchone(), scope, _utc_from_text)
+
+
+def _view(
+    row: Sequence[Any] | None, scope: Account, moment: Callable[[Any], datetime]
+) -> StatusView | None:
+    """A _STATUS_VIEW row as a StatusView, or None when ``scope`` may not see it."""
     if row is None or not _in_scope(scope, row[9]):
         return None
     return StatusView(
@@ -148,10 +141,18 @@ def status_view_sqlite(dbapi: sqlite3.Connection, scope: Account, trid: str) -> 
         row[3],
         row[4],
         bool(row[5]),
-        datetime.fromisoformat(row[6]).replace(tzinfo=UTC),
-        datetime.fromisoformat(row[7]).replace(tzinfo=UTC),
+        moment(row[6]),
+        moment(row[7]),
         row[8],
     )
+
+
+def _as_is(moment: datetime) -> datetime:
+    return moment
+
+
+def _utc_from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _in_scope(scope: Account, path: str) -> bool:
