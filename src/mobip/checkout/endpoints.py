@@ -184,8 +184,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
             item=money(transaction.item_amount, transaction.currency, lang),
             tax=money(transaction.tax_amount, transaction.currency, lang),
             total=money(transaction.total_amount, transaction.currency, lang),
-            changed_at=when(transaction.status_changed_at, lang),
-            expired_at=when(transaction.expires_at, lang),
+            date=_date_shown(page),
             test_cards=_TEST_CARDS_SHOWN,
         )
 
@@ -379,6 +378,16 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         Mount("/pay", routes=pay_routes, middleware=[headers]),
         Route("/webhooks/{provider}/{account_uid}", webhook, methods=["POST"]),
     ]
+
+
+def _date_shown(page: service.PageView) -> str | None:
+    """The date a state page states (when it was paid, when it expired); formatted only then."""
+    transaction = page.transaction
+    if page.state is service.PageState.PAID:
+        return when(transaction.status_changed_at, page.language)
+    if page.state is service.PageState.EXPIRED:
+        return when(transaction.expires_at, page.language)
+    return None
 
 
 def _client_ip(request: Request) -> str:
