@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -112,6 +114,23 @@ def insert_new(session: Session, obj: Any) -> int:
     new_id = session.connection().execute(statement, values).scalar_one()
     obj.id = new_id
     return int(new_id)
+
+
+def insert_unless_present(
+    session: Session, model: type[Base], unique: Sequence[str], **values: Any
+) -> bool:
+    """INSERT one row unless a row with the same ``unique`` columns exists; True when inserted.
+
+    ON CONFLICT DO NOTHING on both databases: of two concurrent inserts of one key, one wins.
+    """
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert_(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(*inspect(model).primary_key)
+    )
+    return session.execute(statement).first() is not None
 
 
 @cache

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, UniqueConstraint, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mobip.kit.db import Base, UTCDateTime
+from mobip.kit.db import Base, UTCDateTime, insert_unless_present
 from mobip.kit.envelope import Params
 from mobip.kit.errors import IdempotencyKeyReused, InvalidField
 
@@ -77,20 +75,16 @@ def claim(
             IdempotencyRecord.created_at <= now - TTL,
         )
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.execute(
-        insert(IdempotencyRecord)
-        .values(
-            account_uid=account_uid,
-            key=key,
-            endpoint=endpoint,
-            request_hash=fingerprint,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["account_uid", "key"])
-        .returning(IdempotencyRecord.id)
-    ).first()
-    if inserted is not None:
+    if insert_unless_present(
+        session,
+        IdempotencyRecord,
+        ("account_uid", "key"),
+        account_uid=account_uid,
+        key=key,
+        endpoint=endpoint,
+        request_hash=fingerprint,
+        created_at=now,
+    ):
         return None
     record = session.scalars(
         select(IdempotencyRecord).where(
