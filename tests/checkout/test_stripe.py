@@ -396,6 +396,24 @@ def test_an_undecryptable_webhook_secret_is_refused_until_it_is_readable(
     assert reload(runtime, transaction).status == "PAID"
 
 
+def test_a_card_posted_to_a_stripe_merchant_is_refused_and_changes_nothing(
+    runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
+) -> None:
+    # A card form (e.g. a page rendered before the merchant moved to Stripe): Stripe takes cards
+    # on its own page only.
+    page = stripe_client.get(pay_path(transaction))
+    reply = stripe_client.post(
+        pay_path(transaction),
+        data={**card(), "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 409
+    assert "<h1>Payment unavailable</h1>" in reply.text and "5040" in reply.text
+    assert reload(runtime, transaction).status == "PENDING"
+    assert attempts(runtime, transaction) == []
+    assert fake.authorizations == []
+
+
 def test_start_needs_the_csrf_token(
     runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
 ) -> None:
