@@ -7,12 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
 from mobip.checkout.models import AttemptOutcome, PaymentAttempt, ProviderEvent, ProviderWebhook
+from mobip.kit.db import insert_unless_present
 from mobip.transactions.models import Transaction
 
 
@@ -155,20 +154,16 @@ def record_event(
     now: datetime,
 ) -> bool:
     """Remember a provider event; False when it was already recorded (a duplicate delivery)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(
-        insert(ProviderEvent)
-        .values(
-            provider=provider,
-            event_id=event_id,
-            event_type=event_type,
-            account_id=account_id,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "event_id"])
-        .returning(ProviderEvent.id)
+    return insert_unless_present(
+        session,
+        ProviderEvent,
+        ("provider", "event_id"),
+        provider=provider,
+        event_id=event_id,
+        event_type=event_type,
+        account_id=account_id,
+        received_at=now,
     )
-    return result.scalar_one_or_none() is not None
 
 
 def get_webhook(session: Session, account: Account) -> ProviderWebhook | None:
