@@ -1,4 +1,4 @@
-"""Every text of the pages exists in English and French; money and dates by Babel."""
+"""Every text of the pages exists in English and French; dates by Babel."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mobip.checkout import i18n
+from mobip.kit.i18n import LANGUAGES
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 
 
 def test_every_message_has_every_language() -> None:
     for key, texts in i18n.MESSAGES.items():
-        assert set(texts) == set(i18n.LANGUAGES), key
+        assert set(texts) == set(LANGUAGES), key
         assert all(text.strip() for text in texts.values()), key
         # The same placeholders in each language.
         fields = {lang: set(re.findall(r"{(\w+)}", text)) for lang, text in texts.items()}
@@ -43,21 +44,6 @@ def test_templates_use_only_known_keys_and_no_literal_text() -> None:
     dynamic |= {"error_expiry_format", "error_expiry_past", "error_cvc", "error_title"}
     dynamic |= {f"{s}_title" for s in ("paid", "cancelled", "expired", "denied", "unavailable")}
     assert dynamic <= set(i18n.MESSAGES)
-
-
-def test_language_of() -> None:
-    assert i18n.language_of("fr") == "FR"
-    assert i18n.language_of(" EN ") == "EN"
-    assert i18n.language_of("de") == "EN"
-    assert i18n.language_of(None, default="FR") == "FR"
-
-
-def test_money_in_minor_units_for_currency_and_language() -> None:
-    assert i18n.money(123456, "EUR", "EN") == "€1,234.56"
-    assert i18n.money(123456, "EUR", "FR") == "1\u202f234,56\u00a0€"
-    assert i18n.money(1500, "JPY", "EN") == "¥1,500"
-    assert i18n.money(1234, "KWD", "EN").endswith("1.234")  # three decimals
-    assert i18n.money(0, "USD", "EN") == "$0.00"
 
 
 def test_dates() -> None:

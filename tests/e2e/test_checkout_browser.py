@@ -560,7 +560,8 @@ def test_every_page_is_readable_labelled_and_keyboard_usable(
 
 def texts_in_other_language(page: Page, language: str) -> list[str]:
     """Text on the page that is a message of the other language and not of this one."""
-    from mobip.checkout.i18n import LANGUAGES, MESSAGES
+    from mobip.checkout.i18n import MESSAGES
+    from mobip.kit.i18n import LANGUAGES
 
     [other] = [lang for lang in LANGUAGES if lang != language]
     patterns = []

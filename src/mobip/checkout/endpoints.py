@@ -33,12 +33,13 @@ from mobip.checkout.errors import (
     ProviderUnreachable,
     TooManyPaymentAttempts,
 )
-from mobip.checkout.i18n import LANGUAGES, language_of, money, translate, when
+from mobip.checkout.i18n import translate, when
 from mobip.checkout.providers.base import ProviderError, Result, WebhookRejected
 from mobip.checkout.providers.sandbox import TEST_CARDS
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.kit.envelope import read_body
 from mobip.kit.errors import MobipError
+from mobip.kit.i18n import LANGUAGES, language_of, money
 from mobip.kit.routing import error_response
 from mobip.kit.runtime import Runtime
 

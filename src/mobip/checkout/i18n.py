@@ -1,4 +1,6 @@
-"""Every text of the hosted pages in English and French, and Babel formatting of money/dates.
+"""Every text of the hosted pages in English and French, and Babel formatting of dates.
+
+Languages and money come from ``kit/i18n`` (the messages use the same).
 
 One dictionary: a missing translation is a test failure, not a blank on a customer's phone.
 """
@@ -6,13 +8,10 @@ One dictionary: a missing translation is a test failure, not a blank on a custom
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from babel.dates import format_datetime
-from babel.numbers import format_currency, get_currency_precision
 
-LANGUAGES = ("EN", "FR")
-LOCALES = {"EN": "en", "FR": "fr_FR"}
+from mobip.kit.i18n import LOCALES
 
 MESSAGES: dict[str, dict[str, str]] = {
     "page_title": {"EN": "Payment to {merchant}", "FR": "Paiement à {merchant}"},
@@ -168,23 +167,9 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def language_of(value: str | None, default: str = "EN") -> str:
-    """EN or FR from a query parameter or a transaction (anything else: ``default``)."""
-    upper = (value or "").strip().upper()
-    return upper if upper in LANGUAGES else default
-
-
 def translate(language: str, key: str, **values: object) -> str:
     text = MESSAGES[key][language]
     return text.format(**values) if values else text
-
-
-def money(amount_minor: int, currency: str, language: str) -> str:
-    """An amount in minor units, formatted for the currency and language (Babel)."""
-    digits = get_currency_precision(currency)
-    return format_currency(
-        Decimal(amount_minor).scaleb(-digits), currency, locale=LOCALES[language]
-    )
 
 
 def when(moment: datetime, language: str) -> str:

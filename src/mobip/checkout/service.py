@@ -31,7 +31,6 @@ from mobip.checkout.errors import (
     TooManyPaymentAttempts,
     WebhookAccountNotFound,
 )
-from mobip.checkout.i18n import language_of
 from mobip.checkout.models import AttemptOutcome, PaymentAttempt
 from mobip.checkout.providers import sandbox
 from mobip.checkout.providers.base import (
@@ -47,6 +46,7 @@ from mobip.checkout.providers.base import (
 )
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.delivery import service as delivery
+from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
 from mobip.kit.security import DecryptionError
 from mobip.transactions import repository as transactions_repository

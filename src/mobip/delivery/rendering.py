@@ -9,46 +9,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, get_currency_precision
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from mobip.accounts.models import Account, Language
 from mobip.config import Settings
+from mobip.kit import i18n
 from mobip.transactions.models import Transaction
 from mobip.transactions.service import checkout_url
 
 TEMPLATES = Path(__file__).parent / "templates"
-_LOCALES = {Language.EN: "en", Language.FR: "fr"}
 
 
 def language_of(value: str | None) -> Language:
     """The language a message is written in: EN or FR (anything else falls back to EN)."""
-    try:
-        return Language((value or "").strip().upper())
-    except ValueError:
-        return Language.EN
-
-
-def money(amount: int, currency: str, language: Language) -> str:
-    """``amount`` minor units as the customer's locale writes it: €1,234.50, 1 234,50 €."""
-    exponent = get_currency_precision(currency)
-    return format_currency(Decimal(amount).scaleb(-exponent), currency, locale=_LOCALES[language])
+    return Language(i18n.language_of(value))
 
 
 def long_date(moment: datetime, language: Language) -> str:
     """March 4, 2026 / 4 mars 2026 (the UTC date)."""
-    return format_date(moment.astimezone(UTC).date(), "long", locale=_LOCALES[language])
+    return format_date(moment.astimezone(UTC).date(), "long", locale=i18n.LOCALES[language])
 
 
 def date_time(moment: datetime, language: Language) -> str:
     """March 4, 2026, 3:30\u202fPM UTC / 4 mars 2026, 15:30 UTC."""
-    locale = _LOCALES[language]
+    locale = i18n.LOCALES[language]
     time = format_time(moment, "short", tzinfo=UTC, locale=locale)
     return f"{long_date(moment, language)}, {time} UTC"
 
@@ -75,7 +64,7 @@ def payment_view(
     transaction: Transaction, merchant: Account, settings: Settings, language: Language
 ) -> PaymentView:
     def amount(value: int) -> str:
-        return money(value, transaction.currency, language)
+        return i18n.money(value, transaction.currency, language)
 
     return PaymentView(
         language=language,

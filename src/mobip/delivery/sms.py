@@ -27,7 +27,7 @@ from mobip.config import Settings, SmsProvider
 from mobip.delivery import devoutbox
 from mobip.delivery.email import NotConfigured, load, require_payable
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.rendering import language_of, money, render_block, template_for
+from mobip.delivery.rendering import language_of, render_block, template_for
 from mobip.delivery.worker import (
     AttemptDetail,
     DeliveryFailed,
@@ -37,6 +37,7 @@ from mobip.delivery.worker import (
 )
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
+from mobip.kit.i18n import money
 from mobip.kit.runtime import Runtime
 from mobip.transactions.service import checkout_url
 
