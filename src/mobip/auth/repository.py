@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
 from mobip.auth.models import AccessToken, LoginThrottle
-from mobip.kit.db import UTCDateTime
+from mobip.kit.db import UTCDateTime, upsert_statement
 
 
 def add_token(
@@ -61,12 +59,10 @@ def failures_in_window(
 
 def add_failure(session: Session, key: str, now: datetime, window: timedelta) -> None:
     """Count one failure for ``key``: a closed window starts again at 1 (one atomic upsert)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     now_value = literal(now, UTCDateTime())
     expired = LoginThrottle.window_start <= literal(now - window, UTCDateTime())
     statement = (
-        insert(LoginThrottle)
+        upsert_statement(session, LoginThrottle)
         .values(key=key, window_start=now, failures=1)
         .on_conflict_do_update(
             index_elements=[LoginThrottle.key],

@@ -11,7 +11,9 @@ from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert, inspect
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -116,6 +118,13 @@ def insert_new(session: Session, obj: Any) -> int:
     return int(new_id)
 
 
+def upsert_statement(session: Session, model: type[Base]) -> PgInsert | SqliteInsert:
+    """An INSERT into ``model`` that takes ON CONFLICT clauses, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(model)
+    return sqlite_insert(model)
+
+
 def insert_unless_present(
     session: Session, model: type[Base], unique: Sequence[str], **values: Any
 ) -> bool:
@@ -123,9 +132,8 @@ def insert_unless_present(
 
     ON CONFLICT DO NOTHING on both databases: of two concurrent inserts of one key, one wins.
     """
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert_(model)
+        upsert_statement(session, model)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(unique))
         .returning(*inspect(model).primary_key)
