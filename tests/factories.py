@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -10,6 +11,14 @@ from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Language, Role
 from mobip.accounts.service import NewCredentials
 from mobip.kit.runtime import Runtime
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a real server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def make_account(

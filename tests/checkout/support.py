@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from factories import free_port
 from mobip.accounts.models import Account
 from mobip.checkout import repository as checkout_repository
 from mobip.checkout.models import PaymentAttempt
@@ -141,19 +142,11 @@ def sqlite_file_bytes(runtime: Runtime) -> bytes:
 
 # --- real servers on loopback (e2e) --------------------------------------------------------------
 
-import socket  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

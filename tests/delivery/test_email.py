@@ -24,10 +24,9 @@ from PIL import Image
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from checkout.support import free_port
 from delivery import support
 from delivery.support import deliver, messages_of, pay, stored, with_settings
-from factories import make_account
+from factories import free_port, make_account
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment, Settings, SmtpSecurity

@@ -27,7 +27,6 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from checkout.support import free_port
 from delivery.support import (
     attempts_of,
     deliver,
@@ -36,7 +35,7 @@ from delivery.support import (
     wait_until,
     with_settings,
 )
-from factories import make_account
+from factories import free_port, make_account
 from mobip.accounts.models import Account
 from mobip.cli import app
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider

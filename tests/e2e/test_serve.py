@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from checkout.support import free_port
+from factories import free_port
 
 
 def wait_ready(base: str, process: subprocess.Popen[str], deadline: float = 60) -> None:
