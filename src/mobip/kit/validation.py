@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -10,13 +11,15 @@ from email_validator import EmailNotValidError, validate_email
 from mobip.kit.errors import InvalidField
 
 MAX_URL_CHARS = 2048
+# \s is str.isspace()'s set: every Unicode space, not only ASCII ones.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def http_url(field: str, value: str, *, https_only: bool) -> str:
     """An absolute http(s) URL with a host, no credentials, no spaces or control characters."""
     if len(value) > MAX_URL_CHARS:
         raise InvalidField(field, f"longer than {MAX_URL_CHARS} characters")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _SPACE_OR_CONTROL.search(value):
         raise InvalidField(field, "must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
