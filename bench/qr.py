@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import secrets
+import statistics
 import sys
 import timeit
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import zxingcpp
 
 from mobip.qr import service
 
@@ -68,6 +72,51 @@ def ours_svg_uncached() -> str:
     return service.render_svg(next_url(), scale=SCALE)
 
 
+def zxing_searched() -> object:
+    """zxing-cpp's symbol with its own mask search (what render_png did before FIXED_MASK)."""
+    return zxingcpp.create_barcode(next_url(), zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+
+
+def zxing_fixed() -> object:
+    """zxing-cpp's symbol with mobip's fixed mask (qr_matrix's encoder call)."""
+    return zxingcpp.create_barcode(
+        next_url(), zxingcpp.BarcodeFormat.QRCode, ec_level="M", options=service._OPTIONS
+    )
+
+
+def penalties(segno: Any, samples: int = 300) -> None:
+    """ISO/IEC 18004 penalty (segno's scorer) of the fixed mask against zxing-cpp's search.
+
+    Random checkout links (a random 32-character token, as in production); lower is better.
+    """
+    from segno.encoder import evaluate_mask
+
+    def score(rows: list[bytearray]) -> int:
+        return int(evaluate_mask(rows, len(rows), len(rows)))
+
+    def searched_rows(url: str) -> list[bytearray]:
+        code = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+        image = code.to_image(scale=1, add_quiet_zones=False)
+        size = image.shape[1]
+        flat = memoryview(image).tobytes().translate(bytes.maketrans(b"\x00\xff", b"\x01\x00"))
+        return [bytearray(flat[i : i + size]) for i in range(0, size * size, size)]
+
+    fixed, searched = [], []
+    for _ in range(samples):
+        url = "http://127.0.0.1:8000/pay/ck_" + secrets.token_urlsafe(24)
+        fixed.append(score([bytearray(row) for row in service.qr_matrix(url).rows]))
+        searched.append(score(searched_rows(url)))
+    excess = [f - s for f, s in zip(fixed, searched, strict=True)]
+    relative = statistics.mean(excess) / statistics.mean(searched)
+    print(
+        f"penalty over {samples} checkout links: mask {service.FIXED_MASK} mean "
+        f"{statistics.mean(fixed):.0f} (max {max(fixed)}); zxing-cpp's search mean "
+        f"{statistics.mean(searched):.0f} (max {max(searched)}); fixed minus searched: mean "
+        f"{statistics.mean(excess):+.0f} ({relative:+.1%}),"
+        f" worst {max(excess):+d}"
+    )
+
+
 def ms_per_call(func: Callable[[], object], budget: float) -> float:
     """Best-of-5 ms per call, each round lasting about ``budget`` seconds."""
     timer = timeit.Timer(func)
@@ -86,6 +135,8 @@ def main() -> None:
         candidates.append((f"segno {version} default (mask search)", segno_png(segno, None), 1.0))
         candidates.append((f"segno {version} fixed mask 0", segno_png(segno, 0), 1.0))
     candidates += [
+        ("zxing-cpp symbol, its mask search", zxing_searched, 0.5),
+        (f"zxing-cpp symbol, mask {service.FIXED_MASK}", zxing_fixed, 0.5),
         ("mobip render_png, uncached", ours_uncached, 0.5),
         ("mobip render_png, cached matrix", ours_cached, 0.5),
         ("mobip render_svg, uncached", ours_svg_uncached, 0.5),
@@ -95,6 +146,8 @@ def main() -> None:
     reference = timings[0][1]
     for label, ms in timings:
         print(f"{label:<40} {ms:8.3f} ms   x{reference / ms:6.1f} vs {timings[0][0]}")
+    if segno is not None:
+        penalties(segno)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from mobip.qr import MAX_SCALE, MIN_SCALE, QUIET_ZONE, QrMatrix, qr_matrix, render_png, render_svg
+from mobip.qr.service import FIXED_MASK
 
 CHECKOUT = "http://127.0.0.1:8000/pay/ck_" + "AbC3dEf9GhJ2kLm8NpQ4rSt7VwX5yZ" * 3 + "a1B2c3"
 URLS = [
@@ -200,6 +201,18 @@ def test_matrix_is_level_m_with_a_valid_size() -> None:
     assert matrix.is_dark(0, 0) and not matrix.is_dark(7, 0)
     # 105 bytes: version 5 (37) at L, 6 (41) at M, 7 or more (45+) at Q and H.
     assert qr_matrix("h" * 105).size == 41
+
+
+@pytest.mark.parametrize("text", [*URLS, "x" * 2331])
+def test_every_symbol_takes_mask_3_and_the_encoders_own_version(text: str) -> None:
+    """The fixed mask (no penalty search), per the reader; the version the search would pick."""
+    (found,) = decode(open_png(render_png(text, scale=2)))
+    assert found.text == text
+    assert found.extra["DataMask"] == FIXED_MASK == 3
+    assert found.extra["ECLevel"] == "M"
+    options = {} if text.isascii() else {"eci": "UTF8"}
+    searched = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M", **options)
+    assert qr_matrix(text).size == searched.to_image(scale=1, add_quiet_zones=False).shape[1]
 
 
 @pytest.mark.parametrize("text", ["https://example.com/é?q=naïve", "héllo €", "http://x/日本"])
