@@ -21,6 +21,7 @@ from mobip.accounts import endpoints as accounts_endpoints
 from mobip.auth import endpoints as auth_endpoints
 from mobip.checkout import endpoints as checkout_endpoints
 from mobip.delivery import devoutbox
+from mobip.kit.batch import GroupCommit
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.logging import AccessLogMiddleware
@@ -85,6 +86,7 @@ def create_app(
         return error_response(MethodNotAllowed(), request)
 
     limiter = CapacityLimiter(POOL_SIZE)
+    group_commit = GroupCommit(runtime.database)
     routes: list[BaseRoute] = [
         build_route(
             endpoint,
@@ -92,6 +94,7 @@ def create_app(
             auth_endpoints.authenticate,
             limiter,
             auth_endpoints.cached_authenticate,
+            group_commit,
         )
         for endpoint in ENDPOINTS
     ]
@@ -116,6 +119,7 @@ def create_app(
         finally:
             if task is not None:
                 await task.stop()
+            group_commit.close()
             runtime.database.dispose()
 
     app = Starlette(
@@ -124,5 +128,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.group_commit = group_commit
     app.add_middleware(AccessLogMiddleware)
     return app

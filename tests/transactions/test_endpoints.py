@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import zxingcpp
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
@@ -18,45 +18,9 @@ from mobip.delivery.models import OutboxMessage
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
+from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
-
-
-def valid_request(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "item_amount_in_cents": 1250,
-        "tax_amount": 250,
-        "redirect_url": "https://shop.example/thanks?order=7",
-        "call_back_url": "https://shop.example/callback?x=1",
-        "track_id": "order-7",
-        "item_name": "Blue mug",
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "media": "EMAIL",
-        "customer_phone": "+33 6 12 34 56 78",
-        "language": "FR",
-    }
-    fields.update(overrides)
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def one_use_qr(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "item_amount_in_cents": 500,
-        "tax_amount_in_cents": 100,
-        "redirect_url": "https://shop.example/thanks",
-        "call_back_url": "https://shop.example/callback",
-        "item_name": "Coffee",
-    }
-    fields.update(overrides)
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def counts(runtime: Runtime) -> tuple[int, int]:
-    with runtime.database.transaction() as session:
-        transactions = session.scalar(select(func.count()).select_from(Transaction)) or 0
-        messages = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
-    return transactions, messages
 
 
 @pytest.fixture

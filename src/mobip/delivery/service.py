@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -86,43 +86,62 @@ def backoff_delay(
     return low + (high - low) * fraction
 
 
-def enqueue(
-    session: Session,
-    *,
-    kind: str,
-    target: str,
-    payload: Mapping[str, Any],
-    clock: Clock,
-    account_id: int | None = None,
-    subject: str | None = None,
-    max_attempts: int = DEFAULT_POLICY.max_attempts,
-    not_before: datetime | None = None,
-) -> OutboxMessage:
+class NewMessage(TypedDict):
+    """A message to add: ``target`` is an address, a phone number or a URL, per ``kind``.
+
+    ``max_attempts`` is fixed on the row: pass the kind's ``RetryPolicy.max_attempts``.
+    ``not_before`` delays the first attempt; ``subject`` says what it is about (e.g. a trid).
+    """
+
+    kind: str
+    target: str
+    payload: Mapping[str, Any]
+    clock: Clock
+    account_id: NotRequired[int | None]
+    subject: NotRequired[str | None]
+    max_attempts: NotRequired[int]
+    not_before: NotRequired[datetime | None]
+
+
+def enqueue(session: Session, **message: Unpack[NewMessage]) -> OutboxMessage:
     """Add a message to the outbox in the caller's session; it is sent only if the caller commits.
 
-    Inserts at once (so the id is known) but never commits. ``max_attempts`` is fixed on the
-    row: pass the kind's ``RetryPolicy.max_attempts``. ``not_before`` delays the first attempt.
-    The row goes in with one Core INSERT (on every create request's path, the ORM's unit of work
-    cost several times the statement); the returned object is not attached to the session.
+    Inserts at once (so the id is known) but never commits.
     """
+    return insert_message(session, message_values(**message))
+
+
+def message_values(**message: Unpack[NewMessage]) -> dict[str, Any]:
+    """The outbox row of a new message, to insert in the transaction of the change causing it."""
+    kind = message["kind"]
+    max_attempts = message.get("max_attempts", DEFAULT_POLICY.max_attempts)
     if not kind or len(kind) > 64:
         raise ValueError("kind must be 1 to 64 characters")
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-    now = clock.now()
-    message = OutboxMessage(
-        kind=kind,
-        target=target,
-        payload=json.dumps(dict(payload), separators=(",", ":"), sort_keys=True),
-        status=OutboxStatus.PENDING.value,
-        attempts=0,
-        max_attempts=max_attempts,
-        next_attempt_at=not_before or now,
-        account_id=account_id,
-        subject=subject,
-        created_at=now,
-        updated_at=now,
-    )
+    now = message["clock"].now()
+    return {
+        "kind": kind,
+        "target": message["target"],
+        "payload": json.dumps(dict(message["payload"]), separators=(",", ":"), sort_keys=True),
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "next_attempt_at": message.get("not_before") or now,
+        "account_id": message.get("account_id"),
+        "subject": message.get("subject"),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def insert_message(session: Session, values: Mapping[str, Any]) -> OutboxMessage:
+    """Insert a message_values row in the caller's session (never commits); returns it, with id.
+
+    One Core INSERT: on every create request's path the ORM's unit of work cost several times
+    the statement. The returned object is not attached to the session.
+    """
+    message = OutboxMessage(**values)
     insert_new(session, message)
     return message
 
@@ -147,8 +166,17 @@ def queue_payment_request(
     clock: Clock,
 ) -> OutboxMessage:
     """The payment request (``occasion``: initial, manual or reminder) by e-mail or SMS."""
-    return enqueue(
-        session,
+    values = payment_request_message(
+        media=media, target=target, trid=trid, occasion=occasion, account_id=account_id, clock=clock
+    )
+    return insert_message(session, values)
+
+
+def payment_request_message(
+    *, media: str, target: str, trid: str, occasion: str, account_id: int, clock: Clock
+) -> dict[str, Any]:
+    """queue_payment_request's outbox row, for a caller that inserts it with other rows."""
+    return message_values(
         kind=PAYMENT_REQUEST,
         target=target,
         payload={"trid": trid, "media": media, "occasion": occasion},

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, insert, inspect
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, insert, inspect
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -200,10 +200,22 @@ class Database:
             with self.sessions() as session:
                 yield session
             return
+        with (
+            self.connection(immediate=True) as conn,
+            Session(bind=conn, expire_on_commit=False) as session,
+        ):
+            yield session
+
+    @contextmanager
+    def connection(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """A Core connection; ``immediate`` as in ``session`` (SQLite: this process's writer)."""
+        if not (immediate and self.is_sqlite):
+            with self.engine.connect() as conn:
+                yield conn
+            return
         with self._sqlite_writer, self.engine.connect() as conn:
             conn.execution_options(sqlite_immediate=True)
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
+            yield conn
 
     @contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[Session]:

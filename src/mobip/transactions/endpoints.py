@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from mobip.accounts.models import Account
 from mobip.auth.endpoints import ACCESS_TOKEN, current_account
 from mobip.kit.envelope import Params
-from mobip.kit.routing import Call, Endpoint, Field, Principal
+from mobip.kit.routing import Call, Endpoint, FastWrite, Field, Handler, PreparedWrite, Principal
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service
 from mobip.transactions.models import TransactionKind
@@ -40,9 +41,8 @@ CALLBACK_URL_HELP = (
 )
 
 
-def send_payment_request(call: Call) -> dict[str, Any]:
-    params = call.params
-    data = service.NewTransaction(
+def _payment_request(params: Params) -> service.NewTransaction:
+    return service.NewTransaction(
         kind=TransactionKind.PAYMENT_REQUEST,
         tax_amount=params.integer("tax_amount", required=True) or 0,
         call_back_url=params.text("call_back_url", max_chars=2048),
@@ -52,21 +52,20 @@ def send_payment_request(call: Call) -> dict[str, Any]:
         retry_attempts=params.integer("retry_attempts", default=3, minimum=0, maximum=10) or 0,
         **_common(params),
     )
-    created = service.create(
-        call.session, current_account(call), data, call.runtime.settings, call.runtime.clock
-    )
+
+
+def _payment_request_reply(created: service.PreparedCreate) -> dict[str, Any]:
     return {
-        "trid": created.transaction.trid,
+        "trid": created.trid,
         "url_checkout": created.url_checkout,
         "url_qr": created.url_qr,
         "raw_qr": created.raw_qr,
-        "track_id": created.transaction.track_id or "",
+        "track_id": created.track_id or "",
     }
 
 
-def create_one_use_qr(call: Call) -> dict[str, Any]:
-    params = call.params
-    data = service.NewTransaction(
+def _one_use_qr(params: Params) -> service.NewTransaction:
+    return service.NewTransaction(
         kind=TransactionKind.ONE_USE_QR,
         tax_amount=params.integer("tax_amount_in_cents", required=True) or 0,
         tax_field="tax_amount_in_cents",
@@ -77,14 +76,41 @@ def create_one_use_qr(call: Call) -> dict[str, Any]:
         retry_attempts=0,
         **_common(params),
     )
-    created = service.create(
-        call.session, current_account(call), data, call.runtime.settings, call.runtime.clock
-    )
+
+
+def _one_use_qr_reply(created: service.PreparedCreate) -> dict[str, Any]:
     return {
-        "trid": created.transaction.trid,
+        "trid": created.trid,
         "url_checkout": created.url_checkout,
         "url_qr": created.url_qr,
     }
+
+
+Request = Callable[[Params], service.NewTransaction]
+Reply = Callable[[service.PreparedCreate], dict[str, Any]]
+
+
+def _creator(request: Request, reply: Reply) -> tuple[Handler, FastWrite]:
+    """A create endpoint's handler (its own unit of work) and its group-committed fast write."""
+
+    def handler(call: Call) -> dict[str, Any]:
+        prepared = _prepare(call.runtime, call.params, current_account(call))
+        service.write_created(call.session.connection(), [prepared])
+        return reply(prepared)
+
+    def fast_write(runtime: Runtime, params: Params, principal: Principal) -> PreparedWrite:
+        assert isinstance(principal, Account)
+        prepared = _prepare(runtime, params, principal)
+        return PreparedWrite(reply(prepared), service.write_created, prepared)
+
+    def _prepare(runtime: Runtime, params: Params, merchant: Account) -> service.PreparedCreate:
+        return service.prepare_create(merchant, request(params), runtime.settings, runtime.clock)
+
+    return handler, fast_write
+
+
+send_payment_request, send_payment_request_fast = _creator(_payment_request, _payment_request_reply)
+create_one_use_qr, create_one_use_qr_fast = _creator(_one_use_qr, _one_use_qr_reply)
 
 
 def _trid(params: Params) -> str:
@@ -140,6 +166,7 @@ ENDPOINTS = [
         send_payment_request,
         writes=True,
         idempotent=True,
+        fast_write=send_payment_request_fast,
         inputs=[
             Field(
                 "item_amount_in_cents", "integer", "Item price without taxes, in minor units", True
@@ -176,6 +203,7 @@ ENDPOINTS = [
         create_one_use_qr,
         writes=True,
         idempotent=True,
+        fast_write=create_one_use_qr_fast,
         inputs=[
             Field("item_name", "string", "Name of the product or service (1..255)", True),
             Field("language", "string", "EN (default) or FR"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
@@ -27,7 +27,6 @@ from sqlalchemy.sql.functions import FunctionElement
 from mobip.accounts.models import Account, Role
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.service import PAYMENT_REQUEST
-from mobip.kit.db import insert_new
 from mobip.transactions.models import (
     TRANSITIONS,
     Transaction,
@@ -36,18 +35,40 @@ from mobip.transactions.models import (
     TransactionStatus,
 )
 
-_INSERT_EVENT = insert(cast(Table, TransactionEvent.__table__))
+_TRANSACTIONS = cast(Table, Transaction.__table__)
+_INSERT_TRANSACTIONS = insert(_TRANSACTIONS).returning(
+    _TRANSACTIONS.c.id, sort_by_parameter_order=True
+)
+_INSERT_EVENTS = insert(cast(Table, TransactionEvent.__table__))
+_INSERT_MESSAGES = insert(cast(Table, OutboxMessage.__table__))
 
 
-def add(session: Session, transaction: Transaction) -> Transaction:
-    """Insert a new transaction and its first status event; sets ``transaction.id``.
+def insert_created(
+    conn: Connection,
+    transactions: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
+) -> list[int]:
+    """Insert new transactions, their first status events and their messages; their ids, in order.
 
-    Two Core INSERTs instead of the ORM's unit of work (see kit/db's insert_new): the object
-    stays out of the session; the create path only reads back what it set.
+    Core executemany statements, three per call whatever the number of rows: the create path's
+    unit of work inserts one transaction, kit/batch's group commit many.
     """
-    insert_new(session, transaction)
-    session.connection().execute(_INSERT_EVENT, _event_values(transaction))
-    return transaction
+    ids = list(conn.execute(_INSERT_TRANSACTIONS, list(transactions)).scalars())
+    conn.execute(
+        _INSERT_EVENTS,
+        [
+            {
+                "transaction_id": new_id,
+                "status": values["status"],
+                "reason": values["reason"],
+                "at": values["status_changed_at"],
+            }
+            for new_id, values in zip(ids, transactions, strict=True)
+        ],
+    )
+    if messages:
+        conn.execute(_INSERT_MESSAGES, list(messages))
+    return ids
 
 
 def add_event(session: Session, transaction: Transaction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,24 +78,78 @@ class Created:
     raw_qr: str | None
 
 
+@dataclass(frozen=True)
+class PreparedCreate:
+    """A create request validated and turned into its rows, before any database work.
+
+    Everything the reply shows is decided here (ids, links, the QR code), so the rows can be
+    written by the request's own unit of work or by kit/batch's group commit alike.
+    ``transaction`` gets its ``id`` when written (``write_created``).
+    """
+
+    transaction: dict[str, Any]
+    message: dict[str, Any] | None
+    url_checkout: str
+    url_qr: str
+    raw_qr: str | None
+
+    @property
+    def trid(self) -> str:
+        return str(self.transaction["trid"])
+
+    @property
+    def track_id(self) -> str | None:
+        return self.transaction["track_id"]  # type: ignore[no-any-return]
+
+
 def checkout_url(settings: Settings, transaction: Transaction) -> str:
-    return f"{settings.resolved_base_url}/pay/{transaction.checkout_token}"
+    return _checkout_url(settings, transaction.checkout_token)
 
 
 def qr_url(settings: Settings, transaction: Transaction) -> str:
-    return f"{settings.resolved_base_url}/qr/{transaction.checkout_token}"
+    return _qr_url(settings, transaction.checkout_token)
+
+
+def _checkout_url(settings: Settings, token: str) -> str:
+    return f"{settings.resolved_base_url}/pay/{token}"
+
+
+def _qr_url(settings: Settings, token: str) -> str:
+    return f"{settings.resolved_base_url}/qr/{token}"
 
 
 def create(
     session: Session, merchant: Account, data: NewTransaction, settings: Settings, clock: Clock
 ) -> Created:
     """Validate, store a PENDING transaction and, for a payment request, queue its message."""
+    prepared = prepare_create(merchant, data, settings, clock)
+    write_created(session.connection(), [prepared])
+    transaction = Transaction(**prepared.transaction)
+    return Created(transaction, prepared.url_checkout, prepared.url_qr, prepared.raw_qr)
+
+
+def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
+    """Insert prepared creates (one, or a group commit's batch); sets their transactions' ids."""
+    ids = repository.insert_created(
+        conn,
+        [prepared.transaction for prepared in batch],
+        [prepared.message for prepared in batch if prepared.message is not None],
+    )
+    for prepared, transaction_id in zip(batch, ids, strict=True):
+        prepared.transaction["id"] = transaction_id
+
+
+def prepare_create(
+    merchant: Account, data: NewTransaction, settings: Settings, clock: Clock
+) -> PreparedCreate:
+    """Validate a create request and build its rows and reply; touches no database."""
     require_role(merchant, Role.MERCHANT)
     values = _validated(data, settings)
     now = clock.now()
-    transaction = Transaction(
+    token = new_id("ck", 24)
+    values.update(
         trid=new_id("tr", 16),
-        checkout_token=new_id("ck", 24),
+        checkout_token=token,
         account_id=merchant.id,
         kind=data.kind.value,
         status=TransactionStatus.PENDING.value,
@@ -108,15 +163,24 @@ def create(
         created_at=now,
         updated_at=now,
         status_changed_at=now,
-        **values,
     )
-    repository.add(session, transaction)
-    url_checkout = checkout_url(settings, transaction)
+    url_checkout = _checkout_url(settings, token)
     raw_qr = None
+    message = None
     if data.kind is TransactionKind.PAYMENT_REQUEST:
-        queue_request(session, transaction, "initial", clock)
+        media, target = _recipient(
+            values["media"], values["customer_phone"], values["customer_email"]
+        )
+        message = delivery.payment_request_message(
+            media=media,
+            target=target,
+            trid=values["trid"],
+            occasion="initial",
+            account_id=merchant.id,
+            clock=clock,
+        )
         raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
-    return Created(transaction, url_checkout, qr_url(settings, transaction), raw_qr)
+    return PreparedCreate(values, message, url_checkout, _qr_url(settings, token), raw_qr)
 
 
 def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
@@ -187,18 +251,26 @@ def _language(value: str | None) -> Language:
 
 def queue_request(session: Session, transaction: Transaction, occasion: str, clock: Clock) -> None:
     """Queue the payment request (occasion: initial, reminder or manual) in the session."""
-    media = Media(transaction.media) if transaction.media else Media.EMAIL
-    target = transaction.customer_phone if media is Media.SMS else transaction.customer_email
-    assert target is not None
+    media, target = _recipient(
+        transaction.media, transaction.customer_phone, transaction.customer_email
+    )
     delivery.queue_payment_request(
         session,
-        media=media.value,
+        media=media,
         target=target,
         trid=transaction.trid,
         occasion=occasion,
         account_id=transaction.account_id,
         clock=clock,
     )
+
+
+def _recipient(media_value: str | None, phone: str | None, email: str | None) -> tuple[str, str]:
+    """The payment request's media and address: SMS to the phone, else e-mail."""
+    media = Media(media_value) if media_value else Media.EMAIL
+    target = phone if media is Media.SMS else email
+    assert target is not None
+    return media.value, target
 
 
 # --- reading ----------------------------------------------------------------------------------
