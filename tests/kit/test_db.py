@@ -1,0 +1,82 @@
+"""kit/db's UTCDateTime: the same stored text as SQLAlchemy's SQLite DATETIME, UTC both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.dialects.sqlite import DATETIME
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+from mobip.kit.db import Database, UTCDateTime
+
+SQLITE = sqlite_dialect()
+ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
+
+metadata = MetaData()
+moments = Table(
+    "test_db_moments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime()),
+)
+
+
+@given(
+    moment=st.datetimes(
+        timezones=ZONES, min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)
+    )
+)
+def test_sqlite_text_is_sqlalchemys_own_datetime_text(moment: datetime) -> None:
+    ours = UTCDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    theirs = DATETIME().bind_processor(SQLITE)
+    assert ours is not None and theirs is not None
+    stored = ours(moment)
+    assert stored == theirs(moment.astimezone(UTC).replace(tzinfo=None))
+    read = UTCDateTime().dialect_impl(SQLITE).result_processor(SQLITE, None)
+    assert read is not None
+    back = read(stored)
+    assert back == moment and back.tzinfo is UTC
+
+
+def test_sqlite_refuses_a_naive_datetime_and_passes_none() -> None:
+    bind = UTCDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    read = UTCDateTime().dialect_impl(SQLITE).result_processor(SQLITE, None)
+    assert bind is not None and read is not None
+    with pytest.raises(ValueError, match="naive"):
+        bind(datetime(2026, 1, 1, 12, 0))
+    assert bind(None) is None and read(None) is None
+    # Text without microseconds (written by hand or by another tool) still reads.
+    assert read("2026-01-01 12:00:00") == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    metadata.create_all(database.engine)
+    try:
+        yield database
+    finally:
+        metadata.drop_all(database.engine)
+
+
+def test_round_trip_and_comparison_on_the_database(db: Database) -> None:
+    paris = timezone(timedelta(hours=1))
+    earlier = datetime(2026, 3, 1, 9, 30, 0, tzinfo=paris)
+    later = datetime(2026, 3, 1, 9, 30, 0, 1, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        conn.execute(insert(moments), [{"at": earlier}, {"at": later}])
+    with db.engine.connect() as conn:
+        stored = list(conn.scalars(select(moments.c.at).order_by(moments.c.id)))
+        after = list(conn.scalars(select(moments.c.id).where(moments.c.at > earlier)))
+        if db.is_sqlite:
+            raw = conn.execute(text("SELECT at FROM test_db_moments ORDER BY id")).scalars().all()
+            assert raw == ["2026-03-01 08:30:00.000000", "2026-03-01 09:30:00.000001"]
+    assert stored == [earlier, later]
+    assert all(moment.tzinfo is UTC for moment in stored)
+    assert after == [2]
