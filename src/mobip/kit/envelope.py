@@ -28,6 +28,8 @@ from mobip.kit.errors import (
 from mobip.kit.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
 
 JSON = "application/json"
+# One encoder for every reply: json.dumps with options builds a new JSONEncoder on each call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _TRUE = frozenset({"1", "true", "on", "yes"})
 _FALSE = frozenset({"0", "false", "off", "no"})
@@ -196,7 +198,7 @@ def encode(payload: Mapping[str, Any], *, xml: bool) -> tuple[bytes, str]:
     """The reply's bytes and media type."""
     if xml:
         return to_xml(payload).encode(), "application/xml; charset=utf-8"
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), JSON
+    return _JSON_ENCODER.encode(payload).encode(), JSON
 
 
 def to_xml(payload: Mapping[str, Any], root: str = "mobip") -> str:
