@@ -1,4 +1,4 @@
-"""kit/db's UTCDateTime: the same stored text as SQLAlchemy's SQLite DATETIME, UTC both ways."""
+"""kit/db: UTCDateTime (SQLAlchemy's SQLite DATETIME text, UTC both ways) and DriverStatement."""
 
 from __future__ import annotations
 
@@ -8,11 +8,23 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
-from mobip.kit.db import Database, UTCDateTime
+from mobip.kit.db import Database, DriverStatement, UTCDateTime
 
 SQLITE = sqlite_dialect()
 ZONES = st.sampled_from(
@@ -24,6 +36,23 @@ moments = Table(
     "test_db_moments",
     metadata,
     Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime()),
+)
+# A table of every kind of column DriverStatement converts, and one filled by INSERT … SELECT.
+rows_table = Table(
+    "test_db_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20), nullable=False),
+    Column("amount", BigInteger),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("at", UTCDateTime()),
+)
+copies = Table(
+    "test_db_copies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("row_id", Integer),
     Column("at", UTCDateTime()),
 )
 
@@ -80,3 +109,48 @@ def test_round_trip_and_comparison_on_the_database(db: Database) -> None:
     assert stored == [earlier, later]
     assert all(moment.tzinfo is UTC for moment in stored)
     assert after == [2]
+
+
+def test_driver_statement_stores_what_core_stores(db: Database) -> None:
+    at = datetime(2026, 5, 4, 3, 2, 1, 987654, tzinfo=timezone(timedelta(hours=2)))
+    rows = [
+        {"name": "a", "amount": 10**15, "done": True, "at": at},
+        {"name": "b", "amount": None, "done": False, "at": None},
+    ]
+    driver = DriverStatement.insert(rows_table, ["name", "amount", "done", "at"])
+    with db.engine.begin() as conn:
+        driver.execute(conn, rows)
+        conn.execute(insert(rows_table), rows)  # the same rows through Core
+        driver.execute(conn, [])  # nothing to do
+    with db.engine.connect() as conn:
+        stored = conn.execute(select(rows_table).order_by(rows_table.c.id)).all()
+        raw = conn.execute(
+            text("SELECT name, amount, done, at FROM test_db_rows ORDER BY id")
+        ).all()
+    by_driver, by_core = [r[1:] for r in stored[:2]], [r[1:] for r in stored[2:]]
+    assert by_driver == by_core
+    assert by_driver[0] == ("a", 10**15, True, at)
+    assert raw[:2] == raw[2:]  # byte for byte the same in the database
+
+
+def test_driver_statement_runs_any_core_statement(db: Database) -> None:
+    """An INSERT … SELECT by a bound name: the create path's first status events."""
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    copy = DriverStatement(
+        insert(copies).from_select(
+            ["row_id", "at"],
+            select(rows_table.c.id, rows_table.c.at).where(rows_table.c.name == bindparam("name")),
+        )
+    )
+    with db.engine.begin() as conn:
+        conn.execute(insert(rows_table), [{"name": n, "at": at} for n in ("x", "y", "z")])
+        copy.execute(conn, [{"name": "z"}, {"name": "x"}])
+    with db.engine.connect() as conn:
+        ids = dict(conn.execute(select(rows_table.c.name, rows_table.c.id)).all())
+        copied = conn.execute(select(copies.c.row_id, copies.c.at).order_by(copies.c.id)).all()
+    assert copied == [(ids["z"], at), (ids["x"], at)]
+
+
+def test_driver_insert_refuses_to_skip_a_python_default() -> None:
+    with pytest.raises(ValueError, match="done"):
+        DriverStatement.insert(rows_table, ["name", "amount", "at"])

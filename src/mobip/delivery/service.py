@@ -111,6 +111,22 @@ def enqueue(session: Session, **message: Unpack[NewMessage]) -> OutboxMessage:
     return insert_message(session, message_values(**message))
 
 
+# The columns message_values fills (the lease and the last error start empty).
+MESSAGE_COLUMNS = (
+    "kind",
+    "target",
+    "payload",
+    "status",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "account_id",
+    "subject",
+    "created_at",
+    "updated_at",
+)
+
+
 def message_values(**message: Unpack[NewMessage]) -> dict[str, Any]:
     """The outbox row of a new message, to insert in the transaction of the change causing it."""
     kind = message["kind"]

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, insert, inspect
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    inspect,
+)
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -18,7 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql import FromClause, Insert
+from sqlalchemy.sql import ClauseElement, FromClause, Insert
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -81,7 +95,9 @@ def _sqlite_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _utc_from_sqlite_text(value: str | None) -> datetime | None:
@@ -143,6 +159,78 @@ def insert_new(session: Session, obj: Any) -> int:
     new_id = session.connection().execute(statement, values).scalar_one()
     obj.id = new_id
     return int(new_id)
+
+
+class DriverStatement:
+    """A Core statement run with the driver's own executemany, for hot batches of rows.
+
+    SQLAlchemy compiles it once per dialect, and each bound parameter's type converts the values
+    (so rows are stored exactly as Core would store them); what is skipped is Core's per-row
+    execution work, which cost as much as SQLite itself on the create path (bench/api.py). Every
+    row maps each bound parameter's name to its value.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._by_dialect: dict[tuple[str, str], _DriverSql] = {}
+
+    @classmethod
+    def insert(cls, table: Table, columns: Sequence[str]) -> DriverStatement:
+        """An INSERT of ``columns``; one left out gets its server default or NULL."""
+        # Core's Python-side defaults do not run here, so a column that has one must be given.
+        skipped = [c.key for c in table.columns if c.key not in columns and c.default is not None]
+        if skipped:
+            raise ValueError(f"columns with a Python-side default must be given: {skipped}")
+        values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
+        return cls(insert(table).values(values))
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        compiled = self._compiled(conn.dialect)
+        conn.exec_driver_sql(compiled.sql, [compiled.values(row) for row in rows])
+
+    def _compiled(self, dialect: Dialect) -> _DriverSql:
+        key = (dialect.name, str(dialect.paramstyle))
+        found = self._by_dialect.get(key)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)
+            if compiled.positional:
+                names = tuple(compiled.positiontup or ())
+            else:
+                names = tuple(compiled.params)
+            processors = [
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ]
+            found = _DriverSql(
+                str(compiled),
+                names,
+                operator.itemgetter(*names),
+                tuple((i, p) for i, p in enumerate(processors) if p is not None),
+                compiled.positional,
+            )
+            self._by_dialect[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class _DriverSql:
+    sql: str
+    names: tuple[str, ...]
+    getter: Callable[[Mapping[str, Any]], Any]
+    # (position, bind processor) of the columns whose type converts values (datetimes, booleans).
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
+    positional: bool
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """One row's parameters, in the driver's paramstyle (a tuple or a dict)."""
+        found = self.getter(row)
+        values = list(found) if len(self.names) > 1 else [found]
+        for position, process in self.conversions:
+            values[position] = process(values[position])
+        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
 
 
 def upsert_statement(session: Session, model: type[Base]) -> PgInsert | SqliteInsert:

@@ -26,7 +26,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from mobip.accounts.models import Account, Role
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.service import PAYMENT_REQUEST
+from mobip.delivery.service import MESSAGE_COLUMNS, PAYMENT_REQUEST
+from mobip.kit.db import DriverStatement
 from mobip.transactions.models import (
     TRANSITIONS,
     Transaction,
@@ -36,39 +37,44 @@ from mobip.transactions.models import (
 )
 
 _TRANSACTIONS = cast(Table, Transaction.__table__)
-_INSERT_TRANSACTIONS = insert(_TRANSACTIONS).returning(
-    _TRANSACTIONS.c.id, sort_by_parameter_order=True
+# The create path's three INSERTs at the driver's level (kit/db.DriverStatement): one statement
+# each per call, whatever the number of creates. The first status event is read off the new
+# transaction row itself, so no id has to come back first.
+_INSERT_TRANSACTIONS = DriverStatement.insert(
+    _TRANSACTIONS, [column.key for column in _TRANSACTIONS.columns if column.key != "id"]
 )
-_INSERT_EVENTS = insert(cast(Table, TransactionEvent.__table__))
-_INSERT_MESSAGES = insert(cast(Table, OutboxMessage.__table__))
+_INSERT_FIRST_EVENTS = DriverStatement(
+    insert(cast(Table, TransactionEvent.__table__)).from_select(
+        ["transaction_id", "status", "reason", "at"],
+        select(
+            _TRANSACTIONS.c.id,
+            _TRANSACTIONS.c.status,
+            _TRANSACTIONS.c.reason,
+            _TRANSACTIONS.c.status_changed_at,
+        ).where(_TRANSACTIONS.c.trid == bindparam("trid")),
+    )
+)
+_INSERT_MESSAGES = DriverStatement.insert(cast(Table, OutboxMessage.__table__), MESSAGE_COLUMNS)
 
 
 def insert_created(
     conn: Connection,
     transactions: Sequence[Mapping[str, Any]],
     messages: Sequence[Mapping[str, Any]],
-) -> list[int]:
-    """Insert new transactions, their first status events and their messages; their ids, in order.
+) -> None:
+    """Insert new transactions, their first status events and their messages.
 
-    Core executemany statements, three per call whatever the number of rows: the create path's
-    unit of work inserts one transaction, kit/batch's group commit many.
+    Three statements per call whatever the number of rows: the create path's unit of work
+    inserts one transaction, kit/batch's group commit many.
     """
-    ids = list(conn.execute(_INSERT_TRANSACTIONS, list(transactions)).scalars())
-    conn.execute(
-        _INSERT_EVENTS,
-        [
-            {
-                "transaction_id": new_id,
-                "status": values["status"],
-                "reason": values["reason"],
-                "at": values["status_changed_at"],
-            }
-            for new_id, values in zip(ids, transactions, strict=True)
-        ],
-    )
-    if messages:
-        conn.execute(_INSERT_MESSAGES, list(messages))
-    return ids
+    _INSERT_TRANSACTIONS.execute(conn, transactions)
+    _INSERT_FIRST_EVENTS.execute(conn, transactions)
+    _INSERT_MESSAGES.execute(conn, messages)
+
+
+def get_by_trid(session: Session, trid: str) -> Transaction | None:
+    """A transaction by trid, with no tenant filter: for code that just created it."""
+    return session.scalars(select(Transaction).where(Transaction.trid == trid)).first()
 
 
 def add_event(session: Session, transaction: Transaction) -> None:

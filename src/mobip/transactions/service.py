@@ -84,7 +84,6 @@ class PreparedCreate:
 
     Everything the reply shows is decided here (ids, links, the QR code), so the rows can be
     written by the request's own unit of work or by kit/batch's group commit alike.
-    ``transaction`` gets its ``id`` when written (``write_created``).
     """
 
     transaction: dict[str, Any]
@@ -124,19 +123,18 @@ def create(
     """Validate, store a PENDING transaction and, for a payment request, queue its message."""
     prepared = prepare_create(merchant, data, settings, clock)
     write_created(session.connection(), [prepared])
-    transaction = Transaction(**prepared.transaction)
+    transaction = repository.get_by_trid(session, prepared.trid)
+    assert transaction is not None
     return Created(transaction, prepared.url_checkout, prepared.url_qr, prepared.raw_qr)
 
 
 def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
-    """Insert prepared creates (one, or a group commit's batch); sets their transactions' ids."""
-    ids = repository.insert_created(
+    """Insert prepared creates: one, or a group commit's batch (kit/batch)."""
+    repository.insert_created(
         conn,
         [prepared.transaction for prepared in batch],
         [prepared.message for prepared in batch if prepared.message is not None],
     )
-    for prepared, transaction_id in zip(batch, ids, strict=True):
-        prepared.transaction["id"] = transaction_id
 
 
 def prepare_create(
