@@ -86,7 +86,9 @@ def create_app(
         return error_response(MethodNotAllowed(), request)
 
     limiter = CapacityLimiter(POOL_SIZE)
-    group_commit = GroupCommit(runtime.database)
+    group_commit = GroupCommit(
+        runtime.database, delay=runtime.settings.group_commit_delay_ms / 1000
+    )
     routes: list[BaseRoute] = [
         build_route(
             endpoint,

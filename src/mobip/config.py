@@ -79,6 +79,8 @@ class Settings(BaseSettings):
 
     max_total_amount: int = Field(default=100_000_000, ge=1)
     max_manual_resends: int = Field(default=5, ge=0)
+    # Under load, how long a group commit of creates waits for more (kit/batch); 0: never.
+    group_commit_delay_ms: float = Field(default=4, ge=0, le=100)
 
     # Hosted checkout: payment attempts allowed per transaction and per client in a window.
     checkout_attempt_window_seconds: int = Field(default=900, ge=1)

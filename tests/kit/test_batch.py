@@ -171,3 +171,70 @@ def test_max_batch_bounds_a_transaction(db: Database) -> None:
     assert [len(batch) for batch in writer.batches] == [1, 4, 4, 1]
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommit(db, max_batch=0)
+
+
+def test_under_load_a_batch_waits_for_more(db: Database) -> None:
+    """After a batch of at least busy_batch items, the next one gathers what comes in its delay."""
+    group = GroupCommit(db, delay=0.5, busy_batch=3)
+    writer = Recorder()
+
+    async def main() -> None:
+        await group.write(writer, "b0")
+        writer.hold.clear()
+        first = asyncio.ensure_future(group.write(writer, "h0"))
+        await asyncio.sleep(0.05)
+        busy = [asyncio.ensure_future(group.write(writer, f"h{i}")) for i in range(1, 4)]
+        writer.hold.set()
+        await asyncio.gather(first, *busy)  # batches [h0] then [h1, h2, h3]: busy from now on
+        late = asyncio.ensure_future(group.write(writer, "x"))
+        await asyncio.sleep(0.05)
+        later = asyncio.ensure_future(group.write(writer, "y"))
+        await asyncio.gather(late, later)
+
+    try:
+        asyncio.run(main())
+    finally:
+        group.close()
+    assert writer.batches == [["b0"], ["h0"], ["h1", "h2", "h3"], ["x", "y"]]
+
+
+def test_a_lone_write_never_waits_for_company(db: Database) -> None:
+    """With a delay far beyond the test's timeout, writes one at a time still go straight in."""
+    group = GroupCommit(db, delay=600, busy_batch=2)
+    writer = Recorder()
+
+    async def main() -> None:
+        for text in ("one", "two", "three"):
+            await asyncio.wait_for(group.write(writer, text), timeout=20)
+
+    try:
+        asyncio.run(main())
+    finally:
+        group.close()
+    assert writer.batches == [["one"], ["two"], ["three"]]
+
+
+def test_close_during_the_wait_still_writes_the_batch(db: Database) -> None:
+    writer = Recorder()
+
+    async def main() -> None:
+        fresh = GroupCommit(db, delay=600, busy_batch=2)
+        writer.hold.clear()
+        first = asyncio.ensure_future(fresh.write(writer, "f0"))
+        await asyncio.sleep(0.05)
+        pair = [asyncio.ensure_future(fresh.write(writer, f"f{i}")) for i in (1, 2)]
+        writer.hold.set()
+        await asyncio.gather(first, *pair)
+        waiting = asyncio.ensure_future(fresh.write(writer, "last"))  # waits up to 600 s
+        await asyncio.sleep(0.05)
+        await asyncio.get_running_loop().run_in_executor(None, fresh.close)
+        await asyncio.wait_for(waiting, timeout=20)
+
+    asyncio.run(main())
+    assert "last" in stored(db)
+    assert writer.batches[-1] == ["last"]
+
+
+def test_a_negative_delay_is_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        GroupCommit(db, delay=-1)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,9 @@ log = logging.getLogger("mobip.batch")
 Writer = Callable[[Connection, Sequence[Any]], None]
 
 MAX_BATCH = 128
+# Seconds a batch waits for more writes when the last batch had at least BUSY_BATCH items.
+DELAY = 0.004
+BUSY_BATCH = 8
 
 
 class _Job:
@@ -51,11 +55,21 @@ class _Job:
 class GroupCommit:
     """One writer thread per process committing queued writes in batches (see module doc)."""
 
-    def __init__(self, database: Database, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        database: Database,
+        max_batch: int = MAX_BATCH,
+        delay: float = DELAY,
+        busy_batch: int = BUSY_BATCH,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if delay < 0:
+            raise ValueError("delay must be 0 or more")
         self._database = database
         self._max_batch = max_batch
+        self._delay = delay
+        self._busy_batch = max(busy_batch, 2)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -92,22 +106,38 @@ class GroupCommit:
             thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        previous = 0
+        while True:
             first = self._queue.get()
             if first is None:
                 return
             jobs = [first]
-            while len(jobs) < self._max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                jobs.append(job)
+            # Under load (the last batch was big), wait a little for more, as PostgreSQL's
+            # commit_delay does when commit_siblings are active: one commit, and one round of
+            # thread hand-offs, then serve many more requests. A lone request never waits.
+            wait = self._delay if previous >= self._busy_batch else 0.0
+            stopping = self._collect(jobs, time.monotonic() + wait)
+            previous = len(jobs)
             self._commit(jobs)
+            if stopping:
+                return
+
+    def _collect(self, jobs: list[_Job], deadline: float) -> bool:
+        """Add queued jobs, waiting until ``deadline`` for more; True when told to stop."""
+        while len(jobs) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                job = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            jobs.append(job)
+        return False
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
