@@ -1,7 +1,7 @@
 """QR matrices of payment links and their PNG/SVG renderings.
 
-zxing-cpp builds the symbol (encoding, Reed-Solomon, mask choice) in C++; Python only packs
-pixels, with no per-module Python loop: at a scale that is a multiple of 8 (the default, 8) a
+zxing-cpp builds the symbol (encoding, Reed-Solomon, a fixed mask: FIXED_MASK) in C++; Python packs
+the pixels, with no per-module Python loop: at a scale that is a multiple of 8 (the default, 8) a
 module is whole bytes, so a row is one ``bytes.translate``; at other scales the row becomes an
 ASCII bit string, widened with ``bytes.replace`` and packed with ``int(..., 2)``.
 """
@@ -24,8 +24,8 @@ MATRIX_CACHE_SIZE = 256
 # Mask pattern 3, (row + column) mod 3 == 0, for every symbol, instead of the encoder's search
 # over the 8 patterns by ISO/IEC 18004's penalty rules: the search costs about 0.17 ms of the
 # create request's 0.8 ms (bench/qr.py), and every pattern makes a valid symbol that readers
-# decode. On checkout links pattern 3 scores on average 5 % above the searched pattern's penalty,
-# within the spread of the searched ones (bench/qr.py prints both; docs/architecture.md).
+# decode. On checkout links pattern 3 scores on average 5 % above the searched pattern's penalty
+# (worst seen: 20 %; bench/qr.py prints both; docs/architecture.md).
 FIXED_MASK = 3
 # zxing-cpp 3.1 drops the first key of this string (seen: "dataMask=3" alone is ignored), so the
 # level comes first; it says what ec_level= says. tests/qr checks the mask of what we emit.
