@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import MetaData
 from starlette.testclient import TestClient
 
 from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Language, Role
 from mobip.accounts.service import NewCredentials
+from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
 
 
@@ -62,3 +66,13 @@ def token_for(client: TestClient, creds: NewCredentials, **extra: Any) -> str:
 def form(**fields: Any) -> dict[str, tuple[None, str]]:
     """Fields as httpx ``files=`` so the body is multipart/form-data, as the spec requires."""
     return {name: (None, str(value)) for name, value in fields.items()}
+
+
+@contextmanager
+def own_tables(database: Database, metadata: MetaData) -> Iterator[Database]:
+    """A test's own tables, made for it and dropped after (the shared schema stays untouched)."""
+    metadata.create_all(database.engine)
+    try:
+        yield database
+    finally:
+        metadata.drop_all(database.engine)

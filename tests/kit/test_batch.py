@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, select
 
+from factories import own_tables
 from mobip.kit.batch import GroupCommit
 from mobip.kit.db import Database
 
@@ -25,11 +26,8 @@ notes = Table(
 
 @pytest.fixture
 def db(database: Database) -> Iterator[Database]:
-    metadata.create_all(database.engine)
-    try:
-        yield database
-    finally:
-        metadata.drop_all(database.engine)
+    with own_tables(database, metadata) as made:
+        yield made
 
 
 class Recorder:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
+from factories import own_tables
 from mobip.kit.db import Database, DriverStatement, UTCDateTime
 
 SQLITE = sqlite_dialect()
@@ -87,11 +88,8 @@ def test_sqlite_refuses_a_naive_datetime_and_passes_none() -> None:
 
 @pytest.fixture
 def db(database: Database) -> Iterator[Database]:
-    metadata.create_all(database.engine)
-    try:
-        yield database
-    finally:
-        metadata.drop_all(database.engine)
+    with own_tables(database, metadata) as made:
+        yield made
 
 
 def test_round_trip_and_comparison_on_the_database(db: Database) -> None:

@@ -10,35 +10,40 @@ from mobip.delivery.models import OutboxMessage
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
 
+PAYMENT_REQUEST: dict[str, Any] = {
+    "item_amount_in_cents": 1250,
+    "tax_amount": 250,
+    "redirect_url": "https://shop.example/thanks?order=7",
+    "call_back_url": "https://shop.example/callback?x=1",
+    "track_id": "order-7",
+    "item_name": "Blue mug",
+    "customer_name": "Ada Lovelace",
+    "customer_email": "ada@example.com",
+    "media": "EMAIL",
+    "customer_phone": "+33 6 12 34 56 78",
+    "language": "FR",
+}
+ONE_USE_QR: dict[str, Any] = {
+    "item_amount_in_cents": 500,
+    "tax_amount_in_cents": 100,
+    "redirect_url": "https://shop.example/thanks",
+    "call_back_url": "https://shop.example/callback",
+    "item_name": "Coffee",
+}
+
 
 def valid_request(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "item_amount_in_cents": 1250,
-        "tax_amount": 250,
-        "redirect_url": "https://shop.example/thanks?order=7",
-        "call_back_url": "https://shop.example/callback?x=1",
-        "track_id": "order-7",
-        "item_name": "Blue mug",
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "media": "EMAIL",
-        "customer_phone": "+33 6 12 34 56 78",
-        "language": "FR",
-    }
-    fields.update(overrides)
-    return {k: v for k, v in fields.items() if v is not None}
+    """send_payment_request's fields; an override of None leaves the field out."""
+    return _with(PAYMENT_REQUEST, overrides)
 
 
 def one_use_qr(**overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "item_amount_in_cents": 500,
-        "tax_amount_in_cents": 100,
-        "redirect_url": "https://shop.example/thanks",
-        "call_back_url": "https://shop.example/callback",
-        "item_name": "Coffee",
-    }
-    fields.update(overrides)
-    return {k: v for k, v in fields.items() if v is not None}
+    """create_one_use_qr's fields; an override of None leaves the field out."""
+    return _with(ONE_USE_QR, overrides)
+
+
+def _with(fields: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**fields, **overrides}.items() if v is not None}
 
 
 def counts(runtime: Runtime) -> tuple[int, int]:
