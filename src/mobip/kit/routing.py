@@ -147,7 +147,10 @@ def build_route(
 
     On SQLite, an endpoint with a ``fast_read`` whose caller's token is in the cache is answered
     on the event loop's thread: a WAL reader never waits, and the hop to a worker thread (and the
-    GIL hand-offs it brings) costs more than the read itself. Anything else takes a thread.
+    GIL hand-offs it brings) costs more than the read itself. An endpoint with a ``fast_write``
+    whose caller's token is in the cache, sent without an Idempotency-Key, is prepared on the
+    event loop's thread and its rows are written by ``group_commit`` (kit/batch), on either
+    database; the reply goes out after the commit. Anything else takes a thread.
     """
     settings = runtime.settings
     fast_read = endpoint.fast_read if runtime.database.is_sqlite else None
