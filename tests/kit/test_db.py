@@ -1,4 +1,4 @@
-"""kit/db: UTCDateTime (SQLAlchemy's SQLite DATETIME text, UTC both ways) and DriverStatement."""
+"""kit/db: UTCDateTime (SQLAlchemy's SQLite DATETIME text, UTC both ways); driver-level INSERTs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
     text,
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from factories import own_tables
-from mobip.kit.db import Database, DriverStatement, UTCDateTime
+from mobip.kit.db import Database, DriverInsert, DriverStatement, UTCDateTime
 
 SQLITE = sqlite_dialect()
 ZONES = st.sampled_from(
@@ -115,7 +116,7 @@ def test_driver_statement_stores_what_core_stores(db: Database) -> None:
         {"name": "a", "amount": 10**15, "done": True, "at": at},
         {"name": "b", "amount": None, "done": False, "at": None},
     ]
-    driver = DriverStatement.insert(rows_table, ["name", "amount", "done", "at"])
+    driver = DriverInsert(rows_table)
     with db.engine.begin() as conn:
         driver.execute(conn, rows)
         conn.execute(insert(rows_table), rows)  # the same rows through Core
@@ -149,6 +150,9 @@ def test_driver_statement_runs_any_core_statement(db: Database) -> None:
     assert copied == [(ids["z"], at), (ids["x"], at)]
 
 
-def test_driver_insert_refuses_to_skip_a_python_default() -> None:
-    with pytest.raises(ValueError, match="done"):
-        DriverStatement.insert(rows_table, ["name", "amount", "at"])
+def test_driver_insert_refuses_to_skip_a_python_default(db: Database) -> None:
+    """Core would fill ``done`` from its default; at the driver's level nobody would."""
+    with db.engine.begin() as conn, pytest.raises(ValueError, match="done"):
+        DriverInsert(rows_table).execute(conn, [{"name": "a", "amount": 1, "at": None}])
+    with db.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rows_table)).scalar() == 0

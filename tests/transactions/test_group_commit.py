@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.auth import service as auth_service
+from mobip.delivery import service as delivery_service
 from mobip.delivery.models import OutboxMessage
 from mobip.kit.batch import GroupCommit
 from mobip.kit.runtime import Runtime
@@ -150,13 +151,13 @@ def test_a_failed_write_answers_500_and_leaves_nothing(
 ) -> None:
     """The reply is sent only after the commit: a write that fails is never reported as done."""
     rows = counts(runtime)
-    original = repository.insert_created
+    original = delivery_service.insert_messages
 
-    def half_then_fail(conn: Any, transactions: Any, messages: Any) -> list[int]:
-        original(conn, transactions, messages)
+    def all_then_fail(conn: Any, messages: Any) -> None:
+        original(conn, messages)  # the transaction, its event and its message are in
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(repository, "insert_created", half_then_fail)
+    monkeypatch.setattr(delivery_service, "insert_messages", all_then_fail)
     reply = client.post(
         f"{API}/send_payment_request", files=form(access_token=token, **valid_request())
     )
@@ -181,8 +182,16 @@ def test_many_concurrent_creates_are_all_stored(
     assert {r["track_id"] for r in replies} == {f"c{i}" for i in range(40)}
     assert counts(runtime) == (transactions + 40, messages + 40)
     assert group.written == before + 40
+    trids = sorted(r["trid"] for r in replies)
     with runtime.database.transaction() as session:
-        events = session.scalars(select(TransactionEvent)).all()
-        stored = session.scalars(select(OutboxMessage)).all()
-    assert len({e.transaction_id for e in events}) == len(events)
-    assert len(stored) == messages + 40
+        events = session.execute(
+            select(Transaction.trid, TransactionEvent.status)
+            .join(TransactionEvent, TransactionEvent.transaction_id == Transaction.id)
+            .where(Transaction.trid.in_(trids))
+        ).all()
+        subjects = session.scalars(
+            select(OutboxMessage.subject).where(OutboxMessage.subject.in_(trids))
+        ).all()
+    assert sorted(trid for trid, _ in events) == trids  # one first event each, on its own row
+    assert {status for _, status in events} == {"PENDING"}
+    assert sorted(subjects) == trids  # one payment request each

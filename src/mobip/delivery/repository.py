@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Update, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Table,
+    Update,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage, OutboxStatus
+from mobip.kit.db import DriverInsert
 
 # The ORM would otherwise try to sync objects in the session with the UPDATEs below.
 _NO_SYNC = {"synchronize_session": False}
+_INSERT_MANY = DriverInsert(cast(Table, OutboxMessage.__table__))
+
+
+def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new messages' rows at the driver's level: one statement whatever their number."""
+    _INSERT_MANY.execute(conn, rows)
 
 
 def claim_due(

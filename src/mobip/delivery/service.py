@@ -6,12 +6,13 @@ import base64
 import json
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, Unpack
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.delivery import repository
@@ -111,22 +112,6 @@ def enqueue(session: Session, **message: Unpack[NewMessage]) -> OutboxMessage:
     return insert_message(session, message_values(**message))
 
 
-# The columns message_values fills (the lease and the last error start empty).
-MESSAGE_COLUMNS = (
-    "kind",
-    "target",
-    "payload",
-    "status",
-    "attempts",
-    "max_attempts",
-    "next_attempt_at",
-    "account_id",
-    "subject",
-    "created_at",
-    "updated_at",
-)
-
-
 def message_values(**message: Unpack[NewMessage]) -> dict[str, Any]:
     """The outbox row of a new message, to insert in the transaction of the change causing it."""
     kind = message["kind"]
@@ -149,6 +134,11 @@ def message_values(**message: Unpack[NewMessage]) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def insert_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert message_values rows on ``conn``, in the caller's transaction (a batch of creates)."""
+    repository.insert_many(conn, rows)
 
 
 def insert_message(session: Session, values: Mapping[str, Any]) -> OutboxMessage:

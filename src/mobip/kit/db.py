@@ -174,16 +174,6 @@ class DriverStatement:
         self.statement = statement
         self._by_dialect: dict[tuple[str, str], _DriverSql] = {}
 
-    @classmethod
-    def insert(cls, table: Table, columns: Sequence[str]) -> DriverStatement:
-        """An INSERT of ``columns``; one left out gets its server default or NULL."""
-        # Core's Python-side defaults do not run here, so a column that has one must be given.
-        skipped = [c.key for c in table.columns if c.key not in columns and c.default is not None]
-        if skipped:
-            raise ValueError(f"columns with a Python-side default must be given: {skipped}")
-        values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
-        return cls(insert(table).values(values))
-
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
@@ -213,6 +203,34 @@ class DriverStatement:
             )
             self._by_dialect[key] = found
         return found
+
+
+class DriverInsert:
+    """INSERTs into ``table`` of the columns its rows have, as DriverStatements (one per set of
+    columns; every row of one call has the same keys). A column left out gets its server default
+    or NULL: Core's Python-side defaults do not run here, so a column that has one must be given.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._by_columns: dict[tuple[str, ...], DriverStatement] = {}
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        statement = self._by_columns.get(columns)
+        if statement is None:
+            statement = self._by_columns[columns] = self._statement(columns)
+        statement.execute(conn, rows)
+
+    def _statement(self, columns: tuple[str, ...]) -> DriverStatement:
+        table = self.table
+        skipped = [c.key for c in table.columns if c.key not in columns and c.default is not None]
+        if skipped:
+            raise ValueError(f"columns with a Python-side default must be given: {skipped}")
+        values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
+        return DriverStatement(insert(table).values(values))
 
 
 @dataclass(frozen=True)

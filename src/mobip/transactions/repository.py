@@ -26,8 +26,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from mobip.accounts.models import Account, Role
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.service import MESSAGE_COLUMNS, PAYMENT_REQUEST
-from mobip.kit.db import DriverStatement
+from mobip.delivery.service import PAYMENT_REQUEST
+from mobip.kit.db import DriverInsert, DriverStatement
 from mobip.transactions.models import (
     TRANSITIONS,
     Transaction,
@@ -37,12 +37,10 @@ from mobip.transactions.models import (
 )
 
 _TRANSACTIONS = cast(Table, Transaction.__table__)
-# The create path's three INSERTs at the driver's level (kit/db.DriverStatement): one statement
-# each per call, whatever the number of creates. The first status event is read off the new
-# transaction row itself, so no id has to come back first.
-_INSERT_TRANSACTIONS = DriverStatement.insert(
-    _TRANSACTIONS, [column.key for column in _TRANSACTIONS.columns if column.key != "id"]
-)
+# The create path's INSERTs at the driver's level (kit/db): one statement each per call,
+# whatever the number of creates. The first status event is read off the new transaction row
+# itself, so no id has to come back first.
+_INSERT_TRANSACTIONS = DriverInsert(_TRANSACTIONS)
 _INSERT_FIRST_EVENTS = DriverStatement(
     insert(cast(Table, TransactionEvent.__table__)).from_select(
         ["transaction_id", "status", "reason", "at"],
@@ -54,22 +52,13 @@ _INSERT_FIRST_EVENTS = DriverStatement(
         ).where(_TRANSACTIONS.c.trid == bindparam("trid")),
     )
 )
-_INSERT_MESSAGES = DriverStatement.insert(cast(Table, OutboxMessage.__table__), MESSAGE_COLUMNS)
 
 
-def insert_created(
-    conn: Connection,
-    transactions: Sequence[Mapping[str, Any]],
-    messages: Sequence[Mapping[str, Any]],
-) -> None:
-    """Insert new transactions, their first status events and their messages.
-
-    Three statements per call whatever the number of rows: the create path's unit of work
-    inserts one transaction, kit/batch's group commit many.
-    """
+def insert_created(conn: Connection, transactions: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new transactions and their first status events: two statements per call, for one
+    create (its unit of work) or many (kit/batch's group commit)."""
     _INSERT_TRANSACTIONS.execute(conn, transactions)
     _INSERT_FIRST_EVENTS.execute(conn, transactions)
-    _INSERT_MESSAGES.execute(conn, messages)
 
 
 def get_by_trid(session: Session, trid: str) -> Transaction | None:
@@ -78,17 +67,15 @@ def get_by_trid(session: Session, trid: str) -> Transaction | None:
 
 
 def add_event(session: Session, transaction: Transaction) -> None:
-    session.add(TransactionEvent(**_event_values(transaction)))
-
-
-def _event_values(transaction: Transaction) -> dict[str, Any]:
     """The status event recording the transaction's current status."""
-    return {
-        "transaction_id": transaction.id,
-        "status": transaction.status,
-        "reason": transaction.reason,
-        "at": transaction.status_changed_at,
-    }
+    session.add(
+        TransactionEvent(
+            transaction_id=transaction.id,
+            status=transaction.status,
+            reason=transaction.reason,
+            at=transaction.status_changed_at,
+        )
+    )
 
 
 def _with_merchant(trid: str) -> Select[Transaction, Account]:

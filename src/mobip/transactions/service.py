@@ -129,11 +129,10 @@ def create(
 
 
 def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
-    """Insert prepared creates: one, or a group commit's batch (kit/batch)."""
-    repository.insert_created(
-        conn,
-        [prepared.transaction for prepared in batch],
-        [prepared.message for prepared in batch if prepared.message is not None],
+    """Insert prepared creates, with their messages: one, or a group commit's batch (kit/batch)."""
+    repository.insert_created(conn, [prepared.transaction for prepared in batch])
+    delivery.insert_messages(
+        conn, [prepared.message for prepared in batch if prepared.message is not None]
     )
 
 
