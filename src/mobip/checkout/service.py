@@ -51,7 +51,7 @@ from mobip.kit.runtime import Runtime
 from mobip.kit.security import DecryptionError
 from mobip.transactions import repository as transactions_repository
 from mobip.transactions.models import Transaction, TransactionStatus
-from mobip.transactions.service import EXPIRED, expire_if_due
+from mobip.transactions.service import EXPIRED, expire_if_due, queue_callback
 
 log = logging.getLogger(__name__)
 
@@ -400,17 +400,7 @@ class _Attempt:
         )
 
     def queue_callback(self, resp_code: str) -> None:
-        transaction = self.transaction
-        if transaction.call_back_url:
-            delivery.queue_callback(
-                self.session,
-                url=transaction.call_back_url,
-                trid=transaction.trid,
-                track_id=transaction.track_id,
-                resp_code=resp_code,
-                account_id=transaction.account_id,
-                clock=self.runtime.clock,
-            )
+        queue_callback(self.session, self.transaction, resp_code, self.runtime.clock)
 
 
 def apply_outcome(

@@ -297,17 +297,26 @@ def _cancel(session: Session, transaction: Transaction, reason: str, clock: Cloc
     changed = repository.change_status(
         session, transaction, to=TransactionStatus.CANCELLED, reason=reason, now=clock.now()
     )
-    if changed and transaction.call_back_url:
+    if changed:
+        queue_callback(session, transaction, "CANCELLED", clock)
+    return changed
+
+
+def queue_callback(
+    session: Session, transaction: Transaction, resp_code: str, clock: Clock
+) -> None:
+    """Queue the merchant's callback about ``transaction`` (PROCESSED, CANCELLED or ERROR), when
+    it has a callback URL."""
+    if transaction.call_back_url:
         delivery.queue_callback(
             session,
             url=transaction.call_back_url,
             trid=transaction.trid,
             track_id=transaction.track_id,
-            resp_code="CANCELLED",
+            resp_code=resp_code,
             account_id=transaction.account_id,
             clock=clock,
         )
-    return changed
 
 
 def _require_pending(transaction: Transaction) -> None:
