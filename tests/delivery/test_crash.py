@@ -200,6 +200,14 @@ def stored(runtime: Runtime, message_id: int) -> OutboxMessage:
         return message
 
 
+def assert_released(runtime: Runtime, message_id: int) -> None:
+    """Given back unfinished: pending, no lease, and the unfinished attempt not counted."""
+    message = stored(runtime, message_id)
+    assert message.status == OutboxStatus.PENDING
+    assert message.lease_owner is None
+    assert message.attempts == 0
+
+
 def test_sigterm_releases_the_message_in_hand_after_the_grace_period(
     runtime: Runtime, receiver: Receiver
 ) -> None:
@@ -208,10 +216,7 @@ def test_sigterm_releases_the_message_in_hand_after_the_grace_period(
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr.decode()[-2000:]
-    message = stored(runtime, message_id)
-    assert message.status == OutboxStatus.PENDING
-    assert message.lease_owner is None
-    assert message.attempts == 0  # released: the unfinished attempt is not counted
+    assert_released(runtime, message_id)
 
 
 def test_sigterm_finishes_a_message_that_completes_within_the_grace_period(
@@ -244,7 +249,4 @@ def test_a_second_sigterm_releases_the_message_in_hand_at_once(
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert b"releasing the messages in hand" in stderr
     assert b"finishing the batch in hand" not in stderr  # logged once, for the first signal
-    message = stored(runtime, message_id)
-    assert message.status == OutboxStatus.PENDING
-    assert message.lease_owner is None
-    assert message.attempts == 0
+    assert_released(runtime, message_id)
