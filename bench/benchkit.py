@@ -1,11 +1,15 @@
-"""What the delivery benches share: a free loopback port, waiting for a receiver, the count of
-delivered outbox messages, percentiles and the machine's load. Not a bench itself."""
+"""What the delivery benches share: a free loopback port, waiting for a receiver, commit-to-arrival
+delays, the count of delivered outbox messages, percentiles and the machine's load. Not a bench
+itself."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import socket
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -29,6 +33,23 @@ def wait_for_port(port: int, seconds: float = 10) -> None:
             return
         except OSError:
             time.sleep(0.02)
+
+
+async def arrival_delays(
+    arrivals: Any, committed: dict[str, float], count: int, seconds: float = 60
+) -> list[float]:
+    """Commit-to-arrival delays: the receiver puts (key, time) on ``arrivals`` (a multiprocessing
+    queue), ``committed`` holds each key's commit time; until ``count`` delays or ``seconds``."""
+    delays: list[float] = []
+    deadline = time.monotonic() + seconds
+    while len(delays) < count and time.monotonic() < deadline:
+        try:
+            key, at = await asyncio.to_thread(arrivals.get, True, 1.0)
+        except queue.Empty:
+            continue
+        if key in committed:
+            delays.append(at - committed[key])
+    return delays
 
 
 def done_count(runtime: Runtime) -> int:

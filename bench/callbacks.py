@@ -46,7 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.append(str(Path(__file__).resolve().parent))  # last: for benchkit only
 
-from benchkit import done_count, free_port, load, percentile, wait_for_port
+from benchkit import arrival_delays, done_count, free_port, load, percentile, wait_for_port
 
 from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Language, Role
@@ -207,21 +207,13 @@ async def latency(
     runtime: Runtime, account_id: int, url: str, probes: int, rate: float, arrivals: Any
 ) -> list[float]:
     committed: dict[str, float] = {}
-    delays: list[float] = []
     async with worker_running(runtime):
         for i in range(probes):
             trid = f"lat-{i}"
             await asyncio.to_thread(enqueue, runtime, account_id, url, [trid])
             committed[trid] = time.time()
             await asyncio.sleep(1 / rate)
-        deadline = time.monotonic() + 60
-        while len(delays) < probes and time.monotonic() < deadline:
-            try:
-                trid, at = await asyncio.to_thread(arrivals.get, True, 1)
-            except Exception:
-                continue
-            delays.append(at - committed[trid])
-    return delays
+        return await arrival_delays(arrivals, committed, probes)
 
 
 def run_throughput(args: argparse.Namespace) -> None:

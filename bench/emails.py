@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.append(str(Path(__file__).resolve().parent))  # last: for benchkit only
 
 import aiosmtplib
-from benchkit import done_count, free_port, percentile, wait_for_port
+from benchkit import arrival_delays, done_count, free_port, percentile, wait_for_port
 from sqlalchemy import func, select
 
 from mobip.accounts import service as accounts_service
@@ -188,15 +188,7 @@ async def latency(
         await asyncio.to_thread(create_requests, runtime, merchant, index, 1)
         committed[f"Order {index}"] = time.time()
         await asyncio.sleep(1 / rate)
-    delays: list[float] = []
-    deadline = time.time() + 60
-    while len(delays) < count and time.time() < deadline:
-        try:
-            subject, at = await asyncio.to_thread(arrivals.get, True, 1.0)
-        except Exception:
-            continue
-        if subject in committed:
-            delays.append(at - committed[subject])
+    delays = await arrival_delays(arrivals, committed, count)
     stop.set()
     await task
     return delays
