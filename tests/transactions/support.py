@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
+import zxingcpp
+from PIL import Image
 from sqlalchemy import func, select
 
 from mobip.delivery.models import OutboxMessage
@@ -51,3 +54,9 @@ def counts(runtime: Runtime) -> tuple[int, int]:
         transactions = session.scalar(select(func.count()).select_from(Transaction)) or 0
         messages = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
     return transactions, messages
+
+
+def decode_png(data: bytes) -> list[str]:
+    """The texts of the QR codes zxing-cpp's reader finds in a PNG."""
+    image = Image.open(BytesIO(data))
+    return [result.text for result in zxingcpp.read_barcodes(image)]

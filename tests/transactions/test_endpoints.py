@@ -6,7 +6,6 @@ from io import BytesIO
 from typing import Any
 
 import pytest
-import zxingcpp
 from PIL import Image
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -18,7 +17,7 @@ from mobip.delivery.models import OutboxMessage
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
-from transactions.support import counts, one_use_qr, valid_request
+from transactions.support import counts, decode_png, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
 
@@ -39,11 +38,6 @@ def post(client: TestClient, name: str, token: str, **fields: Any) -> Any:
 
 def get(client: TestClient, name: str, token: str, **fields: Any) -> Any:
     return client.request("GET", f"{API}/{name}", files=form(access_token=token, **fields))
-
-
-def decode_png(data: bytes) -> list[str]:
-    image = Image.open(BytesIO(data))
-    return [result.text for result in zxingcpp.read_barcodes(image)]
 
 
 def test_send_payment_request_happy_path(client: TestClient, runtime: Runtime, token: str) -> None:

@@ -7,6 +7,8 @@ ordinary unit of work. Both must store the same rows and queue the same message.
 
 from __future__ import annotations
 
+import base64
+import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +25,7 @@ from mobip.kit.batch import GroupCommit
 from mobip.kit.runtime import Runtime
 from mobip.transactions import repository
 from mobip.transactions.models import Transaction, TransactionEvent
-from transactions.support import counts, one_use_qr, valid_request
+from transactions.support import counts, decode_png, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
 # Set per row by the create itself, so they differ between any two creates.
@@ -109,6 +111,29 @@ def test_both_paths_store_the_same_rows(
     assert fast["event_points_at_it"] and all(fast["message_subjects"])
     assert len(fast["events"]) == 1
     assert len(fast["messages"]) == (1 if name == "send_payment_request" else 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [("send_payment_request", valid_request()), ("create_one_use_qr", one_use_qr())],
+)
+def test_the_group_commit_path_answers_in_xml_too(
+    client: TestClient, runtime: Runtime, token: str, name: str, fields: dict[str, Any]
+) -> None:
+    group = group_commit(client)
+    before, (transactions, _) = group.written, counts(runtime)
+    reply = client.post(f"{API}/{name}", files=form(access_token=token, format="xml", **fields))
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(reply.text)
+    assert root.findtext("return_code") == "0"
+    assert group.written == before + 1
+    assert counts(runtime)[0] == transactions + 1
+    with runtime.database.transaction() as session:
+        assert repository.get_by_trid(session, root.findtext("trid") or "") is not None
+    if name == "send_payment_request":
+        raw_qr = base64.b64decode(root.findtext("raw_qr") or "")
+        assert decode_png(raw_qr) == [root.findtext("url_checkout")]
 
 
 def test_an_idempotency_key_takes_the_unit_of_work(client: TestClient, token: str) -> None:
