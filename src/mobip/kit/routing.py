@@ -60,10 +60,21 @@ class Principal(Protocol):
 
 @dataclass(frozen=True)
 class Field:
+    """One input or output field, declared once: the checks made on it and its OpenAPI schema."""
+
     name: str
     type: str  # string | integer | boolean | array | object
     description: str
     required: bool = False
+    # Constraints the server enforces, stated in OpenAPI as the same-named JSON Schema keywords.
+    max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    enum: tuple[str, ...] = ()  # accepted values (matched case-insensitively where stated)
+    format: str | None = None  # JSON Schema format: "uri", "email", "date", ...
+    pattern: str | None = None  # a regex the whole value matches
+    # Tab, line feed and carriage return are allowed (e.g. item_message); other controls never.
+    multiline: bool = False
 
 
 @dataclass
