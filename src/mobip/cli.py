@@ -98,6 +98,7 @@ def serve(
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
+                access_log=False,  # our access line only: uvicorn's logs query strings
             )
             return
         # Several server processes: none runs the worker loop; one separate worker process does.
@@ -113,6 +114,7 @@ def serve(
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
+                access_log=False,  # our access line only: uvicorn's logs query strings
             )
         finally:
             if worker_process is not None:
