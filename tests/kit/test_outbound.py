@@ -28,6 +28,7 @@ from mobip.kit.outbound import (
     open_tcp,
     parse_allow_list,
     parse_url,
+    refusal_before_sending,
 )
 from tls_support import self_signed, server_context
 
@@ -461,3 +462,74 @@ def test_parse_url_keeps_the_query_and_names_the_host_header() -> None:
     )
     assert target.host_header == "shop.example.com"
     assert parse_url("http://[2001:db8::1]:8080/").host_header == "[2001:db8::1]:8080"
+
+
+# --- IPv6 forms that lead to an IPv4 address --------------------------------------------------
+
+TEREDO_SERVER = int(ipaddress.IPv4Address("65.54.227.120"))  # a public Teredo server
+
+
+def embedding(form: str, ipv4: str) -> ipaddress.IPv6Address:
+    """The IPv6 address that, in ``form``, leads to ``ipv4``."""
+    v4 = int(ipaddress.IPv4Address(ipv4))
+    prefixes = {
+        "IPv4-mapped ::ffff:0:0/96": 0xFFFF << 32,
+        "IPv4-translated ::ffff:0:0:0/96": 0xFFFF << 48,
+        "NAT64 64:ff9b::/96": 0x64FF9B << 96,
+    }
+    if form in prefixes:
+        return ipaddress.IPv6Address(prefixes[form] | v4)
+    if form == "6to4 2002::/16":
+        return ipaddress.IPv6Address((0x2002 << 112) | (v4 << 80))
+    assert form == "Teredo 2001::/32"
+    # Flags, then the port and the client address, both inverted (RFC 4380 §4).
+    return ipaddress.IPv6Address(
+        (0x2001 << 112)
+        | (TEREDO_SERVER << 64)
+        | (0x8000 << 48)
+        | (0xFFFF << 32)
+        | (v4 ^ 0xFFFFFFFF)
+    )
+
+
+EMBEDDING_FORMS = [
+    "IPv4-mapped ::ffff:0:0/96",
+    "IPv4-translated ::ffff:0:0:0/96",
+    "NAT64 64:ff9b::/96",
+    "6to4 2002::/16",
+    "Teredo 2001::/32",
+]
+
+
+@pytest.mark.parametrize("inner", ["10.1.2.3", "127.0.0.1"])
+@pytest.mark.parametrize("form", EMBEDDING_FORMS)
+def test_an_ipv6_address_embedding_a_refused_ipv4_is_refused(
+    form: str, inner: str, tmp_path: Path
+) -> None:
+    address = embedding(form, inner)
+    assert inner in str(AddressPolicy().refusal(address))
+    # At creation: the literal in a callback URL is refused before anything is stored.
+    production = Settings(data_dir=tmp_path, env=Environment.PRODUCTION)
+    assert inner in str(refusal_before_sending(f"http://[{address}]/cb", production))
+    # At connection: a name resolving to it, or the literal, is refused and nothing connects.
+    spy = SpyConnector()
+    dns = FakeDns({"embedded.example.test": [[str(address)]]})
+
+    async def run() -> None:
+        client = OutboundClient(resolver=dns, connector=spy, timeout=5)
+        try:
+            for url in ["http://embedded.example.test/cb", f"http://[{address}]/cb"]:
+                with pytest.raises(OutboundRefused, match=inner.replace(".", r"\.")):
+                    await client.request("POST", url, content=b"x")
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    assert dns.lookups == ["embedded.example.test"]
+    assert spy.connected == []
+
+
+@pytest.mark.parametrize("form", EMBEDDING_FORMS)
+def test_an_ipv6_address_embedding_a_public_ipv4_is_allowed(form: str) -> None:
+    """Control for the test above: the forms are refused for what they embed, not as such."""
+    assert AddressPolicy().refusal(embedding(form, "93.184.216.34")) is None

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import h11
 
 from mobip.config import Settings
+from mobip.kit.validation import ascii_host
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -89,15 +90,18 @@ _FORBIDDEN: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
     ),
 )
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges whose last 32 bits are an IPv4 address a packet ends up at (IPv4-mapped is
+# ipaddress's ipv4_mapped): IPv4-translated (RFC 2765, SIIT) and the well-known NAT64 prefix.
+_LAST_32_BITS_IPV4 = _nets("::ffff:0:0:0/96", "64:ff9b::/96")
 _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address leads to: mapped, NAT64, 6to4, Teredo."""
+    """The IPv4 addresses an IPv6 address leads to: mapped, translated, NAT64, 6to4, Teredo
+    (its server, and its client: the last 32 bits inverted)."""
     if address.ipv4_mapped is not None:
         return [address.ipv4_mapped]
-    if address in _NAT64:
+    if any(address in net for net in _LAST_32_BITS_IPV4):
         return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
     if address in _SIX_TO_FOUR:
         return [ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)]
@@ -248,9 +252,10 @@ def _parse_host(raw: str, *, bracketed: bool) -> tuple[str, IPAddress | None]:
             raise OutboundRefused(f"refused: {raw!r} is not an IPv6 address") from exc
         return str(v6), v6
     try:
-        # NFKC and IDNA: fullwidth digits and dots become ASCII before the numeric check.
-        host = raw.encode("idna").decode("ascii").lower() if not raw.isascii() else raw.lower()
-    except UnicodeError as exc:
+        # IDNA 2008 as at creation (kit/validation): UTS #46 maps fullwidth digits and dots to
+        # ASCII before the numeric check.
+        host = ascii_host(raw).lower()
+    except ValueError as exc:
         raise OutboundRefused(f"refused: {raw!r} is not a valid host name") from exc
     if not host or not set(host) <= _HOST_CHARS:
         raise OutboundRefused(f"refused: {raw!r} is not a valid host name")
