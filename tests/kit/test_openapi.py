@@ -1,0 +1,180 @@
+"""The OpenAPI document states what the server takes: constraints, credentials, bodies, replies."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import schemathesis
+
+from mobip.app import ENDPOINTS
+from mobip.kit.openapi import BOOLEAN_SPELLINGS, INTEGER_LIMIT, build_openapi
+from mobip.kit.routing import Access, Endpoint
+
+SECRETS = {"api_secret_key", "access_token", "api_account_id"}
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "429", "500"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    # What the app serves: the JSON text of the same document.
+    document: dict[str, Any] = json.loads(json.dumps(build_openapi(ENDPOINTS)))
+    return document
+
+
+def _operation(spec: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    operation: dict[str, Any] = spec["paths"][endpoint.full_path][endpoint.method.lower()]
+    return operation
+
+
+def _body(spec: dict[str, Any], endpoint: Endpoint, media_type: str) -> dict[str, Any]:
+    schema: dict[str, Any] = _operation(spec, endpoint)["requestBody"]["content"][media_type][
+        "schema"
+    ]
+    return schema
+
+
+def _walk(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        return [node, *(found for value in node.values() for found in _walk(value))]
+    if isinstance(node, list):
+        return [found for value in node for found in _walk(value)]
+    return []
+
+
+def test_no_credential_and_no_field_is_described_in_the_query_string(
+    spec: dict[str, Any],
+) -> None:
+    # Finding 2: the document itself told clients to put get_token's secret in the URL.
+    located = [node for node in _walk(spec["paths"]) if "in" in node and "name" in node]
+    assert [node for node in located if node["in"] == "query"] == []
+    assert all(node["name"] not in SECRETS for node in located)
+
+
+def test_every_operation_get_included_takes_a_form_body(spec: dict[str, Any]) -> None:
+    for endpoint in ENDPOINTS:
+        content = _operation(spec, endpoint)["requestBody"]["content"]
+        assert set(content) == {"multipart/form-data", "application/x-www-form-urlencoded"}
+        for media_type in content:
+            body = _body(spec, endpoint, media_type)
+            assert set(body["properties"]) == {f.name for f in endpoint.inputs} | {"format"}
+            assert body["additionalProperties"] is False  # unknown fields are refused (1007)
+
+
+def test_get_token_takes_its_credentials_in_the_body(spec: dict[str, Any]) -> None:
+    get_token = next(e for e in ENDPOINTS if e.name == "get_token")
+    assert get_token.method == "GET"
+    body = _body(spec, get_token, "multipart/form-data")
+    assert {"api_account_id", "api_secret_key"} <= set(body["required"])
+    assert "security" not in _operation(spec, get_token)
+
+
+def test_the_access_token_is_the_bearer_scheme_or_an_optional_field(
+    spec: dict[str, Any],
+) -> None:
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    authenticated = [e for e in ENDPOINTS if e.access is not Access.ANONYMOUS]
+    assert authenticated
+    for endpoint in authenticated:
+        assert _operation(spec, endpoint)["security"] == [{"bearer": []}]
+        body = _body(spec, endpoint, "multipart/form-data")
+        assert "access_token" in body["properties"]
+        assert "access_token" not in body["required"]
+
+
+def test_every_declared_constraint_appears(spec: dict[str, Any]) -> None:
+    for endpoint in ENDPOINTS:
+        body = _body(spec, endpoint, "multipart/form-data")
+        for field in endpoint.inputs:
+            schema = body["properties"][field.name]
+            where = f"{endpoint.name}.{field.name}"
+            if field.type == "integer":
+                assert schema["type"] == "integer", where
+                low = field.minimum if field.minimum is not None else -INTEGER_LIMIT
+                high = field.maximum if field.maximum is not None else INTEGER_LIMIT
+                assert (schema["minimum"], schema["maximum"]) == (low, high), where
+                continue
+            assert schema["type"] == "string", where
+            if field.type == "boolean":
+                assert schema["enum"] == list(BOOLEAN_SPELLINGS), where
+                continue
+            if field.enum:
+                assert schema["enum"] == list(field.enum), where
+                continue
+            if field.required and field.name != "access_token":
+                assert schema["minLength"] == 1, where  # an empty value counts as absent
+                assert field.name in body["required"], where
+            assert schema.get("maxLength") == field.max_length, where
+            assert schema.get("format") == field.format, where
+            if field.pattern is not None:
+                assert field.pattern in schema["pattern"], where
+
+
+def test_text_fields_state_the_control_character_rule(spec: dict[str, Any]) -> None:
+    send = next(e for e in ENDPOINTS if e.name == "send_payment_request")
+    item_name = _body(spec, send, "multipart/form-data")["properties"]["item_name"]
+    pattern = re.compile(item_name["pattern"])
+    assert pattern.search("Café crème ✓")
+    for refused in ("\x00", "\x1b", "\x07", "\t", "\n", "\x85", "\u202e", "\u2066"):
+        assert not pattern.search(f"a{refused}b"), ascii(refused)
+
+
+def test_format_is_an_input_of_every_operation(spec: dict[str, Any]) -> None:
+    for endpoint in ENDPOINTS:
+        fmt = _body(spec, endpoint, "multipart/form-data")["properties"]["format"]
+        assert fmt["enum"] == ["json", "xml"]
+
+
+def test_replies_are_described_in_json_and_xml_with_every_error_status(
+    spec: dict[str, Any],
+) -> None:
+    for endpoint in ENDPOINTS:
+        responses = _operation(spec, endpoint)["responses"]
+        assert set(responses) >= ERROR_STATUSES
+        for status, response in responses.items():
+            assert set(response["content"]) == {"application/json", "application/xml"}, status
+        ok = responses["200"]["content"]["application/xml"]["schema"]
+        assert ok["xml"] == {"name": "mobip"}
+        assert {f.name for f in endpoint.outputs} <= set(ok["properties"])
+        assert ("422" in responses) == endpoint.idempotent  # a reused Idempotency-Key
+    assert spec["components"]["schemas"]["Error"]["xml"] == {"name": "mobip"}
+
+
+def test_account_data_is_typed_as_it_is(spec: dict[str, Any]) -> None:
+    by_name = {e.name: e for e in ENDPOINTS}
+    reply = _operation(spec, by_name["get_account"])["responses"]["200"]["content"]
+    account_data = reply["application/json"]["schema"]["properties"]["account_data"]
+    assert account_data["type"] == "array"
+    assert set(account_data["items"]["required"]) == {
+        "attribute_name",
+        "attribute_type",
+        "attribute_value",
+        "is_updatable",
+    }
+    update = _body(spec, by_name["update_account"], "multipart/form-data")
+    assert update["properties"]["account_data"]["type"] == "string"
+    assert update["properties"]["account_data"]["contentMediaType"] == "application/json"
+    assert "External_AccountID" in update["properties"]["account_data"]["description"]
+
+
+def test_the_create_endpoints_take_an_idempotency_key(spec: dict[str, Any]) -> None:
+    for endpoint in ENDPOINTS:
+        headers = {
+            p["name"]
+            for p in _operation(spec, endpoint).get("parameters", [])
+            if p["in"] == "header"
+        }
+        assert ("Idempotency-Key" in headers) == endpoint.idempotent, endpoint.name
+    assert sum(e.idempotent for e in ENDPOINTS) == 2
+
+
+def test_schemathesis_reads_every_operation(spec: dict[str, Any]) -> None:
+    schema = schemathesis.openapi.from_dict(spec)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == len(ENDPOINTS)
