@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     smtp_ca_file: Path | None = None
     smtp_timeout_seconds: float = Field(default=30, gt=0)
+    # The SMTP server supports SMTPUTF8 (RFC 6531): only then are addresses with non-ASCII
+    # characters before the @ accepted (creation cannot ask the server; the operator says so).
+    smtp_smtputf8: bool = False
 
     # SMS; without a provider, development writes SMS to DATA_DIR/outbox/.
     sms_provider: SmsProvider | None = None

@@ -26,7 +26,7 @@ from starlette.testclient import TestClient
 
 from delivery import support
 from delivery.support import deliver, messages_of, pay, stored, with_settings
-from factories import free_port, make_account
+from factories import form, free_port, make_account, token_for
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment, Settings, SmtpSecurity
@@ -44,6 +44,7 @@ from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
 from tls_support import self_signed, server_context
+from transactions.support import counts, valid_request
 
 # --- a real SMTP receiver on loopback ------------------------------------------------------------
 
@@ -53,6 +54,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message as received, before any parsing
+        self.mail_options: list[list[str]] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
@@ -72,6 +75,8 @@ class Receiver:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append(parsed)
+        self.raw.append(envelope.content)
+        self.mail_options.append(list(envelope.mail_options))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
 
@@ -600,6 +605,126 @@ def test_attempts_back_off_with_jitter_and_the_last_one_fails_the_message_with_i
     assert any(delay < backoff_bounds(MESSAGE_POLICY, n)[1] for n, delay in enumerate(delays, 1))
     clock.advance(days=1)
     assert deliver(unreachable) == 0  # failed for good
+
+
+# --- addresses: one rule at creation and at sending ---------------------------------------------
+
+
+def raw_header(raw: bytes, name: bytes) -> bytes:
+    match = re.search(rb"^" + name + rb": (.*?)\r\n", raw, re.MULTILINE)
+    assert match, f"no {name!r} header"
+    return match.group(1)
+
+
+def test_an_idn_domain_is_stored_and_sent_in_punycode(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    transaction = new_request(mailing, merchant, customer_email="Zoe@Bücher.example")
+    assert transaction.customer_email == "Zoe@xn--bcher-kva.example"
+    deliver(mailing)
+    [row] = messages_of(mailing, transaction)
+    assert row.status == OutboxStatus.DONE, row.last_error
+    assert receiver.envelopes == [("payments@mobip.test", ["Zoe@xn--bcher-kva.example"])]
+    assert "SMTPUTF8" not in receiver.mail_options[0]  # not needed (the server offers it)
+    # The address as it is, not an encoded word (mail servers refuse those inside an address).
+    assert raw_header(receiver.raw[0], b"To") == b"Zoe@xn--bcher-kva.example"
+
+
+def test_a_stored_address_that_could_not_be_sent_fails_at_once_with_the_reason(
+    mailing: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    # Rows written before the rule (or by hand): the sender applies the same rule.
+    transaction = new_request(mailing, merchant)
+    messages = []
+    for target in ["ü@example.com", "a" * 65 + "@example.com", "a@éxample.com"]:
+        with mailing.database.transaction() as session:
+            messages.append(
+                enqueue(
+                    session,
+                    kind=PAYMENT_REQUEST,
+                    target=target,
+                    payload={"trid": transaction.trid, "media": "EMAIL", "occasion": "initial"},
+                    clock=mailing.clock,
+                ).id
+            )
+    deliver(mailing)
+    needs_utf8, too_long, idn = (stored(mailing, message_id) for message_id in messages)
+    assert needs_utf8.status == OutboxStatus.FAILED
+    assert needs_utf8.attempts == 1
+    assert needs_utf8.last_error is not None
+    assert "SMTPUTF8" in needs_utf8.last_error and "MOBIP_SMTP_SMTPUTF8" in needs_utf8.last_error
+    assert too_long.status == OutboxStatus.FAILED
+    assert too_long.last_error is not None
+    assert "too long" in too_long.last_error
+    # An IDN domain stored in Unicode before the rule goes out in punycode.
+    assert idn.status == OutboxStatus.DONE, idn.last_error
+    assert ["a@xn--xample-9ua.com"] in [rcpt for _, rcpt in receiver.envelopes]
+
+
+def test_the_creation_rule_refuses_what_could_not_be_sent(
+    client: TestClient, runtime: Runtime, merchant: Account
+) -> None:
+    shop = make_account(runtime, name="Address shop")
+    token = token_for(client, shop)
+    for address in ["ü@example.com", "a" * 65 + "@example.com", "Zoé <zoe@example.com>"]:
+        reply = client.post(
+            "/api/2.0/mobip/send_payment_request",
+            files=form(access_token=token, **valid_request(customer_email=address)),
+        )
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["return_code"] == "1002"
+        assert "'customer_email'" in reply.json()["return_message"]
+    assert counts(runtime) == (0, 0)
+
+
+def test_with_smtputf8_a_non_ascii_local_part_is_sent_with_smtputf8(
+    runtime: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    controller = start(receiver, enable_SMTPUTF8=True)
+    try:
+        utf8 = with_settings(
+            runtime,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security=SmtpSecurity.NONE,
+            smtp_from="Payments <payments@mobip.test>",
+            smtp_smtputf8=True,
+        )
+        transaction = new_request(utf8, merchant, customer_email="zoé@Bücher.example")
+        deliver(utf8)
+    finally:
+        controller.stop()
+    assert transaction.customer_email == "zoé@xn--bcher-kva.example"
+    [row] = messages_of(utf8, transaction)
+    assert row.status == OutboxStatus.DONE, row.last_error
+    assert receiver.envelopes == [("payments@mobip.test", ["zoé@xn--bcher-kva.example"])]
+    assert "SMTPUTF8" in receiver.mail_options[0]
+    # RFC 6532: the header holds the address in UTF-8, not an encoded word.
+    assert raw_header(receiver.raw[0], b"To") == "zoé@xn--bcher-kva.example".encode()
+
+
+def test_smtputf8_allowed_but_not_advertised_by_the_server_fails_at_once(
+    runtime: Runtime, merchant: Account, receiver: Receiver
+) -> None:
+    controller = start(receiver, enable_SMTPUTF8=False)  # no SMTPUTF8 in its EHLO reply
+    try:
+        utf8 = with_settings(
+            runtime,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security=SmtpSecurity.NONE,
+            smtp_smtputf8=True,
+        )
+        transaction = new_request(utf8, merchant, customer_email="zoé@example.com")
+        deliver(utf8)
+    finally:
+        controller.stop()
+    assert receiver.messages == []
+    [row] = messages_of(utf8, transaction)
+    assert row.status == OutboxStatus.FAILED
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert "SMTP server does not advertise" in row.last_error
 
 
 # --- TLS and login -----------------------------------------------------------------------------

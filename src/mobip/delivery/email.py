@@ -7,6 +7,11 @@ the subject and the text part, ``.html`` the HTML part). With ``MOBIP_SMTP_HOST`
 go out through that server (STARTTLS, implicit TLS or plain, with optional login); without it,
 development writes them to the local outbox (``devoutbox``) and production fails each attempt
 visibly.
+
+The recipient is checked by the rule creation applies (``kit.validation.sendable_email``): the
+domain goes out in IDNA A-labels; an address with non-ASCII characters before the @ goes out
+only with SMTPUTF8 (``MOBIP_SMTP_SMTPUTF8`` and the server's EHLO both saying so), else its
+message fails at once with the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.charset import QP, Charset
 from email.header import Header
-from email.headerregistry import Address
 from email.message import Message
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
@@ -46,6 +50,7 @@ from mobip.delivery.worker import PermanentFailure
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
+from mobip.kit.validation import NeedsSmtpUtf8, Refused, sendable_email
 from mobip.qr.service import render_png
 from mobip.transactions import repository as transactions
 from mobip.transactions.models import Transaction, TransactionStatus
@@ -62,6 +67,7 @@ class Mail:
     sender: str  # envelope sender (MAIL FROM)
     recipient: str  # envelope recipient (RCPT TO)
     data: bytes
+    smtputf8: bool = False  # the recipient has non-ASCII characters: MAIL FROM ... SMTPUTF8
 
 
 class MailTransport(Protocol):
@@ -106,6 +112,7 @@ class SmtpTransport:
                 mail.data,
                 sender=mail.sender,
                 recipients=[mail.recipient],
+                mail_options=["SMTPUTF8"] if mail.smtputf8 else None,
                 hostname=self.hostname,
                 port=self.port,
                 username=self.username,
@@ -126,6 +133,14 @@ class SmtpTransport:
         except aiosmtplib.SMTPDataError as exc:
             if _all_permanent([exc.code]):
                 raise PermanentFailure(f"message refused: {exc.code} {exc.message}") from exc
+            raise
+        except aiosmtplib.SMTPNotSupported as exc:
+            # The same exception says a required STARTTLS is missing: that one is retried.
+            if mail.smtputf8 and "SMTPUTF8" in str(exc):
+                raise PermanentFailure(
+                    f"not sent to {mail.recipient!r}: the address needs SMTPUTF8, which the "
+                    "SMTP server does not advertise (MOBIP_SMTP_SMTPUTF8 says it does)"
+                ) from exc
             raise
 
 
@@ -217,7 +232,9 @@ def compose(
     # Header objects fold into RFC 2047 encoded words of legal length.
     message["Subject"] = Header(_header_text(rendered.subject), "utf-8")
     message["From"] = _from_header(_header_text(merchant_name), address)
-    message["To"] = to
+    # An address needing SMTPUTF8 is written in UTF-8 (RFC 6532), never as an encoded word: the
+    # compat32 generator copies a value holding surrogate escapes byte for byte.
+    message["To"] = to if to.isascii() else to.encode().decode("ascii", "surrogateescape")
     message["Date"] = format_datetime(clock.now())
     message["Message-ID"] = f"<{message_id}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
@@ -233,7 +250,7 @@ def compose(
         image.add_header("Content-Disposition", "inline", filename="qr.png")
         related.attach(image)
         message.attach(related)
-    return Mail(address, to, message.as_bytes(policy=_SMTP_POLICY))
+    return Mail(address, to, message.as_bytes(policy=_SMTP_POLICY), smtputf8=not to.isascii())
 
 
 _SMTP_POLICY = compat32.clone(linesep="\r\n")
@@ -317,9 +334,13 @@ class EmailSender:
         self, rendered: Rendered, merchant: Account, to: str, message: OutboxMessage
     ) -> Mail:
         try:
-            recipient = str(Address(addr_spec=to))
-        except (ValueError, IndexError) as exc:
-            raise PermanentFailure(f"not an e-mail address: {to!r}") from exc
+            recipient = sendable_email(to, smtputf8=self.settings.smtp_smtputf8)
+        except NeedsSmtpUtf8 as exc:
+            raise PermanentFailure(
+                f"not sent to {to!r}: {exc} (MOBIP_SMTP_SMTPUTF8 is false)"
+            ) from None
+        except Refused as exc:
+            raise PermanentFailure(f"not an e-mail address we can send to: {to!r}: {exc}") from None
         return compose(
             rendered,
             sender=self.sender,

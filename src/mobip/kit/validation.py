@@ -36,6 +36,10 @@ class Refused(ValueError):
     """Why a value is not accepted; the caller names the field (InvalidField) or the message."""
 
 
+class NeedsSmtpUtf8(Refused):
+    """An e-mail address with non-ASCII characters before the @, while SMTPUTF8 is not allowed."""
+
+
 def http_url(field: str, value: str, *, https_only: bool) -> str:
     """An absolute http(s) URL with a host, no credentials, no spaces or control characters,
     returned in ASCII (see the module's docstring): store the value returned."""
@@ -162,7 +166,7 @@ def sendable_email(value: str, *, smtputf8: bool) -> str:
     """
     local = value.rpartition("@")[0]
     if not smtputf8 and not local.isascii():
-        raise Refused(
+        raise NeedsSmtpUtf8(
             "non-ASCII characters before the @ need SMTPUTF8, which our mail server is not "
             "set up for"
         )

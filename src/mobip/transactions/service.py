@@ -207,7 +207,9 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
         else None,
         "track_id": data.track_id,
         "customer_name": data.customer_name,
-        "customer_email": email_address("customer_email", data.customer_email)
+        "customer_email": email_address(
+            "customer_email", data.customer_email, smtputf8=settings.smtp_smtputf8
+        )
         if data.customer_email
         else None,
         "customer_phone": phone,
