@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account
 from mobip.auth.models import AccessToken
-from mobip.kit.envelope import Params
+from mobip.kit.envelope import Params, encode
 from mobip.kit.errors import DuplicateField, FieldTooLong, InvalidField, MissingField
 from mobip.kit.runtime import Runtime
 
@@ -199,3 +199,45 @@ def test_every_reply_has_a_request_id(client: TestClient) -> None:
         client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
         == "abc-123"
     )
+
+
+# Every character XML 1.0 cannot carry, even as a character reference (§2.2): inputs are refused
+# before they get here, but a reply must parse whatever it holds (defence in depth).
+XML_ILLEGAL = [
+    "\x00",
+    "\x01",
+    "\x08",
+    "\x0b",
+    "\x0c",
+    "\x1f",
+    "\ud800",
+    "\udfff",
+    "\ufffe",
+    "\uffff",
+]
+
+
+@pytest.mark.parametrize("char", XML_ILLEGAL)
+def test_xml_replies_parse_whatever_the_values_hold(char: str) -> None:
+    body, _ = encode({"return_code": "0", "desc": f"a{char}b", "list": [f"{char}"]}, xml=True)
+    root = ET.fromstring(body)
+    assert root.findtext("desc") == "a\ufffdb"
+    assert root.findtext("list/item") == "\ufffd"
+
+
+def test_xml_keeps_tabs_line_breaks_and_astral_characters() -> None:
+    value = "a\tb\nc\rd 👍 \u0085 \u202e"
+    body, _ = encode({"desc": value}, xml=True)
+    # A parser normalises a raw CR to LF (XML 1.0 §2.11): CR travels as a character reference.
+    assert ET.fromstring(body).findtext("desc") == value
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [("\ud800", "\ufffd"), ("a\udfffb", "a\ufffdb"), ("\x00\x1b", "\x00\x1b"), ("é👍", "é👍")],
+)
+def test_json_replies_are_utf8_whatever_the_values_hold(value: str, sent: str) -> None:
+    # A lone surrogate cannot be UTF-8: it goes out as U+FFFD rather than as a 500.
+    body, media_type = encode({"return_code": "0", "desc": value}, xml=False)
+    assert media_type == "application/json"
+    assert json.loads(body.decode("utf-8"))["desc"] == sent

@@ -496,6 +496,38 @@ def test_invalid_utf8_value_names_the_field() -> None:
     assert "not valid UTF-8 text" in caught.value.message
 
 
+# Encoded surrogates (CESU-8, WTF-8), overlong forms (an overlong NUL) and code points past
+# U+10FFFF are not UTF-8: a lenient decoder would turn them into lone surrogates or a NUL that
+# no check downstream expects.
+NOT_UTF8 = [b"\xed\xa0\x80", b"a\xed\xbf\xbfb", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\x80"]
+
+
+@pytest.mark.parametrize("value", NOT_UTF8)
+def test_no_surrogate_or_overlong_form_gets_through_either_path(value: bytes) -> None:
+    body = make_body([field("a", "1"), ([b'Content-Disposition: form-data; name="b"'], value)])
+    assert _parse_fast(body, BOUNDARY) is None
+    with pytest.raises(InvalidField, match="'b'"):
+        parse_multipart(body, BOUNDARY)
+    with pytest.raises(MalformedBody, match="UTF-8"):
+        parse_urlencoded(b"b=" + quote(value).encode())
+
+
+@PROPERTY
+@given(st.binary(max_size=12))
+def test_arbitrary_bytes_decode_strictly_or_are_refused(value: bytes) -> None:
+    body = make_body([([b'Content-Disposition: form-data; name="b"'], value)])
+    try:
+        fields = parse_multipart(body, BOUNDARY)
+    except InvalidField:
+        fields = None
+    try:
+        strict = value.decode("utf-8")
+    except UnicodeDecodeError:
+        assert fields is None
+    else:
+        assert fields == [("b", strict)]
+
+
 def test_invalid_utf8_name_is_malformed() -> None:
     body = make_body([([b'Content-Disposition: form-data; name="\xff"'], b"1")])
     with pytest.raises(MalformedBody, match="name is not valid UTF-8"):

@@ -71,6 +71,9 @@ class Params:
     def names(self) -> list[str]:
         return list(self._values)
 
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._values.items())
+
     def text(
         self, name: str, *, required: bool = False, max_chars: int | None = None
     ) -> str | None:
@@ -198,14 +201,28 @@ def encode(payload: Mapping[str, Any], *, xml: bool) -> tuple[bytes, str]:
     """The reply's bytes and media type."""
     if xml:
         return to_xml(payload).encode(), "application/xml; charset=utf-8"
-    return _JSON_ENCODER.encode(payload).encode(), JSON
+    text = _JSON_ENCODER.encode(payload)
+    try:
+        return text.encode(), JSON
+    except UnicodeEncodeError:
+        # Only a lone surrogate cannot be UTF-8 (inputs holding one are refused, so this is
+        # defence in depth): it goes out as U+FFFD, and the reply still parses everywhere.
+        return _without_lone_surrogates(text).encode(), JSON
+
+
+def _without_lone_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def to_xml(payload: Mapping[str, Any], root: str = "mobip") -> str:
-    """XML form of a reply: dict keys become elements, list items become ``<item>`` elements."""
+    """XML form of a reply: dict keys become elements, list items become ``<item>`` elements.
+
+    A character XML 1.0 cannot hold (§2.2: C0 controls but tab and line breaks, lone
+    surrogates, U+FFFE, U+FFFF) becomes U+FFFD, so the reply always parses.
+    """
     parts: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>']
     _xml_value(root, payload, parts)
-    return "".join(parts)
+    return _XML_ILLEGAL.sub("\ufffd", "".join(parts))
 
 
 def _xml_value(tag: str, value: Any, out: list[str]) -> None:
@@ -222,7 +239,7 @@ def _xml_value(tag: str, value: Any, out: list[str]) -> None:
     elif value is None:
         out.append(f"<{tag}/>")
     else:
-        out.append(f"<{tag}>{escape(_scalar(value))}</{tag}>")
+        out.append(f"<{tag}>{escape(_scalar(value), _XML_ENTITIES)}</{tag}>")
 
 
 def _scalar(value: Any) -> str:
@@ -232,6 +249,9 @@ def _scalar(value: Any) -> str:
 
 
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# A parser turns a raw carriage return into a line feed (XML 1.0 §2.11); a reference keeps it.
+_XML_ENTITIES = {"\r": "&#13;"}
 
 
 def _xml_tag(key: str) -> str:
