@@ -18,6 +18,7 @@ DOCUMENT_FIELDS = [
         "document_list",
         "string",
         "Names of the documents to return, separated by '|'; by default none are returned",
+        max_length=4096,
     ),
 ]
 ACCOUNT_OUTPUTS = [
@@ -73,7 +74,9 @@ ENDPOINTS = [
         access=Access.RESTRICTED,
         inputs=[
             ACCESS_TOKEN,
-            Field("uid", "string", "Identifies the account to retrieve", required=True),
+            Field(
+                "uid", "string", "Identifies the account to retrieve", required=True, max_length=64
+            ),
             *DOCUMENT_FIELDS,
         ],
         outputs=ACCOUNT_OUTPUTS,
@@ -90,6 +93,7 @@ ENDPOINTS = [
                 "string",
                 "Identifies the account to retrieve",
                 required=True,
+                max_length=255,
             ),
             *DOCUMENT_FIELDS,
         ],
@@ -107,10 +111,14 @@ ENDPOINTS = [
                 "account_data",
                 "object",
                 "JSON object; allowed keys: External_AccountID, Public_Payment_Provider_key, "
-                "Private_Payment_Provider_key, Payment_Provider_login (string, or null to clear)",
+                "Private_Payment_Provider_key, Payment_Provider_login (string, or null to clear); "
+                "no key twice, no control characters",
                 required=True,
+                max_length=20000,
             ),
-            Field("uid", "string", "Identifies the account to update", required=True),
+            Field(
+                "uid", "string", "Identifies the account to update", required=True, max_length=64
+            ),
         ],
     ),
 ]

@@ -13,17 +13,21 @@ from mobip.kit.envelope import Params
 from mobip.kit.routing import Access, Call, Endpoint, Field
 from mobip.kit.runtime import Runtime
 
+# The limits below are the ones the handlers read the fields with (params.text(max_chars=...),
+# params.integer(minimum=..., maximum=...)); kit/routing enforces the declared lengths first.
+TOKEN_MAX_CHARS = 200
 ACCESS_TOKEN = Field(
     "access_token",
     "string",
     "Connection token from get_token (or send 'Authorization: Bearer <token>')",
     required=True,
+    max_length=TOKEN_MAX_CHARS,
 )
 
 
 def token_from(params: Params, headers: Headers) -> str | None:
     """The access token: the ``access_token`` field, else an ``Authorization: Bearer`` header."""
-    token = params.text("access_token", max_chars=200)
+    token = params.text("access_token", max_chars=TOKEN_MAX_CHARS)
     if token:
         return token
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
@@ -83,9 +87,21 @@ ENDPOINTS = [
         get_token,
         access=Access.ANONYMOUS,
         inputs=[
-            Field("api_account_id", "string", "API account id", required=True),
-            Field("api_secret_key", "string", "API secret key of your account", required=True),
-            Field("api_ttl", "string", "Token time to live in hours, 1..720 (default 1)"),
+            Field("api_account_id", "string", "API account id", required=True, max_length=64),
+            Field(
+                "api_secret_key",
+                "string",
+                "API secret key of your account",
+                required=True,
+                max_length=200,
+            ),
+            Field(
+                "api_ttl",
+                "integer",
+                "Token time to live in hours, 1..720 (default 1)",
+                minimum=1,
+                maximum=720,
+            ),
         ],
         outputs=[
             Field(

@@ -109,6 +109,18 @@ class DuplicateField(BadRequest):
         super().__init__(f"Field '{field}' was given more than once")
 
 
+class UnknownField(BadRequest):
+    """Fields the endpoint does not declare (Stripe's ``parameter_unknown``): a misspelt or
+    unsupported field is refused rather than silently ignored."""
+
+    return_code = "1007"
+    default_message = "The request has a field this endpoint does not take"
+
+    def __init__(self, fields: list[str], message: str) -> None:
+        self.fields = fields
+        super().__init__(message)
+
+
 # --- routing, size, internal -------------------------------------------------------------------
 
 

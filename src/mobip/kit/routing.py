@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from mobip.kit import idempotency
 from mobip.kit.batch import GroupCommit, Writer
+from mobip.kit.characters import check_text, shown
 from mobip.kit.envelope import (
     Params,
     encode,
@@ -35,7 +36,13 @@ from mobip.kit.envelope import (
     render,
     wants_xml,
 )
-from mobip.kit.errors import InternalError, MethodNotAllowed, MobipError
+from mobip.kit.errors import (
+    FieldTooLong,
+    InternalError,
+    MethodNotAllowed,
+    MobipError,
+    UnknownField,
+)
 from mobip.kit.runtime import Runtime
 
 log = logging.getLogger("mobip.api")
@@ -43,6 +50,10 @@ log = logging.getLogger("mobip.api")
 API_PREFIX = "/api/2.0"
 _SQLITE_BUSY_RETRIES = 3
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Taken by every endpoint: the token (also sent as a Bearer header) and the reply format.
+ALWAYS_ALLOWED = ("access_token", "format")
+# An error message names at most this many unknown fields (a body may hold thousands).
+_MAX_NAMED_UNKNOWN = 20
 
 
 class Access(StrEnum):
@@ -140,6 +151,52 @@ class Endpoint:
         return self.path.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class InputRules:
+    """The checks every request to one endpoint passes before anything else reads it."""
+
+    endpoint: str
+    known: tuple[str, ...]
+    max_length: dict[str, int]
+    multiline: frozenset[str]
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> InputRules:
+        known = dict.fromkeys([*(f.name for f in endpoint.inputs), *ALWAYS_ALLOWED])
+        return cls(
+            endpoint=endpoint.name,
+            known=tuple(known),
+            max_length={f.name: f.max_length for f in endpoint.inputs if f.max_length is not None},
+            multiline=frozenset(f.name for f in endpoint.inputs if f.multiline),
+        )
+
+    def check(self, params: Params) -> None:
+        """Refuse unknown fields (1007), refused characters (1002), declared lengths (1003)."""
+        unknown = [name for name in params.names() if name not in self.known]
+        if unknown:
+            raise self._unknown(unknown)
+        for name, value in params.items():
+            check_text(name, value, multiline=name in self.multiline)
+            limit = self.max_length.get(name)
+            if limit is not None and len(value) > limit:
+                raise FieldTooLong(name, limit)
+
+    def _unknown(self, names: list[str]) -> UnknownField:
+        quoted = ", ".join(f"'{shown(name)}'" for name in names[:_MAX_NAMED_UNKNOWN])
+        if len(names) > _MAX_NAMED_UNKNOWN:
+            quoted += f" and {len(names) - _MAX_NAMED_UNKNOWN} more"
+        noun = "field" if len(names) == 1 else "fields"
+        return UnknownField(
+            names,
+            f"Unknown {noun} {quoted}: {self.endpoint} takes {', '.join(self.known)}",
+        )
+
+
+def check_inputs(endpoint: Endpoint, params: Params) -> None:
+    """Check ``params`` against what ``endpoint`` declares (see InputRules.check)."""
+    InputRules.of(endpoint).check(params)
+
+
 def log_context(request: Request) -> dict[str, Any]:
     """The per-request dict the access log reads (filled by the access-log middleware)."""
     ctx: dict[str, Any] = request.scope.setdefault("mobip.log", {})
@@ -165,6 +222,7 @@ def build_route(
     """
     settings = runtime.settings
     fast_read = endpoint.fast_read if runtime.database.is_sqlite else None
+    input_rules = InputRules.of(endpoint)
 
     def fast_path(params: Params, headers: Headers, log_ctx: dict[str, Any]) -> Response | None:
         assert fast_read is not None
@@ -271,6 +329,9 @@ def build_route(
                 request.scope.get("query_string", b""),
                 settings.max_field_chars,
             )
+            # Before authentication and every path: nothing downstream sees a field the
+            # endpoint does not declare, a control character or an over-long value.
+            input_rules.check(params)
             if fast_read is not None:
                 reply = fast_path(params, request.headers, log_ctx)
                 if reply is not None:

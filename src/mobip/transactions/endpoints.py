@@ -14,7 +14,38 @@ from mobip.kit.runtime import Runtime
 from mobip.transactions import service
 from mobip.transactions.models import TransactionKind
 
-TRID = Field("trid", "string", "Transaction id", required=True)
+# The limits below are the ones the handlers and the service enforce (params.text(max_chars=...),
+# params.integer(minimum=..., maximum=...), _validated's amount checks, Media and Language);
+# kit/routing enforces the declared lengths first, and OpenAPI states them all.
+TRID = Field("trid", "string", "Transaction id", True, max_length=64)
+# Refused by the service's URL check whatever else the URL holds: another scheme, no host, a
+# user name, spaces or control characters (a necessary condition, not the whole check).
+_NOT_IN_URL = r"\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+HTTP_URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://[^{_NOT_IN_URL}/?#@:][^{_NOT_IN_URL}/?#@]*"
+    rf"(?:[/?#][^{_NOT_IN_URL}]*)?$"
+)
+MEDIA = Field(
+    "media", "string", "SMS or EMAIL (any case)", True, max_length=8, enum=("SMS", "EMAIL")
+)
+
+
+def _url(name: str, description: str, required: bool = False) -> Field:
+    return Field(
+        name,
+        "string",
+        description,
+        required,
+        max_length=2048,
+        format="uri",
+        pattern=HTTP_URL_PATTERN,
+    )
+
+
+def _text(name: str, description: str, required: bool = False, max_length: int = 255) -> Field:
+    return Field(name, "string", description, required, max_length=max_length)
+
+
 URL_FIELDS = [
     Field("url_checkout", "string", "URL of the hosted payment page"),
     Field("url_qr", "string", "URL of the QR code image (PNG; ?format=svg, ?size=1..40)"),
@@ -39,6 +70,24 @@ CALLBACK_URL_HELP = (
     "Absolute http(s) URL receiving the callback: a POST of resp_code, trid and track_id (form "
     "body and query string), signed per Standard Webhooks with the account's callback secret"
 )
+ITEM_AMOUNT = Field(
+    "item_amount_in_cents",
+    "integer",
+    "Item price without taxes, in minor units, more than 0 (item + tax at most the server's "
+    "MOBIP_MAX_TOTAL_AMOUNT, 100000000 by default)",
+    True,
+    minimum=1,
+)
+ITEM_NAME = _text("item_name", "Name of the product or service (1..255 characters)", True)
+TRACK_ID = _text("track_id", "Your own reference (≤ 255 characters)")
+CUSTOMER_NAME = _text("customer_name", "Customer name, prefills the payment form")
+LANGUAGE = Field(
+    "language", "string", "EN (default) or FR (any case)", max_length=8, enum=("EN", "FR")
+)
+
+
+def _ttl(description: str) -> Field:
+    return Field("transaction_ttl", "integer", description, minimum=1, maximum=365)
 
 
 def _payment_request(params: Params) -> service.NewTransaction:
@@ -168,27 +217,46 @@ ENDPOINTS = [
         idempotent=True,
         fast_write=send_payment_request_fast,
         inputs=[
+            ITEM_AMOUNT,
             Field(
-                "item_amount_in_cents", "integer", "Item price without taxes, in minor units", True
+                "tax_amount",
+                "integer",
+                "Taxes added to the item price, in minor units",
+                True,
+                minimum=0,
             ),
-            Field("tax_amount", "integer", "Taxes added to the item price, in minor units", True),
-            Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
-            Field("call_back_url", "string", CALLBACK_URL_HELP),
-            Field("track_id", "string", "Your own reference (≤ 255 characters)"),
-            Field("item_name", "string", "Name of the product or service (1..255)", True),
+            _url("redirect_url", "Absolute http(s) URL the customer returns to", True),
+            _url("call_back_url", CALLBACK_URL_HELP),
+            TRACK_ID,
+            ITEM_NAME,
             ACCESS_TOKEN,
-            Field("retry_period", "string", "Days between automatic resends (default 0: none)"),
-            Field("retry_attempts", "string", "Maximum automatic resends, 0..10 (default 3)"),
             Field(
-                "transaction_ttl", "string", "Days before the request expires, 1..365 (default 365)"
+                "retry_period",
+                "integer",
+                "Days between automatic resends, 0..365 (default 0: none)",
+                minimum=0,
+                maximum=365,
             ),
-            Field("language", "string", "EN (default) or FR"),
-            Field("customer_name", "string", "Customer name, prefills the payment form"),
             Field(
-                "customer_email", "string", "Customer e-mail (receipt; the request if EMAIL)", True
+                "retry_attempts",
+                "integer",
+                "Maximum automatic resends, 0..10 (default 3)",
+                minimum=0,
+                maximum=10,
             ),
-            Field("media", "string", "SMS or EMAIL", True),
-            Field("customer_phone", "string", "International number (+33…), required for SMS"),
+            _ttl("Days before the request expires, 1..365 (default 365)"),
+            LANGUAGE,
+            CUSTOMER_NAME,
+            Field(
+                "customer_email",
+                "string",
+                "Customer e-mail (receipt; the request if EMAIL)",
+                True,
+                max_length=320,
+                format="email",
+            ),
+            MEDIA,
+            _text("customer_phone", "International number (+33…), required for SMS", max_length=32),
         ],
         outputs=[
             *URL_FIELDS,
@@ -205,20 +273,24 @@ ENDPOINTS = [
         idempotent=True,
         fast_write=create_one_use_qr_fast,
         inputs=[
-            Field("item_name", "string", "Name of the product or service (1..255)", True),
-            Field("language", "string", "EN (default) or FR"),
-            Field("track_id", "string", "Your own reference (≤ 255 characters)"),
-            Field("tax_amount_in_cents", "integer", "Taxes, in minor units", True),
+            ITEM_NAME,
+            LANGUAGE,
+            TRACK_ID,
+            Field("tax_amount_in_cents", "integer", "Taxes, in minor units", True, minimum=0),
+            ITEM_AMOUNT,
+            CUSTOMER_NAME,
             Field(
-                "item_amount_in_cents", "integer", "Item price without taxes, in minor units", True
+                "customer_email",
+                "string",
+                "Customer e-mail, for the receipt",
+                max_length=320,
+                format="email",
             ),
-            Field("customer_name", "string", "Customer name, prefills the payment form"),
-            Field("customer_email", "string", "Customer e-mail, for the receipt"),
-            Field("call_back_url", "string", CALLBACK_URL_HELP, True),
-            Field("redirect_url", "string", "Absolute http(s) URL the customer returns to", True),
-            Field("transaction_ttl", "string", "Days before the QR expires, 1..365 (default 365)"),
+            _url("call_back_url", CALLBACK_URL_HELP, True),
+            _url("redirect_url", "Absolute http(s) URL the customer returns to", True),
+            _ttl("Days before the QR expires, 1..365 (default 365)"),
             ACCESS_TOKEN,
-            Field("customer_phone", "string", "International number (+33…)"),
+            _text("customer_phone", "International number (+33…)", max_length=32),
         ],
         outputs=URL_FIELDS,
     ),
@@ -262,6 +334,6 @@ ENDPOINTS = [
         "Send a PENDING payment request again by SMS or e-mail",
         resend,
         writes=True,
-        inputs=[Field("media", "string", "SMS or EMAIL", True), TRID, ACCESS_TOKEN],
+        inputs=[MEDIA, TRID, ACCESS_TOKEN],
     ),
 ]

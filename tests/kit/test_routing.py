@@ -1,0 +1,268 @@
+"""The declared-inputs step of kit/routing: unknown fields, control characters, declared lengths.
+
+It runs right after the body is parsed, before authentication and on every path (the thread,
+SQLite's fast reads, the group-committed creates), on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from factories import form, make_account, token_for
+from mobip.accounts.service import NewCredentials
+from mobip.app import ENDPOINTS
+from mobip.kit.envelope import Params
+from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
+from mobip.kit.routing import Endpoint, Field, check_inputs
+from mobip.kit.runtime import Runtime
+from transactions.support import counts, one_use_qr, valid_request
+
+API = "/api/2.0/mobip"
+
+# Characters no single-line text field takes: C0 controls, DEL, C1 controls, bidi embeddings,
+# overrides and isolates (a right-to-left override spoofs what a payment page shows).
+REFUSED = [
+    "\x00",
+    "\x01",
+    "\x07",
+    "\x1b",
+    "\t",
+    "\n",
+    "\r",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u202a",
+    "\u202e",
+    "\u2066",
+    "\u2069",
+]
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> NewCredentials:
+    return make_account(runtime)
+
+
+@pytest.fixture
+def token(client: TestClient, merchant: NewCredentials) -> str:
+    return token_for(client, merchant, api_ttl=720)
+
+
+def post(client: TestClient, name: str, **fields: Any) -> Any:
+    return client.post(f"{API}/{name}", files=form(**fields))
+
+
+def get(client: TestClient, name: str, **fields: Any) -> Any:
+    return client.request("GET", f"{API}/{name}", files=form(**fields))
+
+
+def refused(reply: Any, code: str, *names: str) -> None:
+    assert reply.status_code == 400, reply.text
+    body = reply.json()
+    assert body["return_code"] == code
+    for name in names:
+        assert f"'{name}'" in body["return_message"]
+
+
+# --- control and bidi characters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["item_name", "customer_name", "track_id"])
+def test_a_nul_in_a_create_field_is_a_400_naming_it_and_nothing_is_stored(
+    client: TestClient, runtime: Runtime, token: str, field: str
+) -> None:
+    # Before: PostgreSQL refused the NUL with a 500 (9001); SQLite stored it.
+    reply = post(
+        client,
+        "send_payment_request",
+        access_token=token,
+        **valid_request(**{field: "Blue\x00mug"}),
+    )
+    refused(reply, "1002", field)
+    assert counts(runtime) == (0, 0)
+
+
+@pytest.mark.parametrize("char", REFUSED)
+def test_control_and_bidi_characters_are_refused_in_item_name(
+    client: TestClient, runtime: Runtime, token: str, char: str
+) -> None:
+    reply = post(
+        client, "create_one_use_qr", access_token=token, **one_use_qr(item_name=f"Mug{char}x")
+    )
+    refused(reply, "1002", "item_name")
+    assert counts(runtime) == (0, 0)
+
+
+def test_ordinary_unicode_text_is_kept(client: TestClient, runtime: Runtime, token: str) -> None:
+    name = "Café « crème » — 東京 👍 \u00a0 ١٢٣ עברית"
+    reply = post(client, "create_one_use_qr", access_token=token, **one_use_qr(item_name=name))
+    assert reply.status_code == 200, reply.text
+    status = get(client, "is_valid", access_token=token, trid=reply.json()["trid"])
+    assert status.json()["desc"] == name
+
+
+def test_a_nul_in_is_valid_trid_is_a_400(client: TestClient, token: str) -> None:
+    # The token is cached after get_token, so on SQLite this takes the fast read.
+    for _ in range(2):
+        refused(get(client, "is_valid", access_token=token, trid="tr_\x00x"), "1002", "trid")
+    xml_reply = get(client, "is_valid", access_token=token, trid="tr_\x00x", format="xml")
+    assert xml_reply.status_code == 400
+    assert ET.fromstring(xml_reply.text).findtext("return_code") == "1002"
+
+
+def test_a_nul_in_get_token_is_a_400_before_any_authentication(
+    client: TestClient, merchant: NewCredentials
+) -> None:
+    reply = get(
+        client,
+        "get_token",
+        api_account_id=merchant.account.api_account_id + "\x00",
+        api_secret_key=merchant.api_secret_key,
+    )
+    refused(reply, "1002", "api_account_id")
+
+
+def test_control_characters_in_the_access_token_and_format_are_refused(
+    client: TestClient, token: str
+) -> None:
+    refused(
+        get(client, "is_valid", access_token=token + "\x00", trid="tr_x"), "1002", "access_token"
+    )
+    refused(
+        get(client, "is_valid", access_token=token, trid="tr_x", format="x\x1b"), "1002", "format"
+    )
+
+
+def test_a_field_refused_in_the_query_string_too(client: TestClient, token: str) -> None:
+    reply = client.get(f"{API}/is_valid", params={"access_token": token, "trid": "tr_\x1b"})
+    refused(reply, "1002", "trid")
+
+
+# --- unknown fields ------------------------------------------------------------------------------
+
+
+def test_an_unknown_field_is_refused_with_1007_naming_it_and_nothing_is_stored(
+    client: TestClient, runtime: Runtime, token: str
+) -> None:
+    # Before: currency=USD on a EUR account was silently ignored (200).
+    reply = post(
+        client, "send_payment_request", access_token=token, currency="USD", **valid_request()
+    )
+    refused(reply, "1007", "currency")
+    assert counts(runtime) == (0, 0)
+
+
+def test_every_unknown_field_is_named(client: TestClient, token: str) -> None:
+    reply = get(client, "is_valid", access_token=token, trid="tr_x", colour="red", size="9")
+    refused(reply, "1007", "colour", "size")
+
+
+def test_unknown_fields_are_refused_before_authentication(client: TestClient) -> None:
+    refused(get(client, "is_valid", access_token="mbt_nope", trid="tr_x", x="1"), "1007", "x")
+
+
+def test_access_token_and_format_are_always_allowed(
+    client: TestClient, merchant: NewCredentials
+) -> None:
+    reply = get(
+        client,
+        "get_token",
+        api_account_id=merchant.account.api_account_id,
+        api_secret_key=merchant.api_secret_key,
+        access_token="ignored",
+        format="json",
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def test_an_unknown_field_name_with_control_characters_is_named_safely(
+    client: TestClient, token: str
+) -> None:
+    for fmt in ("json", "xml"):
+        reply = client.get(
+            f"{API}/is_valid",
+            params={"access_token": token, "trid": "tr_x", "a\x00\u202eb": "1", "format": fmt},
+        )
+        assert reply.status_code == 400
+        if fmt == "xml":
+            message = ET.fromstring(reply.text).findtext("return_message") or ""
+        else:
+            message = reply.json()["return_message"]
+        assert "a\\x00\\u202eb" in message
+
+
+# --- declared lengths ----------------------------------------------------------------------------
+
+
+def test_a_declared_length_is_enforced_before_authentication(client: TestClient) -> None:
+    # Before: the handler's own check came after the token's (2002).
+    reply = post(
+        client,
+        "send_payment_request",
+        access_token="mbt_nope",
+        **valid_request(item_name="x" * 256),
+    )
+    refused(reply, "1003", "item_name")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+def test_every_declared_length_is_the_one_the_handler_accepts(
+    client: TestClient, token: str, endpoint: Endpoint
+) -> None:
+    """A value of exactly max_length is never 'too long'; one more character is, naming it."""
+    for declared in endpoint.inputs:
+        if declared.max_length is None:
+            continue
+        call = post if endpoint.method == "POST" else get
+        fields = {"access_token": token, declared.name: "a" * declared.max_length}
+        reply = call(client, endpoint.name, **fields)
+        assert reply.json()["return_code"] != "1003", (declared.name, reply.text)
+        fields[declared.name] += "a"
+        refused(call(client, endpoint.name, **fields), "1003", declared.name)
+
+
+# --- the check itself ----------------------------------------------------------------------------
+
+
+def _endpoint(*inputs: Field) -> Endpoint:
+    return Endpoint("/mobip/x", "POST", "x", lambda call: {}, inputs=inputs)
+
+
+def test_multiline_fields_take_tab_and_line_breaks_and_nothing_else() -> None:
+    endpoint = _endpoint(Field("item_message", "string", "m", multiline=True, max_length=20))
+    check_inputs(endpoint, Params({"item_message": "one\r\ntwo\tthree\n"}))
+    for char in ("\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u202e"):
+        with pytest.raises(InvalidField, match="'item_message'"):
+            check_inputs(endpoint, Params({"item_message": f"a{char}b"}))
+
+
+def test_lone_surrogates_are_refused() -> None:
+    # Strict UTF-8 decoding never yields one (tests/kit/test_formdata.py), but a Params built
+    # any other way must not carry one into the database or a reply.
+    endpoint = _endpoint(Field("name", "string", "n"))
+    for value in ("\ud800", "a\udfffb", "\udc80"):
+        with pytest.raises(InvalidField, match="'name'"):
+            check_inputs(endpoint, Params({"name": value}))
+
+
+def test_unknown_fields_come_before_bad_characters_and_lengths() -> None:
+    endpoint = _endpoint(Field("name", "string", "n", max_length=3))
+    with pytest.raises(UnknownField, match="'other'"):
+        check_inputs(endpoint, Params({"name": "\x00" * 9, "other": "1"}))
+    with pytest.raises(FieldTooLong, match="'name'"):
+        check_inputs(endpoint, Params({"name": "abcd"}))
+    check_inputs(endpoint, Params({"name": "abc", "access_token": "t", "format": "xml"}))
+
+
+def test_a_long_list_of_unknown_fields_gives_a_bounded_message() -> None:
+    endpoint = _endpoint()
+    params = Params({f"f{i}": "1" for i in range(500)})
+    with pytest.raises(UnknownField) as caught:
+        check_inputs(endpoint, params)
+    assert "'f0'" in caught.value.message
+    assert len(caught.value.message) < 2000
