@@ -51,11 +51,41 @@ def test_openapi_lists_every_endpoint_with_its_fields(client: TestClient) -> Non
     assert codes == {cls.return_code for cls in all_error_classes()}
 
 
+SPEC_ROW = re.compile(
+    r"^\| (GET|POST) \| `(/api/2\.0/\S+)` \| (Public|Restricted) \| ([^|]*) \| "
+    r"(yes|no \(404\)) \|$",
+    flags=re.M,
+)
+
+
+def _spec_endpoints() -> dict[tuple[str, str], tuple[str, list[str], bool]]:
+    """docs/api.md's table of the spec's endpoints: (method, path) → access, inputs, served.
+
+    The table is the project's copy of the specification's paths, methods and fields, so the
+    check needs nothing outside the repository.
+    """
+    table = (ROOT / "docs/api.md").read_text()
+    rows = {
+        (method, path): (access, [n.strip() for n in inputs.split(",") if n.strip()], here == "yes")
+        for method, path, access, inputs, here in SPEC_ROW.findall(table)
+    }
+    assert len(rows) == 21
+    return rows
+
+
 def test_spec_paths_and_methods_are_kept() -> None:
-    spec = (ROOT.parent / "shared/spec/mobip-api-2.0.txt").read_text()
-    declared = set(re.findall(r"^(GET|POST)\n(/api/2\.0/\S+)", spec, flags=re.M))
+    spec = _spec_endpoints()
+    served = {(endpoint.method, endpoint.full_path) for endpoint in ENDPOINTS}
+    assert served == {key for key, (_, _, here) in spec.items() if here}
     for endpoint in ENDPOINTS:
-        assert (endpoint.method, endpoint.full_path) in declared
+        access, inputs, _ = spec[(endpoint.method, endpoint.full_path)]
+        assert (endpoint.access == "restricted") == (access == "Restricted"), endpoint.name
+        # Every field the spec lists is declared (so none is refused as unknown), no more, and
+        # the required ones are the spec's.
+        assert {f.name for f in endpoint.inputs} == {n.rstrip("*") for n in inputs}, endpoint.name
+        assert {f.name for f in endpoint.inputs if f.required} == {
+            n.rstrip("*") for n in inputs if n.endswith("*")
+        }, endpoint.name
 
 
 def test_docs_page_is_served_without_third_party_assets(client: TestClient) -> None:
