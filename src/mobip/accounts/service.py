@@ -24,6 +24,7 @@ from mobip.accounts.errors import (
 from mobip.accounts.models import Account, AccountDocument, Language, Provider, Role
 from mobip.auth import repository as auth_repository
 from mobip.auth.service import forget_tokens_of, require_role
+from mobip.kit.characters import described, refused_character, shown
 from mobip.kit.errors import InvalidField, MissingField
 from mobip.kit.security import Encryptor, hash_secret, mask_secret, new_id
 
@@ -204,7 +205,7 @@ def update_account(
 
 def _parse_account_data(raw: str) -> dict[str, str | None]:
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_json_object)
     except ValueError as exc:
         raise InvalidField("account_data", f"not valid JSON ({exc.args[0]})") from exc
     if not isinstance(data, dict) or not data:
@@ -220,12 +221,27 @@ def _parse_account_data(raw: str) -> dict[str, str | None]:
     for key, value in data.items():
         if value is not None and not isinstance(value, str):
             raise InvalidField("account_data", f"{key} must be a string or null")
+        if value is not None and (char := refused_character(value)) is not None:
+            raise InvalidField("account_data", f"{key} must not contain {described(char)}")
         if value is not None and len(value) > MAX_ATTRIBUTE_CHARS[key]:
             raise InvalidField(
                 "account_data", f"{key} is longer than {MAX_ATTRIBUTE_CHARS[key]} characters"
             )
         changes[key] = value.strip() if value is not None else None
     return changes
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object without repeated keys (which copy a client meant is a guess) or keys that
+    could not be quoted back in a reply (a lone surrogate: "\\ud800")."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if refused_character(key) is not None:
+            raise InvalidField("account_data", f"the key '{shown(key)}' is not a valid name")
+        if key in data:
+            raise InvalidField("account_data", f"{key} is given more than once")
+        data[key] = value
+    return data
 
 
 # --- operator actions (CLI) --------------------------------------------------------------------
