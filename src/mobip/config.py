@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,7 +57,8 @@ class SmsGatewayTarget:
 class Settings(BaseSettings):
     """Every setting of MOBIP server; each is documented in README.md."""
 
-    model_config = SettingsConfigDict(env_prefix="MOBIP_", extra="ignore")
+    # validate_by_name: a field with an alias (an old environment name) is still set by its name.
+    model_config = SettingsConfigDict(env_prefix="MOBIP_", extra="ignore", validate_by_name=True)
 
     env: Environment = Environment.DEVELOPMENT
     host: str = "127.0.0.1"
@@ -74,7 +75,15 @@ class Settings(BaseSettings):
     token_touch_interval_seconds: int = Field(default=60, ge=1)
 
     login_window_seconds: int = Field(default=900, ge=1)
-    login_max_failures_per_account: int = Field(default=10, ge=1)
+    # Failed get_token attempts counted per (client address, api_account_id): never per account
+    # alone, or anyone knowing an account id could lock its owner out. The old name still works.
+    login_max_failures_per_pair: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices(
+            "MOBIP_LOGIN_MAX_FAILURES_PER_PAIR", "MOBIP_LOGIN_MAX_FAILURES_PER_ACCOUNT"
+        ),
+    )
     login_max_failures_per_client: int = Field(default=50, ge=1)
 
     max_total_amount: int = Field(default=100_000_000, ge=1)

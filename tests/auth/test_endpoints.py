@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from starlette.testclient import TestClient
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
 from mobip.auth.models import AccessToken
+from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.kit.security import hash_secret
@@ -182,11 +184,16 @@ def test_rotated_secret_invalidates_old_secret_and_tokens(
     assert token_for(client, rotated)
 
 
-def test_failed_attempts_are_throttled_per_account(
+def from_address(client: TestClient, address: str) -> TestClient:
+    """Another client of the same app, calling from ``address``."""
+    return TestClient(client.app, client=(address, 40000))
+
+
+def test_failed_attempts_are_throttled_per_address_and_account_id(
     client: TestClient, runtime: Runtime, clock: ManualClock
 ) -> None:
     merchant = make_account(runtime)
-    limit = runtime.settings.login_max_failures_per_account
+    limit = runtime.settings.login_max_failures_per_pair
     bad = form(api_account_id=merchant.account.api_account_id, api_secret_key="mbs_wrong")
     for _ in range(limit):
         assert client.request("GET", GET_TOKEN, files=bad).status_code == 401
@@ -195,7 +202,7 @@ def test_failed_attempts_are_throttled_per_account(
     assert throttled.json()["return_code"] == "7001"
     retry_after = int(throttled.headers["Retry-After"])
     assert 0 < retry_after <= runtime.settings.login_window_seconds + 1
-    # Even the right secret is refused while the account is throttled ...
+    # Even the right secret is refused from this address while the pair is throttled ...
     good = form(
         api_account_id=merchant.account.api_account_id, api_secret_key=merchant.api_secret_key
     )
@@ -203,6 +210,74 @@ def test_failed_attempts_are_throttled_per_account(
     # ... and accepted once the window has passed.
     clock.advance(seconds=retry_after)
     assert client.request("GET", GET_TOKEN, files=good).status_code == 200
+
+
+def test_failures_from_one_address_do_not_lock_the_account_for_another(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Finding 5: knowing an api_account_id was enough to block its token issuance."""
+    merchant = make_account(runtime)
+    attacker, owner = client, from_address(client, "198.51.100.20")
+    bad = form(api_account_id=merchant.account.api_account_id, api_secret_key="mbs_wrong")
+    for _ in range(10):
+        assert attacker.request("GET", GET_TOKEN, files=bad).status_code == 401
+    good = form(
+        api_account_id=merchant.account.api_account_id, api_secret_key=merchant.api_secret_key
+    )
+    assert owner.request("GET", GET_TOKEN, files=good).status_code == 200
+    assert attacker.request("GET", GET_TOKEN, files=good).status_code == 429
+    # The owner's success clears nothing of the attacker's: the pair's counter is per address.
+    assert attacker.request("GET", GET_TOKEN, files=good).status_code == 429
+
+
+def test_a_success_clears_the_pair_counter_only(client: TestClient, runtime: Runtime) -> None:
+    runtime.settings.login_max_failures_per_pair = 3
+    runtime.settings.login_max_failures_per_client = 5
+    merchant, other = make_account(runtime), make_account(runtime)
+    bad = form(api_account_id=merchant.account.api_account_id, api_secret_key="mbs_wrong")
+    good = form(
+        api_account_id=merchant.account.api_account_id, api_secret_key=merchant.api_secret_key
+    )
+    for _ in range(2):
+        assert client.request("GET", GET_TOKEN, files=bad).status_code == 401
+    assert client.request("GET", GET_TOKEN, files=good).status_code == 200
+    for _ in range(2):  # the pair starts again from 0; the address is at 4 of 5
+        assert client.request("GET", GET_TOKEN, files=bad).status_code == 401
+    other_good = form(
+        api_account_id=other.account.api_account_id, api_secret_key=other.api_secret_key
+    )
+    assert client.request("GET", GET_TOKEN, files=other_good).status_code == 200
+    assert client.request("GET", GET_TOKEN, files=bad).status_code == 401  # address: 5 of 5
+    assert client.request("GET", GET_TOKEN, files=other_good).status_code == 429
+
+
+def test_failed_attempts_are_logged_with_account_id_and_address(
+    client: TestClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime.settings.login_max_failures_per_pair = 2
+    merchant = make_account(runtime)
+    bad = form(api_account_id=merchant.account.api_account_id, api_secret_key="mbs_wrong")
+    with caplog.at_level(logging.WARNING, logger="mobip.auth"):
+        for _ in range(3):
+            client.request("GET", GET_TOKEN, files=bad)
+    logged = [(r.getMessage(), r.fields) for r in caplog.records if r.name == "mobip.auth"]
+    where = {"api_account_id": merchant.account.api_account_id, "client_ip": "203.0.113.7"}
+    assert logged == [
+        ("get_token: wrong credentials", where),
+        ("get_token: wrong credentials", where),
+        ("get_token: throttled", {**where, "limit": "api_account_id and address"}),
+    ]
+    assert "mbs_wrong" not in caplog.text
+
+
+def test_the_per_account_setting_of_old_still_sets_the_pair_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MOBIP_LOGIN_MAX_FAILURES_PER_ACCOUNT", "7")
+    assert Settings().login_max_failures_per_pair == 7
+    monkeypatch.setenv("MOBIP_LOGIN_MAX_FAILURES_PER_PAIR", "4")
+    assert Settings().login_max_failures_per_pair == 4
+    assert Settings(login_max_failures_per_pair=3).login_max_failures_per_pair == 3
 
 
 def test_failed_attempts_are_throttled_per_client_address(

@@ -24,7 +24,8 @@ class AccessToken(Base):
 
 
 class LoginThrottle(Base):
-    """Failed get_token attempts in the current window, per account id and per client address."""
+    """Failed get_token attempts in the current window, per client address and per pair of
+    address and api_account_id (keys `client:ADDRESS`, `pair:ADDRESS API_ACCOUNT_ID`)."""
 
     __tablename__ = "login_throttle"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +21,8 @@ from mobip.auth.errors import (
 from mobip.config import Settings
 from mobip.kit.security import hash_secret, new_id, secrets_equal
 
+log = logging.getLogger("mobip.auth")
+
 TOKEN_PREFIX = "mbt"  # noqa: S105 (a prefix, not a secret)
 TOKEN_BYTES = 32  # 256 bits
 # Compared against when the account is unknown, so both failures cost the same.
@@ -36,21 +39,29 @@ def issue_token(
     client_ip: str,
     now: datetime,
 ) -> str:
-    """Check the credentials and return a new access token (shown once, stored as a hash)."""
+    """Check the credentials and return a new access token (shown once, stored as a hash).
+
+    Failures are counted per client address and per (address, api_account_id), never per
+    account id alone: a secret is 256 random bits, so a lockout per account would protect
+    nothing and let anyone who knows an account id block its owner.
+    """
     window = timedelta(seconds=settings.login_window_seconds)
-    account_key = f"account:{api_account_id}"
+    where = {"api_account_id": api_account_id, "client_ip": client_ip}
+    pair_key = f"pair:{client_ip} {api_account_id}"
     client_key = f"client:{client_ip}"
-    _refuse_if_throttled(session, settings, account_key, client_key, now, window)
+    _refuse_if_throttled(session, settings, pair_key, client_key, now, window, where)
 
     account = accounts_repository.get_by_api_account_id(session, api_account_id)
     expected = account.secret_hash if account is not None else _NO_SUCH_SECRET
     matches = secrets_equal(hash_secret(api_secret_key), expected)
     if account is None or not matches:
-        repository.add_failure(session, account_key, now, window)
+        repository.add_failure(session, pair_key, now, window)
         repository.add_failure(session, client_key, now, window)
+        # For alerting: guessing shows as a run of these from one address or on one account.
+        log.warning("get_token: wrong credentials", extra={"fields": where})
         raise InvalidCredentials()
 
-    repository.clear_failures(session, account_key)
+    repository.clear_failures(session, pair_key)
     token = new_id(TOKEN_PREFIX, TOKEN_BYTES)
     repository.add_token(
         session,
@@ -65,17 +76,20 @@ def issue_token(
 def _refuse_if_throttled(
     session: Session,
     settings: Settings,
-    account_key: str,
+    pair_key: str,
     client_key: str,
     now: datetime,
     window: timedelta,
+    where: dict[str, str],
 ) -> None:
     limits = {
-        account_key: settings.login_max_failures_per_account,
-        client_key: settings.login_max_failures_per_client,
+        pair_key: (settings.login_max_failures_per_pair, "api_account_id and address"),
+        client_key: (settings.login_max_failures_per_client, "address"),
     }
     for counter in repository.failures_in_window(session, list(limits), now, window):
-        if counter.failures >= limits[counter.key]:
+        limit, reached = limits[counter.key]
+        if counter.failures >= limit:
+            log.warning("get_token: throttled", extra={"fields": {**where, "limit": reached}})
             retry_after = counter.window_start + window - now
             raise TooManyFailedLogins(int(retry_after.total_seconds()) + 1)
 
