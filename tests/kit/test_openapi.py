@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import schemathesis
 
@@ -178,3 +179,27 @@ def test_schemathesis_reads_every_operation(spec: dict[str, Any]) -> None:
     schema = schemathesis.openapi.from_dict(spec)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == len(ENDPOINTS)
+
+
+def test_rules_across_fields_are_stated(spec: dict[str, Any]) -> None:
+    by_name = {e.name: e for e in ENDPOINTS}
+    send = jsonschema_rs.validator_for(
+        _body(spec, by_name["send_payment_request"], "multipart/form-data")
+    )
+    base = {
+        "item_amount_in_cents": 100,
+        "tax_amount": 0,
+        "redirect_url": "https://shop.example/back",
+        "item_name": "Tea",
+        "customer_email": "a@shop.example",
+    }
+    assert send.is_valid({**base, "media": "EMAIL"})
+    assert not send.is_valid({**base, "media": "SMS"})  # 1001 customer_phone
+    assert not send.is_valid({**base, "media": "SMS", "customer_phone": ""})
+    get_account = jsonschema_rs.validator_for(
+        _body(spec, by_name["get_account"], "multipart/form-data")
+    )
+    assert get_account.is_valid({"uid": "ac_1", "document_only": "0"})
+    assert not get_account.is_valid({"uid": "ac_1", "document_only": "true"})  # 1001
+    assert not get_account.is_valid({"uid": "ac_1", "document_only": "1", "document_list": "|"})
+    assert get_account.is_valid({"uid": "ac_1", "document_only": "1", "document_list": "kbis"})

@@ -131,6 +131,35 @@ _OUTPUT_SHAPES: dict[str, dict[str, Any]] = {
     },
 }
 
+_TRUE_SPELLINGS = ["1", "true", "on", "yes"]
+# Rules across fields, which a Field cannot state: JSON Schema if/then, by operation name.
+_ACROSS_FIELDS: dict[str, list[dict[str, Any]]] = {
+    "send_payment_request": [
+        {  # an SMS needs a number to go to (else 1001 naming customer_phone)
+            "if": {"properties": {"media": {"const": "SMS"}}, "required": ["media"]},
+            "then": {
+                "properties": {"customer_phone": {"minLength": 1}},
+                "required": ["customer_phone"],
+            },
+        }
+    ],
+    **{
+        name: [
+            {  # document_only returns documents only: it needs their names (else 1001)
+                "if": {
+                    "properties": {"document_only": {"enum": _TRUE_SPELLINGS}},
+                    "required": ["document_only"],
+                },
+                "then": {
+                    "properties": {"document_list": {"pattern": r"[^|\s]"}},
+                    "required": ["document_list"],
+                },
+            }
+        ]
+        for name in ("get_account", "get_account_by_external_id")
+    },
+}
+
 DESCRIPTION = """\
 MOBIP API 2.0. Every input is sent as a multipart/form-data body (the spec's form, for GET
 requests too) or an application/x-www-form-urlencoded body; the query string is also read for
@@ -223,6 +252,9 @@ def _request_body(endpoint: Endpoint) -> dict[str, Any]:
         # An unknown field is refused (1007), so the document allows none.
         "additionalProperties": False,
     }
+    rules = _ACROSS_FIELDS.get(endpoint.name)
+    if rules:
+        schema["allOf"] = rules
     return {
         "required": bool(schema["required"]),
         "description": "The operation's fields; the query string is also read for non-secret ones",
