@@ -9,6 +9,7 @@ from starlette.datastructures import Headers
 
 from mobip.accounts.models import Account
 from mobip.auth import service
+from mobip.auth.errors import ConflictingCredentials
 from mobip.kit.envelope import Params
 from mobip.kit.routing import Access, Call, Endpoint, Field
 from mobip.kit.runtime import Runtime
@@ -26,12 +27,17 @@ ACCESS_TOKEN = Field(
 
 
 def token_from(params: Params, headers: Headers) -> str | None:
-    """The access token: the ``access_token`` field, else an ``Authorization: Bearer`` header."""
-    token = params.text("access_token", max_chars=TOKEN_MAX_CHARS)
-    if token:
-        return token
+    """The access token: the ``access_token`` field or an ``Authorization: Bearer`` header.
+
+    Both may be sent if they agree; two different tokens are refused (the request would
+    otherwise run as one account while its sender may believe it runs as the other).
+    """
+    field = params.text("access_token", max_chars=200)
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
+    bearer = credentials.strip() or None if scheme.lower() == "bearer" else None
+    if field and bearer and field != bearer:
+        raise ConflictingCredentials()
+    return field or bearer
 
 
 def authenticate(session: Session, runtime: Runtime, params: Params, headers: Headers) -> Account:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from mobip.kit.errors import Forbidden, Throttled, Unauthorized
+from mobip.kit.errors import BadRequest, Forbidden, Throttled, Unauthorized
+
+
+class ConflictingCredentials(BadRequest):
+    """An access_token field and a Bearer header that differ: we never pick one silently."""
+
+    return_code = "1008"
+    default_message = (
+        "Two different credentials: the access_token field and the 'Authorization: Bearer' "
+        "header name different tokens (send one, or the same in both)"
+    )
 
 
 class MissingToken(Unauthorized):
