@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from anyio import CapacityLimiter
@@ -13,8 +13,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
@@ -24,6 +25,7 @@ from mobip.delivery import devoutbox
 from mobip.kit.batch import GroupCommit
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
+from mobip.kit.headers import ResponseHeaders
 from mobip.kit.logging import AccessLogMiddleware
 from mobip.kit.migrate import is_current
 from mobip.kit.openapi import build_openapi
@@ -45,6 +47,36 @@ DOCS_PAGE = """<!doctype html>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
 <script src="/docs/init.js"></script></body></html>"""
 DOCS_INIT = "window.ui = SwaggerUIBundle({url: '" + API_PREFIX + "/openapi.json', dom_id: '#ui'});"
+_EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods some route serves at ``scope``'s path, for a 405's ``Allow`` header.
+
+    Starlette's own 405 names the methods of the first route whose path matched, so a path
+    served by two routes (a checkout page: GET and POST) would list half of them; and an API
+    endpoint's route takes every method to answer a wrong one itself (kit/routing), so its
+    method is looked up in ENDPOINTS.
+    """
+    found: set[str] = set()
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            if isinstance(route.app, StaticFiles):
+                found |= {"GET", "HEAD"}
+            else:
+                found.update(allowed_methods(route.routes, {**scope, **child_scope}))
+        elif isinstance(route, Route):
+            if route.path in _API_METHODS:
+                found.add(_API_METHODS[route.path])
+            else:
+                found.update(route.methods or _EVERY_METHOD)
+    return sorted(found)
+
+
+_API_METHODS = {endpoint.full_path: endpoint.method for endpoint in ENDPOINTS}
 
 
 def create_app(
@@ -83,7 +115,11 @@ def create_app(
         return JSONResponse({"detail": "Not Found"}, status)
 
     async def method_not_allowed(request: Request, _: Exception) -> Response:
-        return error_response(MethodNotAllowed(), request)
+        # Routing moved root_path into a mount's; the match starts again from the app's root.
+        scope = request.scope
+        root = {"root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+        allow = ", ".join(allowed_methods(routes, {**scope, **root}))
+        return error_response(MethodNotAllowed(headers={"Allow": allow}), request)
 
     limiter = CapacityLimiter(POOL_SIZE)
     group_commit = GroupCommit(
@@ -131,5 +167,10 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.group_commit = group_commit
+    app.add_middleware(
+        ResponseHeaders,
+        no_store_prefixes=(f"{API_PREFIX}/",),
+        hsts=runtime.settings.is_production,
+    )
     app.add_middleware(AccessLogMiddleware)
     return app
