@@ -42,6 +42,7 @@ from mobip.kit.errors import MobipError
 from mobip.kit.i18n import LANGUAGES, language_of, money
 from mobip.kit.routing import error_response
 from mobip.kit.runtime import Runtime
+from mobip.kit.validation import stored_http_url
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,13 @@ def content_security_policy(*form_origins: str) -> str:
     )
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of ``url`` in ASCII; None when it has none (a header must be ASCII,
+    and a row stored before URLs were normalised may hold a host that cannot be converted)."""
+    ascii_url = stored_http_url(url)
+    if ascii_url is None:
+        return None
+    parts = urlsplit(ascii_url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -125,8 +131,8 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     secret_key = settings.resolved_secret_key
     https = settings.resolved_base_url.startswith("https://")
     stripe_origin = (
-        _origin(settings.stripe_api_base) if settings.stripe_api_base else STRIPE_CHECKOUT_ORIGIN
-    )
+        _origin(settings.stripe_api_base) if settings.stripe_api_base else None
+    ) or STRIPE_CHECKOUT_ORIGIN
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -169,7 +175,8 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         lang = page.language
         template = "pay.html" if page.state is service.PageState.PAYABLE else "state.html"
         # A payment form ends with a redirect to the merchant (or first to the provider's page).
-        form_origins = [_origin(transaction.redirect_url)]
+        merchant_origin = _origin(transaction.redirect_url)
+        form_origins = [merchant_origin] if merchant_origin else []
         if page.provider == StripeProvider.name:
             form_origins.append(stripe_origin)
         return render(
@@ -211,10 +218,18 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
 
     # --- handlers -------------------------------------------------------------------------
 
+    def not_ours(request: Request, token: str, lang: str | None) -> Response | None:
+        """The 404 page for what is not a checkout token, before any database work."""
+        if service.is_checkout_token(token):
+            return None
+        return render_error(request, CheckoutNotFound(), language_of(lang), None)
+
     async def page(request: Request) -> Response:
         token = request.path_params["token"]
         lang = request.query_params.get("lang")
         notice = request.query_params.get("notice")
+        if (refused := not_ours(request, token, lang)) is not None:
+            return refused
 
         def work() -> service.PageView:
             with runtime.database.transaction() as session:
@@ -234,6 +249,8 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     async def submit(request: Request, work: FormWork) -> Response:
         """A posted checkout form: CSRF-checked, then ``work`` in a thread; errors as pages."""
         token = request.path_params["token"]
+        if (refused := not_ours(request, token, None)) is not None:
+            return refused
         fields: dict[str, str] = {}
         try:
             fields = await read_form(request, token)
@@ -314,6 +331,8 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     async def provider_return(request: Request) -> Response:
         token = request.path_params["token"]
         lang = request.query_params.get("lang")
+        if (refused := not_ours(request, token, lang)) is not None:
+            return refused
         params = dict(request.query_params)
         ip = _client_ip(request)
         try:

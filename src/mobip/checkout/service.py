@@ -12,11 +12,12 @@ import hashlib
 import hmac
 import logging
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,7 @@ from mobip.delivery import service as delivery
 from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
 from mobip.kit.security import DecryptionError
+from mobip.kit.validation import stored_http_url
 from mobip.transactions import repository as transactions_repository
 from mobip.transactions.models import Transaction, TransactionStatus
 from mobip.transactions.service import EXPIRED, expire_if_due, queue_callback
@@ -185,7 +187,11 @@ def client_key(runtime: Runtime, client_ip: str) -> str:
 
 def merchant_return_url(transaction: Transaction) -> str:
     """``redirect_url`` with ``trid`` and ``status`` added to its query (the rest kept)."""
-    parts = urlsplit(transaction.redirect_url)
+    # A row stored before URLs were normalised may hold a non-ASCII host: converted here. One
+    # that cannot be is percent-encoded, so the link and the Location header are still ASCII.
+    stored = transaction.redirect_url
+    ascii_url = stored_http_url(stored) or quote(stored, safe=string.punctuation, errors="replace")
+    parts = urlsplit(ascii_url)
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -198,13 +204,24 @@ def merchant_return_url(transaction: Transaction) -> str:
 # --- the page ----------------------------------------------------------------------------------
 
 
+# A checkout token as transactions.service makes it (kit.security.new_id("ck", 24)): 24 random
+# bytes in URL-safe base64, without padding.
+_CHECKOUT_TOKEN = re.compile(r"ck_[A-Za-z0-9_-]{32}")
+
+
+def is_checkout_token(value: str) -> bool:
+    """Whether ``value`` has a checkout token's form; anything else is not looked up (a NUL is
+    an error on PostgreSQL, and any other string is simply not one of ours)."""
+    return _CHECKOUT_TOKEN.fullmatch(value) is not None
+
+
 def load(
     session: Session, token: str, runtime: Runtime, *, for_update: bool = False
 ) -> tuple[Transaction, Account]:
     """The transaction behind a checkout link, with lazy expiry applied."""
     found = (
         repository.get_by_checkout_token(session, token, for_update=for_update)
-        if len(token) <= 64
+        if is_checkout_token(token)
         else None
     )
     if found is None:

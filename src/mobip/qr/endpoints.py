@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from mobip.checkout.service import is_checkout_token
 from mobip.kit.runtime import Runtime
 from mobip.qr.service import MAX_SCALE, MIN_SCALE, render_png, render_svg
 from mobip.transactions import repository
@@ -33,7 +34,9 @@ def build_route(runtime: Runtime) -> Route:
                 f"size must be {MIN_SCALE}..{MAX_SCALE} (pixels per module)", 400
             )
         token = request.path_params["token"]
-        url = await run_in_threadpool(lookup, token) if len(token) <= 64 else None
+        # Not a token's form: not one of ours, and not to be looked up (a NUL is an error on
+        # PostgreSQL).
+        url = await run_in_threadpool(lookup, token) if is_checkout_token(token) else None
         if url is None:
             return PlainTextResponse("Not found", 404)
         headers = {"Cache-Control": CACHE_CONTROL}
