@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -167,8 +168,10 @@ class Settings(BaseSettings):
             raise ConfigurationError("MOBIP_SECRET_KEY is required in production")
         path = self.data_dir / "secret_key"
         if path.exists():
+            with contextlib.suppress(PermissionError):  # another owner's file: theirs to decide
+                path.chmod(0o600)  # an older version's file may be wider
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_urlsafe(48)
         path.touch(mode=0o600)
         path.write_text(key + "\n")

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from mobip.config import Settings
 from mobip.delivery.rendering import render
-from mobip.kit.runtime import Runtime
+from mobip.kit.runtime import Runtime, make_private_folder, write_private_file
 
 _NAME = re.compile(r"^(\d{8}T\d{6})-(email|sms)-(\d{1,19})\.(eml|json)$")
 _LINK = re.compile(r"https?://[^\s<>\"')]+")
@@ -42,9 +42,10 @@ def directory(settings: Settings) -> Path:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Messages carry payment links and customers' addresses: folder 0700, files 0600.
+    make_private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
+    write_private_file(temporary, data)
     os.replace(temporary, path)  # the page never sees half a file
 
 

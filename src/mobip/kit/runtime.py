@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from mobip.config import Settings
 from mobip.kit.clock import Clock, SystemClock
 from mobip.kit.db import Database
 from mobip.kit.security import Encryptor
+
+# The data folder holds the database (customers' e-mail addresses, payment links), the
+# development secret key and outbox: the running user's only, whatever the umask.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 @dataclass
@@ -22,5 +33,51 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())
+        make_private_folder(settings.data_dir)
+        url = settings.resolved_database_url
+        sqlite_file = sqlite_path(url)
+        if sqlite_file is not None:
+            make_private_database(sqlite_file)
+        return cls(settings, Database(url), clock or SystemClock())
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if missing; make it 0700 either way."""
+    folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+    _chmod(folder, PRIVATE_FOLDER)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``path`` with mode 0600 (also when it existed with a wider mode)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "wb") as file:
+        os.fchmod(file.fileno(), PRIVATE_FILE)
+        file.write(data)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(parsed.database)
+
+
+def make_private_database(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+    the database file's mode), and tighten the files an older version left wider."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in _SQLITE_COMPANIONS)):
+        if candidate.exists():
+            _chmod(candidate, PRIVATE_FILE)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    # A folder or file owned by another user (e.g. a volume prepared by the operator) is left
+    # as it is: its owner decides.
+    with contextlib.suppress(PermissionError):
+        os.chmod(path, mode)
