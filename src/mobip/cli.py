@@ -6,22 +6,24 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from sqlalchemy.orm import Session
 
 from mobip.accounts import repository as accounts_repository
 from mobip.accounts import service as accounts_service
-from mobip.accounts.models import Language, Provider, Role
+from mobip.accounts.models import Account, Language, Provider, Role
 from mobip.config import ConfigurationError, Settings
 from mobip.kit.errors import MobipError
 from mobip.kit.logging import configure_logging
 from mobip.kit.migrate import is_current, upgrade
 from mobip.kit.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(help="MOBIP server: payment requests by e-mail, SMS and QR code.")
 account_app = typer.Typer(help="Manage accounts (admin → partner → merchant).")
@@ -44,19 +46,25 @@ def _runtime() -> Iterator[Runtime]:
         runtime.database.dispose()
 
 
-@contextmanager
-def _unit_of_work(runtime: Runtime) -> Iterator[Session]:
-    """One committed transaction, with MOBIP errors shown as a one-line message."""
+def _unit_of_work(runtime: Runtime, work: Callable[[Session], T], *, writes: bool = True) -> T:
+    """``work`` in one committed transaction, with MOBIP errors shown as a one-line message.
+
+    The server may be writing all the time (README: the CLI works while ``serve`` runs). A
+    writer takes SQLite's write lock at BEGIN and waits its turn: a transaction that read first
+    would fail at once on its first write when a create committed in between. Database.run also
+    runs ``work`` again when SQLite still says "database is locked", so ``work`` only touches
+    the database; the command prints after it returns.
+    """
     try:
-        with runtime.database.transaction() as session:
-            yield session
+        return runtime.database.run(work, immediate=writes)
     except MobipError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
 
 
 def _require_current_schema(runtime: Runtime) -> None:
-    if not is_current(runtime.database.engine):
+    database = runtime.database
+    if not database.retry_busy(lambda: is_current(database.engine)):
         typer.echo("error: the database schema is not current: run 'mobip migrate'", err=True)
         raise typer.Exit(2)
 
@@ -123,9 +131,11 @@ def serve(
 
 
 def _create_demo_merchant(runtime: Runtime) -> None:
-    with runtime.database.transaction() as session:
+    def create(
+        session: Session,
+    ) -> tuple[accounts_service.NewCredentials, Account, str | None] | None:
         if accounts_repository.any_exists(session):
-            return
+            return None
         now = runtime.clock.now()
         admin, admin_secret = accounts_service.ensure_platform_admin(session, now)
         demo = accounts_service.create_account(
@@ -138,6 +148,12 @@ def _create_demo_merchant(runtime: Runtime) -> None:
             external_id="demo",
             now=now,
         )
+        return demo, admin, admin_secret
+
+    created = runtime.database.run(create)
+    if created is None:
+        return
+    demo, admin, admin_secret = created
     typer.echo(
         "Created a demo merchant (shown once; rotate with 'mobip account rotate-secret UID'):\n"
         f"  uid            {demo.account.uid}\n"
@@ -175,8 +191,9 @@ def account_create(
     """Create an account and print its API credentials (the secret is shown once)."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            created = accounts_service.create_account(
+        created = _unit_of_work(
+            runtime,
+            lambda session: accounts_service.create_account(
                 session,
                 name=name,
                 role=role,
@@ -186,7 +203,8 @@ def account_create(
                 external_id=external_id,
                 now=runtime.clock.now(),
                 is_test=test,
-            )
+            ),
+        )
         account = created.account
         record = {
             "uid": account.uid,
@@ -211,13 +229,13 @@ def account_list() -> None:
     """List every account, tree order."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            for account in accounts_repository.list_all(session):
-                depth = account.path.count("/") - 2
-                typer.echo(
-                    f"{'  ' * depth}{account.uid}  {account.role:<8}  {account.api_account_id}  "
-                    f"{account.currency}  {account.name}"
-                )
+        accounts = _unit_of_work(runtime, accounts_repository.list_all, writes=False)
+        for account in accounts:
+            depth = account.path.count("/") - 2
+            typer.echo(
+                f"{'  ' * depth}{account.uid}  {account.role:<8}  {account.api_account_id}  "
+                f"{account.currency}  {account.name}"
+            )
 
 
 @account_app.command("rotate-secret")
@@ -225,8 +243,10 @@ def account_rotate_secret(uid: str) -> None:
     """Issue a new API secret key; the old one and its tokens stop working."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            created = accounts_service.rotate_secret(session, uid, runtime.clock.now())
+        created = _unit_of_work(
+            runtime,
+            lambda session: accounts_service.rotate_secret(session, uid, runtime.clock.now()),
+        )
         typer.echo(f"api_account_id {created.account.api_account_id}")
         typer.echo(f"api_secret_key {created.api_secret_key}")
 
@@ -242,8 +262,9 @@ def account_set_provider(
     """Set the account's payment provider and keys."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            accounts_service.set_provider(
+        _unit_of_work(
+            runtime,
+            lambda session: accounts_service.set_provider(
                 session,
                 uid,
                 provider=provider,
@@ -252,7 +273,8 @@ def account_set_provider(
                 login=login,
                 encryptor=runtime.encryptor,
                 now=runtime.clock.now(),
-            )
+            ),
+        )
         typer.echo(f"provider of {uid} set to {provider.value}")
 
 
@@ -266,15 +288,18 @@ def account_add_document(
     """Attach a document to an account (replaces one of the same name)."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            document = accounts_service.add_document(
+        content = file.read_bytes()
+        document = _unit_of_work(
+            runtime,
+            lambda session: accounts_service.add_document(
                 session,
                 uid,
                 name=name,
-                content=file.read_bytes(),
+                content=content,
                 content_type=content_type,
                 now=runtime.clock.now(),
-            )
+            ),
+        )
         typer.echo(f"stored {document.name} ({document.size} bytes, sha256 {document.sha256})")
 
 
@@ -294,11 +319,14 @@ def account_callback_secret(
 
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
+
+        def show_or_rotate(session: Session) -> str:
             account = accounts_service.operator_get(session, uid)
-            secret = delivery_service.callback_secret(
+            return delivery_service.callback_secret(
                 session, account.id, runtime.encryptor, runtime.clock.now(), rotate=rotate
             )
+
+        secret = _unit_of_work(runtime, show_or_rotate)
         if rotate:
             typer.echo("rotated: callbacks are signed with the new secret within 30 seconds")
         typer.echo(secret)
@@ -316,8 +344,13 @@ def outbox_list(
 
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        with _unit_of_work(runtime) as session:
-            rows = delivery_service.list_messages(session, failed_only=failed, limit=limit)
+        rows = _unit_of_work(
+            runtime,
+            lambda session: delivery_service.list_messages(
+                session, failed_only=failed, limit=limit
+            ),
+            writes=False,
+        )
         for message, log in rows:
             target = (
                 message.target if message.kind == "callback" else mask_recipient(message.target)
@@ -345,8 +378,10 @@ def outbox_retry(message_id: int) -> None:
     with _runtime() as runtime:
         _require_current_schema(runtime)
         try:
-            with runtime.database.transaction() as session:
-                message = delivery_service.retry_message(session, message_id, runtime.clock)
+            message = _unit_of_work(
+                runtime,
+                lambda session: delivery_service.retry_message(session, message_id, runtime.clock),
+            )
         except delivery_service.OutboxRetryRefused as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc

@@ -1,7 +1,9 @@
-"""kit/db: UTCDateTime (SQLAlchemy's SQLite DATETIME text, UTC both ways); driver-level INSERTs."""
+"""kit/db: UTCDateTime (SQLAlchemy's SQLite DATETIME text, UTC both ways); driver-level INSERTs;
+units of work that take SQLite's write lock up front and run again on "database is locked"."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -24,9 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from factories import own_tables
-from mobip.kit.db import Database, DriverInsert, DriverStatement, UTCDateTime
+from mobip.kit.db import Database, DriverInsert, DriverStatement, UTCDateTime, is_busy
 
 SQLITE = sqlite_dialect()
 ZONES = st.sampled_from(
@@ -156,3 +160,104 @@ def test_driver_insert_refuses_to_skip_a_python_default(db: Database) -> None:
         DriverInsert(rows_table).execute(conn, [{"name": "a", "amount": 1, "at": None}])
     with db.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(rows_table)).scalar() == 0
+
+
+# --- writers under contention (issue 9, finding 4) ------------------------------------------
+
+
+def names_in(db: Database) -> list[str]:
+    with db.engine.connect() as conn:
+        return sorted(conn.scalars(select(rows_table.c.name)))
+
+
+def overtaken_write(db: Database, session: Session, overtake: bool) -> None:
+    """Read, let another connection commit a write (when ``overtake``), then write."""
+    session.execute(select(func.count()).select_from(rows_table)).scalar_one()
+    if overtake:
+        with db.engine.begin() as other:
+            other.execute(insert(rows_table), {"name": "other"})
+    session.execute(insert(rows_table), {"name": "mine"})
+
+
+def test_a_reader_overtaken_by_another_writer_is_run_again(db: Database) -> None:
+    """The CLI's failure: a transaction that reads, then writes after another commit."""
+    if db.is_sqlite:
+        # SQLite refuses the upgrade at once (SQLITE_BUSY_SNAPSHOT): no busy handler helps.
+        with pytest.raises(OperationalError) as caught, db.transaction() as session:
+            overtaken_write(db, session, overtake=True)
+        assert is_busy(caught.value)
+        assert names_in(db) == ["other"]  # nothing of ours was kept
+        with db.engine.begin() as conn:
+            conn.execute(rows_table.delete())
+    attempts: list[int] = []
+
+    def work(session: Session) -> int:
+        attempts.append(1)
+        overtaken_write(db, session, overtake=len(attempts) == 1)
+        return len(attempts)
+
+    assert db.run(work, immediate=False) == (2 if db.is_sqlite else 1)
+    assert names_in(db) == ["mine", "other"]
+
+
+def test_run_takes_the_write_lock_before_its_first_read(db: Database) -> None:
+    """``run``'s default: no other writer can commit between the work's read and its write."""
+    probed: list[bool] = []
+
+    def work(session: Session) -> str:
+        session.execute(select(func.count()).select_from(rows_table)).scalar_one()
+        if db.is_sqlite:
+            other = sqlite3.connect(str(db.engine.url.database), timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError) as caught:
+                    other.execute("BEGIN IMMEDIATE")
+                probed.append(is_busy(caught.value))
+            finally:
+                other.close()
+        session.execute(insert(rows_table), {"name": "mine"})
+        return "done"
+
+    assert db.run(work) == "done"
+    assert probed == ([True] if db.is_sqlite else [])
+    assert names_in(db) == ["mine"]
+
+
+def test_run_rolls_back_and_does_not_repeat_other_errors(db: Database) -> None:
+    attempts: list[int] = []
+
+    def work(session: Session) -> None:
+        attempts.append(1)
+        session.execute(insert(rows_table), {"name": "first"})
+        session.execute(insert(rows_table), {"id": 1, "name": "again"})  # the same id
+
+    with db.engine.begin() as conn:
+        conn.execute(insert(rows_table), {"id": 1, "name": "kept"})
+    with pytest.raises(IntegrityError) as caught:
+        db.run(work)
+    assert not is_busy(caught.value)
+    assert attempts == [1]
+    assert names_in(db) == ["kept"]
+
+
+def test_retry_busy_gives_up_after_its_bound(db: Database) -> None:
+    """Always overtaken: it stops trying once ``within`` has passed and raises the error."""
+    if not db.is_sqlite:
+        pytest.skip("SQLITE_BUSY is SQLite's own")
+    attempts: list[int] = []
+
+    def work(session: Session) -> None:
+        attempts.append(1)
+        overtaken_write(db, session, overtake=True)
+
+    with pytest.raises(OperationalError) as caught:
+        db.run(work, immediate=False, within=0.05)
+    assert is_busy(caught.value)
+    assert len(attempts) >= 2
+    assert names_in(db) == ["other"] * len(attempts)
+
+
+def test_is_busy_knows_sqlites_locked_database_only() -> None:
+    assert is_busy(sqlite3.OperationalError("database is locked"))
+    assert not is_busy(sqlite3.OperationalError("no such table: t"))
+    assert not is_busy(sqlite3.IntegrityError("database is locked"))
+    assert not is_busy(ValueError("database is locked"))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import operator
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -29,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ClauseElement, FromClause, Insert
@@ -44,9 +48,24 @@ NAMING_CONVENTION = {
 }
 
 
+log = logging.getLogger("mobip.db")
+
+T = TypeVar("T")
+
 # Database threads of a server process (see kit/routing): the pool keeps one connection each, so
 # connections are not closed and reopened under load.
 POOL_SIZE = 8
+
+# How long SQLite's own busy handler waits for the write lock (PRAGMA busy_timeout) before a
+# statement fails with "database is locked"; a writer that began with BEGIN IMMEDIATE waits
+# here, in line with every other writer of every process.
+BUSY_TIMEOUT_SECONDS = 10
+# How long Database.run / retry_busy keep running a unit of work again while SQLite still answers
+# "database is locked"; one last attempt may add up to BUSY_TIMEOUT_SECONDS to it.
+BUSY_RETRY_SECONDS = 30.0
+# SQLite's primary result code SQLITE_BUSY ("database is locked"); the extended codes
+# (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_RECOVERY, ...) carry it in their low byte.
+_SQLITE_BUSY = 5
 
 
 class Base(DeclarativeBase):
@@ -112,7 +131,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
 
 
@@ -127,7 +146,7 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 10},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             pool_size=POOL_SIZE,
             max_overflow=POOL_SIZE,
         )
@@ -280,6 +299,17 @@ def _insert_returning_id(table: FromClause) -> Insert:
     return insert(table).returning(table.c.id)  # type: ignore[arg-type]
 
 
+def is_busy(error: BaseException) -> bool:
+    """True for SQLite's "database is locked" (SQLITE_BUSY), raw or wrapped by SQLAlchemy."""
+    found = error.orig if isinstance(error, DBAPIError) else error
+    if not isinstance(found, sqlite3.OperationalError):
+        return False
+    code = getattr(found, "sqlite_errorcode", None)
+    if code is None:  # set by Python's sqlite3 when SQLite gave a code; the message otherwise
+        return "database is locked" in str(found)
+    return bool((code & 0xFF) == _SQLITE_BUSY)
+
+
 def _commit_or_rollback(session: Session) -> Iterator[Session]:
     try:
         yield session
@@ -355,6 +385,56 @@ class Database:
         """A session committed on success and rolled back on error: the edge of a unit of work."""
         with self.session(immediate=immediate) as session:
             yield from _commit_or_rollback(session)
+
+    def retry_busy(self, attempt: Callable[[], T], *, within: float = BUSY_RETRY_SECONDS) -> T:
+        """``attempt()``, run again while SQLite answers "database is locked", for ``within`` s.
+
+        ``attempt`` must be a whole unit of work that rolls back when it fails (a
+        ``transaction``, or a session the caller commits), so running it again is safe. The
+        busy handler does not cover every case: a transaction that began as a reader and then
+        writes fails at once (SQLITE_BUSY_SNAPSHOT) when another connection committed in
+        between, and a writer that waited BUSY_TIMEOUT_SECONDS gives up. Backoff with jitter,
+        5 ms doubling to 250 ms, so that processes retrying together do not collide again.
+        On PostgreSQL, one attempt.
+        """
+        if not self.is_sqlite:
+            return attempt()
+        deadline = time.monotonic() + within
+        pause = 0.005
+        tries = 1
+        while True:
+            try:
+                return attempt()
+            except DBAPIError as error:
+                remaining = deadline - time.monotonic()
+                if not is_busy(error) or remaining <= 0:
+                    raise
+                log.debug("database is locked (try %d); running the unit of work again", tries)
+            time.sleep(min(remaining, random.uniform(pause / 2, pause)))
+            pause = min(pause * 2, 0.25)
+            tries += 1
+
+    def run(
+        self,
+        work: Callable[[Session], T],
+        *,
+        immediate: bool = True,
+        within: float = BUSY_RETRY_SECONDS,
+    ) -> T:
+        """``work(session)`` in a transaction committed on success, retried while SQLite is busy.
+
+        The unit of work of writers outside the request path (the CLI, start-up): ``immediate``
+        (the default) takes SQLite's write lock at BEGIN, so that the transaction waits its turn
+        instead of failing when it first writes; ``retry_busy`` covers the rest. A MobipError
+        or any other error rolls back and propagates at once. ``work`` may run more than once:
+        it must not act outside the database (send, print) before it returns.
+        """
+
+        def attempt() -> T:
+            with self.transaction(immediate=immediate) as session:
+                return work(session)
+
+        return self.retry_busy(attempt, within=within)
 
     def dispose(self) -> None:
         self.engine.dispose()
