@@ -7,10 +7,11 @@ import hashlib
 import json
 import mimetypes
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from babel.numbers import list_currencies
+from babel.core import get_global
+from babel.numbers import get_territory_currencies
 from sqlalchemy.orm import Session
 
 from mobip.accounts import repository
@@ -46,7 +47,24 @@ ALLOWED_PARENTS = {
     Role.PARTNER: (Role.ADMIN,),
     Role.MERCHANT: (Role.PARTNER, Role.ADMIN),
 }
-_CURRENCIES = frozenset(list_currencies())
+
+
+def _payable_currencies(today: date) -> frozenset[str]:
+    """The ISO 4217 currencies that are legal tender somewhere today (CLDR, through Babel).
+
+    What a payment provider can take: this leaves out the X-codes that are no money (XXX, XTS),
+    precious metals (XAU, XAG...), units of account (XDR, XSU, XUA...), funds codes (CHE, BOV,
+    USN...) and withdrawn currencies (DEM, HRK), and keeps the currencies shared by several
+    countries (XOF, XAF, XPF, XCD), each with its ISO minor units.
+    """
+    return frozenset(
+        code
+        for territory in get_global("territory_currencies")
+        for code in get_territory_currencies(territory, today, tender=True, non_tender=False)
+    )
+
+
+PAYABLE_CURRENCIES = _payable_currencies(date.today())
 
 
 @dataclass(frozen=True)
@@ -261,8 +279,11 @@ def create_account(
 ) -> NewCredentials:
     """Create an account under ``parent_uid`` (default: the platform admin); secret shown once."""
     currency = currency.upper()
-    if currency not in _CURRENCIES:
-        raise InvalidAccountSetting(f"Unknown ISO 4217 currency {currency!r}")
+    if currency not in PAYABLE_CURRENCIES:
+        raise InvalidAccountSetting(
+            f"Invalid value for field 'currency': {currency!r} is not an ISO 4217 currency in "
+            "use that a payment provider can take (e.g. EUR, USD, JPY)"
+        )
     if not name.strip() or len(name) > 255:
         raise InvalidAccountSetting("The name must be 1 to 255 characters")
     parent = _parent_for(session, role, parent_uid, now)
