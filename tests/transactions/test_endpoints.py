@@ -101,6 +101,9 @@ BAD_REQUESTS = [
     ({"call_back_url": "http://169.254.169.254/latest/meta-data"}, "call_back_url"),
     ({"call_back_url": "http://0.0.0.0:8080/cb"}, "call_back_url"),
     ({"call_back_url": "http://[::ffff:192.168.1.1]/cb"}, "call_back_url"),
+    ({"call_back_url": "http://[::ffff:0:10.0.0.7]/cb"}, "call_back_url"),  # IPv4-translated
+    ({"call_back_url": "http://[64:ff9b::10.0.0.7]/cb"}, "call_back_url"),  # NAT64
+    ({"redirect_url": "https://xn--a.example/"}, "redirect_url"),  # not a valid A-label
     ({"call_back_url": "http://0x0a000001/cb"}, "call_back_url"),
     ({"item_name": None}, "item_name"),
     ({"item_name": "x" * 256}, "item_name"),
