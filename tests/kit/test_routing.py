@@ -6,10 +6,13 @@ SQLite's fast reads, the group-committed creates), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
@@ -19,6 +22,8 @@ from mobip.kit.envelope import Params
 from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
 from mobip.kit.routing import Endpoint, Field, check_inputs
 from mobip.kit.runtime import Runtime
+from mobip.kit.validation import http_url
+from mobip.transactions.endpoints import HTTP_URL_PATTERN
 from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
@@ -266,3 +271,94 @@ def test_a_long_list_of_unknown_fields_gives_a_bounded_message() -> None:
         check_inputs(endpoint, params)
     assert "'f0'" in caught.value.message
     assert len(caught.value.message) < 2000
+
+
+# --- declared ranges and enums are the handlers' ----------------------------------------------
+
+
+def _accepted_request(
+    client: TestClient, merchant: NewCredentials, token: str, endpoint: Endpoint
+) -> dict[str, Any]:
+    """Fields ``endpoint`` accepts (a 200), to vary one at a time."""
+    if endpoint.name == "get_token":
+        return {
+            "api_account_id": merchant.account.api_account_id,
+            "api_secret_key": merchant.api_secret_key,
+        }
+    if endpoint.name == "send_payment_request":
+        return {"access_token": token, **valid_request()}
+    if endpoint.name == "create_one_use_qr":
+        return {"access_token": token, **one_use_qr()}
+    trid = post(client, "send_payment_request", access_token=token, **valid_request()).json()
+    return {"access_token": token, "trid": trid["trid"]}
+
+
+BOUNDED = [
+    (endpoint, field)
+    for endpoint in ENDPOINTS
+    for field in endpoint.inputs
+    if field.minimum is not None or field.maximum is not None or field.enum
+]
+
+
+def test_the_bounded_fields_are_the_ones_checked_here() -> None:
+    assert {(e.name, f.name) for e, f in BOUNDED} == {
+        ("get_token", "api_ttl"),
+        *(
+            (name, field)
+            for name in ("send_payment_request", "create_one_use_qr")
+            for field in ("item_amount_in_cents", "transaction_ttl", "language")
+        ),
+        ("send_payment_request", "tax_amount"),
+        ("send_payment_request", "retry_period"),
+        ("send_payment_request", "retry_attempts"),
+        ("send_payment_request", "media"),
+        ("create_one_use_qr", "tax_amount_in_cents"),
+        ("resend", "media"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "declared"), BOUNDED, ids=[f"{e.name}.{f.name}" for e, f in BOUNDED]
+)
+def test_declared_ranges_and_enums_are_what_the_server_enforces(
+    client: TestClient,
+    merchant: NewCredentials,
+    token: str,
+    endpoint: Endpoint,
+    declared: Field,
+) -> None:
+    """Each bound and each listed value is accepted; one past a bound, or another value, is not."""
+    call = post if endpoint.method == "POST" else get
+    fields = _accepted_request(client, merchant, token, endpoint)
+    accepted = [*declared.enum, *(value.lower() for value in declared.enum)]
+    refused_values = ["XX"] if declared.enum else []
+    if declared.minimum is not None:
+        accepted.append(str(declared.minimum))
+        refused_values.append(str(declared.minimum - 1))
+    if declared.maximum is not None:
+        accepted.append(str(declared.maximum))
+        refused_values.append(str(declared.maximum + 1))
+    for value in accepted:
+        reply = call(client, endpoint.name, **{**fields, declared.name: value})
+        assert reply.status_code == 200, (value, reply.text)
+    for value in refused_values:
+        reply = call(client, endpoint.name, **{**fields, declared.name: value})
+        refused(reply, "1002", declared.name)
+
+
+URLISH = st.tuples(
+    st.sampled_from(["http://", "https://", "HTTPS://", "http:/", "ftp://", "//", ""]),
+    st.text(st.sampled_from("ab.:/@?#[]%1 \t\x00\u202eé"), max_size=16),
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(URLISH)
+def test_every_url_the_service_accepts_matches_the_declared_pattern(value: str) -> None:
+    """The URL fields' declared pattern is a necessary condition of the service's URL check."""
+    try:
+        http_url("redirect_url", value, https_only=False)
+    except InvalidField:
+        return
+    assert re.fullmatch(HTTP_URL_PATTERN, value), value
