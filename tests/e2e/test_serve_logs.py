@@ -94,3 +94,42 @@ def test_credentials_in_the_query_string_never_reach_the_log(
     assert "api_secret_key" not in log
     assert not any("uvicorn.access" in line for line in log.splitlines())
     assert any(line.get("request_id") == "query-string-check" for line in access_lines())
+
+
+def test_under_someones_own_uvicorn_no_access_line_has_a_query_string(tmp_path: Path) -> None:
+    """`uvicorn mobip.server:app_from_environment --factory`, uvicorn's default log config."""
+    port = free_port()
+    env = {**os.environ, "MOBIP_DATA_DIR": str(tmp_path / "var"), "MOBIP_ENV": "development"}
+    for key in ("MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
+        env.pop(key, None)
+    subprocess.run([sys.executable, "-m", "mobip", "migrate"], env=env, check=True)
+    log_path = tmp_path / "uvicorn.log"
+    command = [sys.executable, "-m", "uvicorn", "mobip.server:app_from_environment", "--factory"]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    secret = "mbs_" + "NotInTheLog" * 4
+    try:
+        wait_ready(base, process)
+        reply = httpx.get(
+            f"{base}/api/2.0/mobip/get_token",
+            params={"api_account_id": "api_someone", "api_secret_key": secret},
+            headers={"X-Request-ID": "own-uvicorn"},
+        )
+        assert reply.status_code == 401
+        for _ in range(100):
+            if "own-uvicorn" in log_path.read_text():
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    log = log_path.read_text()
+    assert "own-uvicorn" in log  # our access line
+    assert secret not in log and "api_secret_key" not in log
