@@ -50,6 +50,7 @@ def test_get_token_replies_are_not_stored(client: TestClient, runtime: Runtime) 
         },
     )
     assert good.status_code == 200 and no_store(good)
+    assert good.headers["pragma"] == "no-cache"  # RFC 6749 §5.1 asks for it too
     bad = client.request(
         "GET", f"{API}/get_token", files=form(api_account_id="api_x", api_secret_key="mbs_x")
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NO_STORE = (b"cache-control", b"no-store")
+# RFC 6749 §5.1 asks for it beside no-store, for HTTP/1.0 caches (obsolete, but harmless).
+PRAGMA = (b"pragma", b"no-cache")
 # Two years, subdomains included: the value browsers' preload lists ask for (without "preload",
 # which is the operator's decision to make, as it cannot be undone quickly).
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
 class ResponseHeaders:
-    """``Cache-Control: no-store`` on replies under ``no_store_prefixes`` unless the route set its
-    own Cache-Control (RFC 6749 §5.1: a token reply must not be cached; no API reply should be),
+    """``Cache-Control: no-store`` (and ``Pragma: no-cache``) on replies under ``no_store_prefixes``
+    unless the route set its own Cache-Control (RFC 6749 §5.1: a token reply must not be cached;
+    no API reply should be),
     and, with ``hsts``, one ``Strict-Transport-Security`` policy on every reply (it replaces any
     a route set: the policy is the host's)."""
 
@@ -37,7 +40,7 @@ class ResponseHeaders:
                     headers = [h for h in headers if h[0].lower() != HSTS[0]]
                     headers.append(HSTS)
                 if no_store and not any(name.lower() == NO_STORE[0] for name, _ in headers):
-                    headers.append(NO_STORE)
+                    headers += (NO_STORE, PRAGMA)
                 message = {**message, "headers": headers}
             await send(message)
 
