@@ -134,3 +134,22 @@ def test_development_secret_key_is_generated_once(
     second = Settings(data_dir=tmp_path).resolved_secret_key
     assert first == second and len(first) >= 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_gives_uvicorn_the_keep_alive_setting(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """Both ways of serving close idle keep-alive connections after MOBIP_KEEP_ALIVE_SECONDS."""
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.setattr("mobip.cli.configure_logging", lambda level: None)
+    # serve writes these into os.environ; setting them here has monkeypatch restore them.
+    for name, value in {"WORKER_ENABLED": "false", "HOST": "127.0.0.1", "PORT": "8000"}.items():
+        monkeypatch.setenv(f"MOBIP_{name}", value)
+    monkeypatch.setenv("MOBIP_KEEP_ALIVE_SECONDS", "7")
+    code, output = run("serve", "--workers", workers)
+    assert code == 0, output
+    assert [call["timeout_keep_alive"] for call in calls] == [7]

@@ -107,6 +107,7 @@ def serve(
                 port=settings.port,
                 log_config=None,
                 access_log=False,  # our access line only: uvicorn's logs query strings
+                timeout_keep_alive=settings.keep_alive_seconds,
             )
             return
         # Several server processes: none runs the worker loop; one separate worker process does.
@@ -123,6 +124,7 @@ def serve(
                 port=settings.port,
                 log_config=None,
                 access_log=False,  # our access line only: uvicorn's logs query strings
+                timeout_keep_alive=settings.keep_alive_seconds,
             )
         finally:
             if worker_process is not None:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_field_chars: int = Field(default=65536, ge=16)
+    # Bounded request-read time: a body must have arrived in full within this many seconds
+    # (408 after, kit/envelope.read_body), and an idle keep-alive connection is closed after
+    # keep_alive_seconds (uvicorn's timeout_keep_alive). Headers: see docs/operations.md.
+    body_read_timeout_seconds: float = Field(default=30, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
 
     token_inactivity_seconds: int = Field(default=3600, ge=60)
     token_touch_interval_seconds: int = Field(default=60, ge=1)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -27,8 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.test_serve import wait_ready
-from factories import free_port
+from e2e.serving import Served, serve
 
 API = "/api/2.0/mobip"
 BOUNDARY = "mobip-load-boundary"
@@ -110,42 +107,9 @@ class Load:
 
 
 @pytest.fixture
-def server(tmp_path: Path, db_url: str) -> Iterator[tuple[str, dict[str, str], str]]:
-    """A `mobip serve` process: its base URL, the environment the CLI shares, the banner."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MOBIP_DATA_DIR": str(tmp_path / "var"),
-        "MOBIP_DATABASE_URL": db_url,
-        "MOBIP_PORT": str(port),
-        "MOBIP_ENV": "development",
-        "MOBIP_LOG_LEVEL": "WARNING",
-    }
-    for key in ("MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
-        env.pop(key, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mobip", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process)
-        assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(4))
-        yield base, env, banner
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+def server(tmp_path: Path, db_url: str) -> Iterator[Served]:
+    with serve(tmp_path / "var", database_url=db_url) as served:
+        yield served
 
 
 def demo_token(base: str, banner: str) -> str:
@@ -179,9 +143,9 @@ def mobip(env: dict[str, str], *args: str) -> str:
 
 
 def test_cli_commands_succeed_while_the_api_takes_200_creates_a_second(
-    server: tuple[str, dict[str, str], str], tmp_path: Path
+    server: Served, tmp_path: Path
 ) -> None:
-    base, env, banner = server
+    base, env, banner = server.base, server.env, server.banner
     load = Load(base, demo_token(base, banner))
     generators = load.start()
     document = tmp_path / "kbis.pdf"

@@ -12,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mobip.config import Settings
 from mobip.kit.errors import (
     BodyTooLarge,
     DuplicateField,
@@ -23,6 +25,7 @@ from mobip.kit.errors import (
     MalformedBody,
     MissingField,
     MobipError,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from mobip.kit.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
@@ -130,22 +133,46 @@ class Params:
         raise InvalidField(name, "must be one of 1/0, true/false, on/off")
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused with 413 past ``max_bytes`` (declared or streamed)."""
+async def read_body(request: Request, max_bytes: int, *, timeout: float | None = None) -> bytes:
+    """The request body, refused with 413 past ``max_bytes`` (declared or streamed), and with
+    408 when it has not arrived in full within ``timeout`` seconds (by default the app's
+    MOBIP_BODY_READ_TIMEOUT_SECONDS).
+
+    uvicorn bounds no body read: a client that sends its headers and then trickles its body, or
+    stops, would hold the connection and a task for good. The 408 closes the connection.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise MalformedBody("Content-Length is not a number")
         if int(declared) > max_bytes:
             raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
+    if timeout is None:
+        timeout = _body_read_timeout(request)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"Request body not received within {timeout:g} seconds",
+            headers={"Connection": "close"},
+        ) from exc
     return b"".join(chunks)
+
+
+def _body_read_timeout(request: Request) -> float:
+    # Every caller (kit/routing, the hosted checkout's forms and webhooks) gets the setting of
+    # the app's runtime without passing it; an app without one gets the setting's default.
+    runtime = getattr(getattr(request.scope.get("app"), "state", None), "runtime", None)
+    if runtime is None:
+        return float(Settings.model_fields["body_read_timeout_seconds"].default)
+    return float(runtime.settings.body_read_timeout_seconds)
 
 
 def parse_params(

@@ -2,7 +2,7 @@
 
 Codes are stable strings grouped by class (see docs/api.md):
 1xxx bad input (400/415), 2xxx authentication (401), 3xxx permission (403),
-4xxx not found (404/405), 5xxx state conflict (409/422), 6xxx too large (413),
+4xxx not found (404/405), 5xxx state conflict (409/422), 6xxx too large or slow (413/408),
 7xxx throttled (429), 9xxx internal (500/503).
 Domain errors subclass these next to their domain.
 """
@@ -139,6 +139,14 @@ class BodyTooLarge(MobipError):
     return_code = "6001"
     http_status = 413
     default_message = "Request body too large"
+
+
+class RequestTimeout(MobipError):
+    """The body did not arrive in time (MOBIP_BODY_READ_TIMEOUT_SECONDS): the connection closes."""
+
+    return_code = "6002"
+    http_status = 408
+    default_message = "Request body not received in time"
 
 
 class InternalError(MobipError):
