@@ -143,6 +143,21 @@ def test_control_characters_in_the_access_token_and_format_are_refused(
     )
 
 
+@pytest.mark.parametrize("value", ["html", "xlm", " json", "json "])
+def test_format_is_json_or_xml(client: TestClient, token: str, value: str) -> None:
+    # Before: anything but xml meant JSON without a word, so a typo went unnoticed.
+    refused(
+        get(client, "is_valid", access_token=token, trid="tr_x", format=value), "1002", "format"
+    )
+
+
+def test_format_in_any_case(client: TestClient, token: str) -> None:
+    reply = get(client, "is_valid", access_token=token, trid="tr_x", format="XML")
+    assert ET.fromstring(reply.text).findtext("return_code") == "4010"
+    reply = get(client, "is_valid", access_token=token, trid="tr_x", format="Json")
+    assert reply.json()["return_code"] == "4010"
+
+
 def test_a_field_refused_in_the_query_string_too(client: TestClient, token: str) -> None:
     reply = client.get(f"{API}/is_valid", params={"access_token": token, "trid": "tr_\x1b"})
     refused(reply, "1002", "trid")

@@ -39,6 +39,7 @@ from mobip.kit.envelope import (
 from mobip.kit.errors import (
     FieldTooLong,
     InternalError,
+    InvalidField,
     MethodNotAllowed,
     MobipError,
     UnknownField,
@@ -52,6 +53,7 @@ _SQLITE_BUSY_RETRIES = 3
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Taken by every endpoint: the token (also sent as a Bearer header) and the reply format.
 ALWAYS_ALLOWED = ("access_token", "format")
+_REPLY_FORMATS = ("json", "xml")
 # An error message names at most this many unknown fields (a body may hold thousands).
 _MAX_NAMED_UNKNOWN = 20
 
@@ -180,6 +182,10 @@ class InputRules:
             limit = self.max_length.get(name)
             if limit is not None and len(value) > limit:
                 raise FieldTooLong(name, limit)
+        reply_format = params.raw("format")
+        if reply_format and reply_format.lower() not in _REPLY_FORMATS:
+            # Anything else used to mean JSON without a word: a typo ("xlm") went unnoticed.
+            raise InvalidField("format", "must be json or xml")
 
     def _unknown(self, names: list[str]) -> UnknownField:
         quoted = ", ".join(f"'{shown(name)}'" for name in names[:_MAX_NAMED_UNKNOWN])
