@@ -6,13 +6,13 @@ JSON by default, XML when ``format=xml`` is passed or ``Accept`` asks for applic
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -152,7 +152,8 @@ async def read_body(request: Request, max_bytes: int, *, timeout: float | None =
     chunks: list[bytes] = []
     size = 0
     try:
-        with anyio.fail_after(timeout):
+        # asyncio's own timeout: half the cost of anyio's cancel scope, on every request.
+        async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > max_bytes:
