@@ -40,7 +40,7 @@ QR_FIELDS = {
 # The load: paced above the floor so that a short stall does not pull the average under it.
 TARGET_RATE = 320
 FLOOR_RATE = 200
-THREADS = 8
+THREADS = 16  # in flight at most: enough to keep the pace when replies slow down
 # The load runs until the last command ends; these bound it whatever happens (a command that
 # hangs fails on CLI_TIMEOUT first).
 MAX_SECONDS = 90
