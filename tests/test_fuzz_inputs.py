@@ -40,6 +40,13 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# The same for a test whose examples Hypothesis runs with pytest's function-scoped fixtures:
+# they are shared by its examples on purpose, as above.
+FUZZ_WITH_FIXTURES = settings(
+    FUZZ,
+    max_examples=8,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 # Values that found or could find a fault: NUL and other controls, bidi overrides, what
 # PostgreSQL or an XML reply cannot hold, numbers at and past the 18 digits read, long text,
@@ -203,3 +210,14 @@ def fuzz_one_field(
         check_reply(send(client, Request(endpoint, fields, transport, xml, key)))
 
     fuzz()
+
+
+@FUZZ_WITH_FIXTURES
+@given(name=st.text(min_size=1) | st.sampled_from(["\x00", "a\u202eb", "x" * 3000, "format"]))
+def test_arbitrary_field_names_never_get_a_5xx_and_the_reply_parses(
+    client: TestClient, valid_fields: dict[str, dict[str, str]], name: str
+) -> None:
+    for endpoint in ENDPOINTS:
+        for transport in ("multipart", "urlencoded", "query"):
+            fields: dict[str, str | bytes] = {**valid_fields[endpoint.name], name: "1"}
+            check_reply(send(client, Request(endpoint, fields, transport, True, None)))
