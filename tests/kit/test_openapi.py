@@ -95,6 +95,15 @@ def test_every_declared_constraint_appears(spec: dict[str, Any]) -> None:
         for field in endpoint.inputs:
             schema = body["properties"][field.name]
             where = f"{endpoint.name}.{field.name}"
+            required = field.required and field.name != "access_token"
+            assert (field.name in body["required"]) == required, where
+            # An empty value counts as absent: an optional field also takes "".
+            empty = [] if required else [""]
+            if "anyOf" in schema:
+                assert not required, where
+                schema, alternative = schema["anyOf"]
+                assert alternative["const"] == "", where
+                empty = []
             if field.type == "integer":
                 assert schema["type"] == "integer", where
                 low = field.minimum if field.minimum is not None else -INTEGER_LIMIT
@@ -103,18 +112,37 @@ def test_every_declared_constraint_appears(spec: dict[str, Any]) -> None:
                 continue
             assert schema["type"] == "string", where
             if field.type == "boolean":
-                assert schema["enum"] == list(BOOLEAN_SPELLINGS), where
+                assert schema["enum"] == [*BOOLEAN_SPELLINGS, *empty], where
                 continue
             if field.enum:
-                assert schema["enum"] == list(field.enum), where
+                assert schema["enum"] == [*field.enum, *empty], where
                 continue
-            if field.required and field.name != "access_token":
+            if required:
                 assert schema["minLength"] == 1, where  # an empty value counts as absent
-                assert field.name in body["required"], where
             assert schema.get("maxLength") == field.max_length, where
             assert schema.get("format") == field.format, where
             if field.pattern is not None:
                 assert field.pattern in schema["pattern"], where
+
+
+def test_an_optional_field_also_takes_an_empty_value(spec: dict[str, Any]) -> None:
+    by_name = {e.name: e for e in ENDPOINTS}
+    send = jsonschema_rs.validator_for(
+        _body(spec, by_name["send_payment_request"], "multipart/form-data")
+    )
+    base = {
+        "item_amount_in_cents": 100,
+        "tax_amount": 0,
+        "redirect_url": "https://shop.example/back",
+        "item_name": "Tea",
+        "customer_email": "a@shop.example",
+        "media": "EMAIL",
+    }
+    for name in ("retry_period", "language", "call_back_url", "track_id", "format"):
+        assert send.is_valid({**base, name: ""}), name
+    for name in ("item_name", "redirect_url", "media"):
+        assert not send.is_valid({**base, name: ""}), name
+    assert not send.is_valid({**base, "retry_period": "x"})
 
 
 def test_text_fields_state_the_control_character_rule(spec: dict[str, Any]) -> None:
@@ -129,7 +157,7 @@ def test_text_fields_state_the_control_character_rule(spec: dict[str, Any]) -> N
 def test_format_is_an_input_of_every_operation(spec: dict[str, Any]) -> None:
     for endpoint in ENDPOINTS:
         fmt = _body(spec, endpoint, "multipart/form-data")["properties"]["format"]
-        assert fmt["enum"] == ["json", "xml"]
+        assert fmt["enum"] == ["json", "xml", ""]  # empty: the default, JSON
 
 
 def test_replies_are_described_in_json_and_xml_with_every_error_status(

@@ -18,6 +18,7 @@ refuses what the document rules out:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -180,20 +181,41 @@ def _anchored(pattern: str) -> str:
 
 
 def input_schema(field: Field) -> dict[str, Any]:
-    """The JSON Schema of one form input, with every constraint its Field declares."""
-    schema: dict[str, Any] = {"description": field.description}
+    """The JSON Schema of one form input, with every constraint its Field declares.
+
+    An empty value counts as absent: a required field has ``minLength: 1``, and an optional one
+    also takes "" (the server reads it as not sent) beside the values its constraints allow.
+    """
+    value = _value_schema(field)
+    if field.required or _takes_empty(value):
+        return {**value, "description": _described(field)}
+    if "enum" in value:
+        return {**value, "enum": [*value["enum"], ""], "description": _described(field)}
+    return {"description": _described(field), "anyOf": [value, _EMPTY]}
+
+
+_EMPTY = {"type": "string", "const": "", "description": "Empty: the same as not sent"}
+
+
+def _described(field: Field) -> str:
     if field.type == "integer":
-        schema.update(
-            type="integer",
-            minimum=field.minimum if field.minimum is not None else -INTEGER_LIMIT,
-            maximum=field.maximum if field.maximum is not None else INTEGER_LIMIT,
-            description=f"{field.description} (decimal digits, at most 18)",
-        )
-        return schema
+        return f"{field.description} (decimal digits, at most 18)"
+    if field.type in ("boolean", "integer") or field.enum:
+        return field.description
+    return f"{field.description}. {TEXT_RULE}"
+
+
+def _value_schema(field: Field) -> dict[str, Any]:
+    """What a non-empty value may be."""
+    if field.type == "integer":
+        return {
+            "type": "integer",
+            "minimum": field.minimum if field.minimum is not None else -INTEGER_LIMIT,
+            "maximum": field.maximum if field.maximum is not None else INTEGER_LIMIT,
+        }
     if field.type == "boolean":
-        schema.update(type="string", enum=list(BOOLEAN_SPELLINGS))
-        return schema
-    schema["type"] = "string"
+        return {"type": "string", "enum": list(BOOLEAN_SPELLINGS)}
+    schema: dict[str, Any] = {"type": "string"}
     if field.type == "object":
         # A form value is text: the object travels as a JSON text in it (update_account).
         schema.update(
@@ -213,8 +235,16 @@ def input_schema(field: Field) -> dict[str, Any]:
         schema["pattern"] = _anchored(field.pattern)
     else:
         schema["pattern"] = MULTI_LINE_TEXT if field.multiline else SINGLE_LINE_TEXT
-    schema["description"] = f"{field.description}. {TEXT_RULE}"
     return schema
+
+
+def _takes_empty(schema: dict[str, Any]) -> bool:
+    """Whether "" already satisfies ``schema`` (a plain text field without a minimum)."""
+    if schema.get("type") != "string" or "enum" in schema or "format" in schema:
+        return False
+    if schema.get("minLength", 0) > 0:
+        return False
+    return re.search(schema["pattern"], "") is not None
 
 
 def output_schema(field: Field) -> dict[str, Any]:
