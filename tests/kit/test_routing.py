@@ -18,12 +18,13 @@ from starlette.testclient import TestClient
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.app import ENDPOINTS
+from mobip.kit.characters import refused_character
 from mobip.kit.envelope import Params
 from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
 from mobip.kit.routing import Endpoint, Field, check_inputs
 from mobip.kit.runtime import Runtime
-from mobip.kit.validation import http_url
-from mobip.transactions.endpoints import HTTP_URL_PATTERN
+from mobip.kit.validation import http_url, international_phone
+from mobip.transactions.endpoints import HTTP_URL_PATTERN, PHONE_PATTERN
 from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
@@ -377,3 +378,19 @@ def test_every_url_the_service_accepts_matches_the_declared_pattern(value: str) 
     except InvalidField:
         return
     assert re.fullmatch(HTTP_URL_PATTERN, value), value
+
+
+PHONEISH = st.text(
+    st.sampled_from("+0123456789 ()-.a\t\u00a0\u202e"), max_size=18
+) | st.sampled_from(["+33 6 12 34 56 78", " +1 650 253 0000", "+1 800 FLOWERS", "0033612345678"])
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(PHONEISH)
+def test_every_phone_the_service_accepts_matches_the_declared_pattern(value: str) -> None:
+    try:
+        international_phone("customer_phone", value)
+    except InvalidField:
+        return
+    if refused_character(value) is None:  # the input check refuses it first otherwise
+        assert re.fullmatch(PHONE_PATTERN, value), value

@@ -18,13 +18,16 @@ from mobip.transactions.models import TransactionKind
 # params.integer(minimum=..., maximum=...), _validated's amount checks, Media and Language);
 # kit/routing enforces the declared lengths first, and OpenAPI states them all.
 TRID = Field("trid", "string", "Transaction id", True, max_length=64)
-# Refused by the service's URL check whatever else the URL holds: another scheme, no host, a
-# user name, spaces or control characters (a necessary condition, not the whole check).
-_NOT_IN_URL = r"\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+# The patterns are necessary conditions of the service's checks, not the whole checks: what
+# they refuse, the service refuses too (a JSON Schema pattern cannot say "a valid phone number").
+_CONTROLS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+# A URL: http(s) in any case, a host first (no user name), no spaces or control characters.
 HTTP_URL_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://[^{_NOT_IN_URL}/?#@:][^{_NOT_IN_URL}/?#@]*"
-    rf"(?:[/?#][^{_NOT_IN_URL}]*)?$"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://[^\s{_CONTROLS}/?#@:][^\s{_CONTROLS}/?#@]*"
+    rf"(?:[/?#][^\s{_CONTROLS}]*)?$"
 )
+# A phone number starts with its international prefix's "+" (after spaces, if any).
+PHONE_PATTERN = rf"^[^\S{_CONTROLS}]*\+[^{_CONTROLS}]*$"
 MEDIA = Field(
     "media", "string", "SMS or EMAIL (any case)", True, max_length=8, enum=("SMS", "EMAIL")
 )
@@ -44,6 +47,10 @@ def _url(name: str, description: str, required: bool = False) -> Field:
 
 def _text(name: str, description: str, required: bool = False, max_length: int = 255) -> Field:
     return Field(name, "string", description, required, max_length=max_length)
+
+
+def _phone(description: str) -> Field:
+    return Field("customer_phone", "string", description, max_length=32, pattern=PHONE_PATTERN)
 
 
 URL_FIELDS = [
@@ -256,7 +263,7 @@ ENDPOINTS = [
                 format="email",
             ),
             MEDIA,
-            _text("customer_phone", "International number (+33…), required for SMS", max_length=32),
+            _phone("International number (+33…), required for SMS"),
         ],
         outputs=[
             *URL_FIELDS,
@@ -290,7 +297,7 @@ ENDPOINTS = [
             _url("redirect_url", "Absolute http(s) URL the customer returns to", True),
             _ttl("Days before the QR expires, 1..365 (default 365)"),
             ACCESS_TOKEN,
-            _text("customer_phone", "International number (+33…)", max_length=32),
+            _phone("International number (+33…)"),
         ],
         outputs=URL_FIELDS,
     ),
