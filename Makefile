@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test fuzz lint typecheck bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# schemathesis against the OpenAPI document, longer than the bounded run inside `make test`:
+# FUZZ_EXAMPLES examples per operation and mode, plus the coverage phase's boundary values.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	MOBIP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest --timeout=3600 tests/test_openapi_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/parser.py
