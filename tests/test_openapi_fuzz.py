@@ -42,7 +42,6 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
-from mobip.accounts.service import UPDATABLE
 from mobip.app import ENDPOINTS, create_app
 from mobip.config import Settings
 from mobip.kit.clock import ManualClock
@@ -205,16 +204,24 @@ def fuzz_app(fuzz_runtime: Runtime) -> Any:
     return create_app(fuzz_runtime)
 
 
-# update_account's account_data: a JSON object of the updatable attributes, each a string within
-# its limit (no refused character) or null. The document says so in contentSchema and words, but
-# schemathesis draws any JSON text for `contentMediaType: application/json`.
-_ATTRIBUTE_TEXT = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters=BIDI),
-    max_size=40,
+# update_account's account_data: a JSON text whose object its contentSchema describes (which
+# attributes, each a string within its limit or null). schemathesis draws any JSON text for
+# `contentMediaType: application/json`, so the test draws from the contentSchema itself; strings
+# hold no refused character (the document's rule for text, in words inside JSON).
+_UPDATE = SPEC["paths"]["/api/2.0/mobip/update_account"]["post"]["requestBody"]
+_ACCOUNT_DATA = _UPDATE["content"]["multipart/form-data"]["schema"]["properties"]["account_data"]
+_TEXT = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters=BIDI)
+ACCOUNT_DATA = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: st.none() | st.text(_TEXT, max_size=min(40, attribute["maxLength"]))
+            for name, attribute in _ACCOUNT_DATA["contentSchema"]["properties"].items()
+        },
+    )
+    .filter(bool)
+    .map(json.dumps)
 )
-ACCOUNT_DATA = st.dictionaries(
-    st.sampled_from(sorted(UPDATABLE)), st.none() | _ATTRIBUTE_TEXT, min_size=1
-).map(json.dumps)
 
 
 def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.DataObject) -> None:

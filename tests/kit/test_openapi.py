@@ -10,6 +10,7 @@ import jsonschema_rs
 import pytest
 import schemathesis
 
+from mobip.accounts.service import MAX_ATTRIBUTE_CHARS, UPDATABLE
 from mobip.app import ENDPOINTS
 from mobip.kit.openapi import BOOLEAN_SPELLINGS, INTEGER_LIMIT, build_openapi
 from mobip.kit.routing import Access, Endpoint
@@ -231,3 +232,13 @@ def test_rules_across_fields_are_stated(spec: dict[str, Any]) -> None:
     assert not get_account.is_valid({"uid": "ac_1", "document_only": "true"})  # 1001
     assert not get_account.is_valid({"uid": "ac_1", "document_only": "1", "document_list": "|"})
     assert get_account.is_valid({"uid": "ac_1", "document_only": "1", "document_list": "kbis"})
+
+
+def test_account_data_states_the_updatable_attributes(spec: dict[str, Any]) -> None:
+    update = next(e for e in ENDPOINTS if e.name == "update_account")
+    field = _body(spec, update, "multipart/form-data")["properties"]["account_data"]
+    content = field["contentSchema"]
+    assert content["additionalProperties"] is False
+    assert set(content["properties"]) == set(UPDATABLE)
+    for name, limit in MAX_ATTRIBUTE_CHARS.items():
+        assert content["properties"][name] == {"type": ["string", "null"], "maxLength": limit}

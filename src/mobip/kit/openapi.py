@@ -132,6 +132,25 @@ _OUTPUT_SHAPES: dict[str, dict[str, Any]] = {
     },
 }
 
+# The JSON object a text input holds (contentSchema), by field name: update_account's attributes
+# (accounts.service.UPDATABLE and MAX_ATTRIBUTE_CHARS; tests/kit/test_openapi.py compares them).
+_JSON_INPUTS: dict[str, dict[str, Any]] = {
+    "account_data": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            name: {"type": ["string", "null"], "maxLength": limit}
+            for name, limit in (
+                ("External_AccountID", 255),
+                ("Public_Payment_Provider_key", 4096),
+                ("Private_Payment_Provider_key", 4096),
+                ("Payment_Provider_login", 255),
+            )
+        },
+    }
+}
+
 _TRUE_SPELLINGS = ["1", "true", "on", "yes"]
 # Rules across fields, which a Field cannot state: JSON Schema if/then, by operation name.
 _ACROSS_FIELDS: dict[str, list[dict[str, Any]]] = {
@@ -220,7 +239,7 @@ def _value_schema(field: Field) -> dict[str, Any]:
         # A form value is text: the object travels as a JSON text in it (update_account).
         schema.update(
             contentMediaType="application/json",
-            contentSchema={"type": "object", "minProperties": 1},
+            contentSchema=_JSON_INPUTS.get(field.name, {"type": "object"}),
         )
     if field.enum:
         schema["enum"] = list(field.enum)
