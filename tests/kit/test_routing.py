@@ -7,21 +7,27 @@ SQLite's fast reads, the group-committed creates), on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from anyio import CapacityLimiter
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.exc import OperationalError
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.app import ENDPOINTS
+from mobip.auth import endpoints as auth_endpoints
+from mobip.kit.batch import GroupCommit
 from mobip.kit.characters import refused_character
 from mobip.kit.envelope import Params
 from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
-from mobip.kit.routing import Endpoint, Field, check_inputs
+from mobip.kit.routing import Access, Call, Endpoint, Field, build_route, check_inputs
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import http_url, international_phone
 from mobip.transactions.endpoints import HTTP_URL_PATTERN, PHONE_PATTERN
@@ -394,3 +400,41 @@ def test_every_phone_the_service_accepts_matches_the_declared_pattern(value: str
         return
     if refused_character(value) is None:  # the input check refuses it first otherwise
         assert re.fullmatch(PHONE_PATTERN, value), value
+
+
+# --- a unit of work that meets a busy SQLite -----------------------------------------------------
+
+
+def test_a_unit_of_work_that_meets_a_busy_sqlite_runs_again(runtime: Runtime) -> None:
+    """SQLite: "database is locked" rolls the request back and runs it again (kit/db.retry_busy);
+    PostgreSQL has no such error, so the same failure there is one attempt and a 500."""
+    calls: list[int] = []
+
+    def handler(call: Call) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked"))
+        return {"attempts": str(len(calls))}
+
+    endpoint = Endpoint("/mobip/busy_probe", "POST", "probe", handler, access=Access.ANONYMOUS)
+    group_commit = GroupCommit(runtime.database, delay=0)
+    route = build_route(
+        endpoint,
+        runtime,
+        auth_endpoints.authenticate,
+        CapacityLimiter(2),
+        auth_endpoints.cached_authenticate,
+        group_commit,
+    )
+    try:
+        with TestClient(Starlette(routes=[route])) as probe:
+            reply = probe.post("/api/2.0/mobip/busy_probe")
+    finally:
+        group_commit.close()
+    if runtime.database.is_sqlite:
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"return_code": "0", "attempts": "2"}
+    else:
+        assert reply.status_code == 500
+        assert reply.json()["return_code"] == "9001"
+        assert calls == [1]

@@ -232,8 +232,13 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
             return refused
 
         def work() -> service.PageView:
-            with runtime.database.transaction() as session:
-                return service.open_page(session, token, runtime, language=lang, notice=notice)
+            # Opening a page may write (a lazy expiry): retried while SQLite is busy.
+            return runtime.database.run(
+                lambda session: service.open_page(
+                    session, token, runtime, language=lang, notice=notice
+                ),
+                immediate=False,
+            )
 
         try:
             return render_page(request, await run_in_threadpool(work))
@@ -293,8 +298,12 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         return await submit(request, start_payment)
 
     def start_payment(token: str, fields: dict[str, str], ip: str) -> service.Applied:
-        with runtime.database.transaction() as session:
-            plan = service.plan_start(session, token, ip, runtime, language=fields.get("lang"))
+        plan = runtime.database.run(
+            lambda session: service.plan_start(
+                session, token, ip, runtime, language=fields.get("lang")
+            ),
+            immediate=False,
+        )
         if isinstance(plan, service.PageView):
             return service.Applied(page=plan)
         try:
@@ -344,8 +353,10 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     def confirm_return(
         token: str, params: dict[str, str], ip: str, lang: str | None
     ) -> service.Applied:
-        with runtime.database.transaction() as session:
-            plan = service.plan_return(session, token, runtime, language=lang)
+        plan = runtime.database.run(
+            lambda session: service.plan_return(session, token, runtime, language=lang),
+            immediate=False,
+        )
         if isinstance(plan, service.PageView):
             return service.Applied(page=plan)
         provider, payment = plan
@@ -375,8 +386,10 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     def receive_webhook(
         provider_name: str, account_uid: str, payload: bytes, headers: dict[str, str]
     ) -> str:
-        with runtime.database.transaction() as session:
-            plan = service.plan_webhook(session, provider_name, account_uid, runtime)
+        plan = runtime.database.run(
+            lambda session: service.plan_webhook(session, provider_name, account_uid, runtime),
+            immediate=False,
+        )
         try:
             event = plan.provider.handle_webhook(payload, headers, plan.secret)
         except WebhookRejected as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,7 +15,6 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -49,7 +47,8 @@ from mobip.kit.runtime import Runtime
 log = logging.getLogger("mobip.api")
 
 API_PREFIX = "/api/2.0"
-_SQLITE_BUSY_RETRIES = 3
+# A request retries a unit of work that met a busy SQLite for this long, then answers 500.
+_BUSY_RETRY_SECONDS = 10.0
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Taken by every endpoint: the token (also sent as a Bearer header) and the reply format.
 ALWAYS_ALLOWED = ("access_token", "format")
@@ -265,16 +264,11 @@ def build_route(
     def unit_of_work(
         params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
     ) -> Response:
-        for attempt in range(_SQLITE_BUSY_RETRIES):
-            try:
-                return _run_once(params, headers, client_ip, log_ctx)
-            except OperationalError as exc:
-                # SQLite refuses a reader's upgrade to writer when another writer committed in
-                # between; the transaction was rolled back, so running it again is safe.
-                if not runtime.database.is_sqlite or "locked" not in str(exc.orig):
-                    raise
-                time.sleep(0.005 * (attempt + 1))
-        return _run_once(params, headers, client_ip, log_ctx)
+        # SQLite refuses a reader's upgrade to writer when another writer committed in between;
+        # the transaction was rolled back, so running it again is safe (kit/db.retry_busy).
+        return runtime.database.retry_busy(
+            lambda: _run_once(params, headers, client_ip, log_ctx), within=_BUSY_RETRY_SECONDS
+        )
 
     def _run_once(
         params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
