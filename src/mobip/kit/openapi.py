@@ -45,9 +45,10 @@ _BIDI = r"\u202a-\u202e\u2066-\u2069"
 SINGLE_LINE_TEXT = rf"^[^\u0000-\u001f\u007f-\u009f{_BIDI}]*$"
 MULTI_LINE_TEXT = rf"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f{_BIDI}]*$"
 TEXT_RULE = (
-    "Control characters (U+0000-U+001F except tab, LF and CR in multi-line fields, "
-    "U+007F-U+009F), bidi overrides (U+202A-U+202E, U+2066-U+2069) and lone surrogates are refused."
+    "Refused: control characters (U+0000-U+001F, U+007F-U+009F), bidi overrides (U+202A-U+202E, "
+    "U+2066-U+2069) and lone surrogates."
 )
+MULTI_LINE_RULE = TEXT_RULE.replace("U+001F,", "U+001F but tab, LF and CR,")
 
 # Inputs every operation takes beside its own (kit/envelope reads them before any handler).
 FORMAT_FIELD = Field(
@@ -221,7 +222,7 @@ def _described(field: Field) -> str:
         return f"{field.description} (decimal digits, at most 18)"
     if field.type in ("boolean", "integer") or field.enum:
         return field.description
-    return f"{field.description}. {TEXT_RULE}"
+    return f"{field.description}. {MULTI_LINE_RULE if field.multiline else TEXT_RULE}"
 
 
 def _value_schema(field: Field) -> dict[str, Any]:
