@@ -110,3 +110,24 @@ def test_a_header_of_another_scheme_is_not_a_second_credential(
         f"{API}/login", files=form(access_token=a), headers={"Authorization": "Basic eDp5"}
     )
     assert reply.json() == {"return_code": "0"}
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["ordinary", "cached"])
+def test_access_token_for_a_in_the_query_and_b_in_the_body_is_refused(
+    client: TestClient, runtime: Runtime, tokens: tuple[str, str], cached: bool
+) -> None:
+    """The body wins over the query string for ordinary fields; for the credential it must not
+    silently: the request would run as B while its URL names A."""
+    a, b = tokens
+    if cached:
+        assert call(client, "login", header=None, field=a).json() == {"return_code": "0"}
+        assert call(client, "login", header=None, field=b).json() == {"return_code": "0"}
+    else:
+        auth_service._known.clear()
+    reply = client.post(
+        f"{API}/send_payment_request?access_token={a}", files=form(access_token=b, **CREATE)
+    )
+    assert_conflict(reply)
+    assert transactions(runtime) == 0
+    same = client.post(f"{API}/login?access_token={a}", files=form(access_token=a))
+    assert same.json() == {"return_code": "0"}

@@ -29,13 +29,14 @@ ACCESS_TOKEN = Field(
 def token_from(params: Params, headers: Headers) -> str | None:
     """The access token: the ``access_token`` field or an ``Authorization: Bearer`` header.
 
-    Both may be sent if they agree; two different tokens are refused (the request would
-    otherwise run as one account while its sender may believe it runs as the other).
+    Both may be sent if they agree; two different tokens (header and field, or the field in the
+    query string and in the body) are refused: the request would otherwise run as one account
+    while its sender may believe it runs as the other.
     """
     field = params.text("access_token", max_chars=200)
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     bearer = credentials.strip() or None if scheme.lower() == "bearer" else None
-    if field and bearer and field != bearer:
+    if (field and bearer and field != bearer) or params.shadowed("access_token"):
         raise ConflictingCredentials()
     return field or bearer
 

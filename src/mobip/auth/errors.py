@@ -6,12 +6,13 @@ from mobip.kit.errors import BadRequest, Forbidden, Throttled, Unauthorized
 
 
 class ConflictingCredentials(BadRequest):
-    """An access_token field and a Bearer header that differ: we never pick one silently."""
+    """Two access tokens that differ (field and Bearer header, or query string and body)."""
 
     return_code = "1008"
     default_message = (
         "Two different credentials: the access_token field and the 'Authorization: Bearer' "
-        "header name different tokens (send one, or the same in both)"
+        "header, or access_token in the query string and in the body, name different tokens "
+        "(send one, or the same in both)"
     )
 
 

@@ -41,11 +41,17 @@ _FALSE = frozenset({"0", "false", "off", "no"})
 class Params:
     """The request's parameters, one value per name, with typed and bounded accessors."""
 
-    __slots__ = ("_values", "max_field_chars")
+    __slots__ = ("_shadowed", "_values", "max_field_chars")
 
-    def __init__(self, values: Mapping[str, str], max_field_chars: int = 65536) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, str],
+        max_field_chars: int = 65536,
+        shadowed: Mapping[str, str] | None = None,
+    ) -> None:
         self._values = dict(values)
         self.max_field_chars = max_field_chars
+        self._shadowed = dict(shadowed) if shadowed else None
 
     @classmethod
     def from_pairs(
@@ -53,17 +59,30 @@ class Params:
     ) -> Params:
         """Merge body and query parameters; a name repeated within one source is an error.
 
-        The body wins over the query string, so a client can keep a fixed query and post values.
+        The body wins over the query string, so a client can keep a fixed query and post values;
+        a query value that a different body value replaced stays readable (``shadowed``).
         """
         values: dict[str, str] = {}
+        shadowed: dict[str, str] | None = None
         for source in (query, body):
             seen: set[str] = set()
             for name, value in source:
                 if name in seen:
                     raise DuplicateField(name)
                 seen.add(name)
+                previous = values.get(name)
+                if previous is not None and previous != value:
+                    shadowed = shadowed or {}
+                    shadowed[name] = previous
                 values[name] = value
-        return cls(values, max_field_chars)
+        return cls(values, max_field_chars, shadowed)
+
+    def shadowed(self, name: str) -> str | None:
+        """The query-string value of ``name`` that a different body value replaced, if any.
+
+        For fields where two values must not be silently reduced to one (a credential).
+        """
+        return self._shadowed.get(name) if self._shadowed else None
 
     def raw(self, name: str) -> str | None:
         return self._values.get(name)
