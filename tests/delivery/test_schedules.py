@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from delivery.support import new_request, pay, transaction_of, with_settings
 from mobip.accounts.models import Account
 from mobip.auth import repository as auth_repository
-from mobip.auth.models import AccessToken
+from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.delivery import schedules
 from mobip.delivery.models import OutboxMessage
 from mobip.delivery.runner import InProcessWorker
@@ -374,6 +374,21 @@ def test_expired_tokens_are_purged(runtime: Runtime, merchant: Account, clock: M
     assert past_lifetime not in left
     assert idle not in left
     assert schedules.run_once(runtime).tokens_purged == 0
+
+
+def test_closed_login_throttle_windows_are_purged(runtime: Runtime, clock: ManualClock) -> None:
+    window = timedelta(seconds=runtime.settings.login_window_seconds)
+    with runtime.database.transaction() as session:
+        auth_repository.add_failure(session, "client:198.51.100.1", clock.now(), window)
+    clock.advance(window / 2)
+    with runtime.database.transaction() as session:
+        auth_repository.add_failure(session, "client:198.51.100.2", clock.now(), window)
+    assert schedules.run_once(runtime).throttles_purged == 0
+    clock.advance(window / 2)  # the first window closes now; the second is half-way
+    assert schedules.run_once(runtime).throttles_purged == 1
+    with runtime.database.session() as session:
+        left = set(session.scalars(select(LoginThrottle.key)))
+    assert left == {"client:198.51.100.2"}
 
 
 # --- in the worker -------------------------------------------------------------------------------

@@ -87,3 +87,11 @@ def delete_expired_tokens(session: Session, now: datetime, inactivity: timedelta
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_closed_windows(session: Session, now: datetime, window: timedelta) -> int:
+    """Delete throttling counters whose window has closed (they count nothing any more)."""
+    result = session.execute(
+        delete(LoginThrottle).where(LoginThrottle.window_start <= now - window)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ class Report:
     expired: int = 0
     reminders: int = 0
     tokens_purged: int = 0
+    throttles_purged: int = 0
 
 
 def _in_batches(runtime: Runtime, step: Callable[[Session, int], tuple[int, int]]) -> int:
@@ -93,6 +94,17 @@ def purge_tokens(runtime: Runtime) -> int:
         return auth_repository.delete_expired_tokens(session, runtime.clock.now(), inactivity)
 
 
+def purge_login_throttles(runtime: Runtime) -> int:
+    """Delete get_token failure counters whose window has closed; how many were deleted.
+
+    Counters are kept per address and per (address, api_account_id): without a purge, a client
+    cycling through account ids would leave one row per id behind for good.
+    """
+    window = timedelta(seconds=runtime.settings.login_window_seconds)
+    with runtime.database.transaction(immediate=True) as session:
+        return auth_repository.delete_closed_windows(session, runtime.clock.now(), window)
+
+
 def run_once(runtime: Runtime) -> Report:
     """Every job once (synchronous: call it in a thread from async code).
 
@@ -102,13 +114,16 @@ def run_once(runtime: Runtime) -> Report:
         expired=expire_due(runtime),
         reminders=send_reminders(runtime),
         tokens_purged=purge_tokens(runtime),
+        throttles_purged=purge_login_throttles(runtime),
     )
     if report != Report():
         logger.info(
-            "schedules: %d expired, %d reminders queued, %d tokens purged",
+            "schedules: %d expired, %d reminders queued, %d tokens purged, "
+            "%d login throttle counters purged",
             report.expired,
             report.reminders,
             report.tokens_purged,
+            report.throttles_purged,
         )
     return report
 
