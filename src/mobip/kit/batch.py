@@ -141,7 +141,8 @@ class GroupCommit:
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
-            self._write(jobs)
+            # A batch that outwaited SQLite's busy timeout is written again whole, not one by one.
+            self._database.retry_busy(lambda: self._write(jobs))
         except Exception as error:
             if len(jobs) > 1:
                 log.warning("group commit: a batch of %d failed; writing one by one", len(jobs))
