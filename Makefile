@@ -27,8 +27,8 @@ test: lint typecheck
 	$(BIN)/pytest
 
 # schemathesis against the OpenAPI document, longer than the bounded run inside `make test`:
-# FUZZ_EXAMPLES examples per operation and mode, plus the coverage phase's boundary values.
-FUZZ_EXAMPLES ?= 500
+# FUZZ_EXAMPLES examples per operation (valid and invalid), plus the coverage phase's boundary values.
+FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	MOBIP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest --timeout=3600 tests/test_openapi_fuzz.py
 
