@@ -94,8 +94,9 @@ def _xml_reply(ctx: schemathesis.DeserializationContext, response: schemathesis.
     root = ET.fromstring(response.content)
     assert root.tag == "mobip"
     assert ctx.operation is not None
-    responses = ctx.operation.definition.raw["responses"]
-    documented = responses.get(str(response.status_code)) or responses["default"]
+    documented = ctx.operation.definition.raw["responses"].get(str(response.status_code))
+    if documented is None:
+        raise NotImplementedError  # no schema to read it with: status_code_conformance fails
     return _from_xml(root, _resolve(documented["content"]["application/xml"]["schema"]))
 
 
