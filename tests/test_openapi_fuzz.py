@@ -253,15 +253,6 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
         body["external_account_id"] = callers.merchant_external_id
     if "account_data" in body:
         body["account_data"] = data.draw(ACCOUNT_DATA)
-    # OPEN: the server refuses values of these that the document allows (reported to the
-    # declarations' owner): a known-good value stands in until the Field states the server's rule.
-    fields = {f.name: f for e in ENDPOINTS if e.name == operation for f in e.inputs}
-    for name, declared, stand_in in (
-        ("customer_phone", "format", "+33612345678"),
-        ("customer_email", "pattern", "customer@shop.example"),
-    ):
-        if body.get(name) and getattr(fields.get(name), declared, None) is None:
-            body[name] = stand_in
     amounts = [
         body.get(name) for name in ("item_amount_in_cents", "tax_amount", "tax_amount_in_cents")
     ]

@@ -29,8 +29,8 @@ from mobip.kit.envelope import Params
 from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
 from mobip.kit.routing import Access, Call, Endpoint, Field, build_route, check_inputs
 from mobip.kit.runtime import Runtime
-from mobip.kit.validation import http_url, international_phone
-from mobip.transactions.endpoints import HTTP_URL_PATTERN, PHONE_PATTERN
+from mobip.kit.validation import MAX_EMAIL_CHARS, email_address, http_url, international_phone
+from mobip.transactions.endpoints import EMAIL_PATTERN, HTTP_URL_PATTERN, PHONE_PATTERN
 from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
@@ -438,3 +438,25 @@ def test_a_unit_of_work_that_meets_a_busy_sqlite_runs_again(runtime: Runtime) ->
         assert reply.status_code == 500
         assert reply.json()["return_code"] == "9001"
         assert calls == [1]
+
+
+EMAILISH = st.tuples(
+    st.text(st.sampled_from('ab.+"@ é'), min_size=0, max_size=66),
+    st.sampled_from(["@", "@@", ""]),
+    st.sampled_from(
+        ["shop.example", "x.TEST", "Test", "a.localhost.", "onion", "b.invalid", "testing.com"]
+    ),
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(EMAILISH)
+def test_every_email_the_service_accepts_matches_the_declared_pattern(value: str) -> None:
+    """customer_email's pattern (64 before the @, no special-use domain in any case) is a
+    necessary condition of the service's e-mail rule."""
+    try:
+        email_address("customer_email", value, smtputf8=True)
+    except InvalidField:
+        return
+    assert re.fullmatch(EMAIL_PATTERN, value), value
+    assert len(value) <= MAX_EMAIL_CHARS or not value.isascii()

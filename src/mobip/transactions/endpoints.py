@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from mobip.accounts.models import Account
 from mobip.auth.endpoints import ACCESS_TOKEN, current_account
 from mobip.kit.envelope import Params
 from mobip.kit.routing import Call, Endpoint, FastWrite, Field, Handler, PreparedWrite, Principal
 from mobip.kit.runtime import Runtime
+from mobip.kit.validation import MAX_EMAIL_CHARS
 from mobip.transactions import service
 from mobip.transactions.models import TransactionKind
 
@@ -28,6 +32,14 @@ HTTP_URL_PATTERN = (
 )
 # A phone number starts with its international prefix's "+" (after spaces, if any).
 PHONE_PATTERN = rf"^[^\S{_CONTROLS}]*\+[^{_CONTROLS}]*$"
+# An e-mail address: at most 64 characters before the @, and not a special-use domain (RFC 6761,
+# email-validator's list: .test, .localhost, .invalid, ... are refused as undeliverable).
+# JSON Schema patterns have no flags: each letter is spelt in both cases ([Tt][Ee][Ss][Tt]).
+_SPECIAL_USE = "|".join(
+    "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in name)
+    for name in SPECIAL_USE_DOMAIN_NAMES
+)
+EMAIL_PATTERN = rf"^[^@]{{1,64}}@(?!(?:.*\.)?(?:{_SPECIAL_USE})\.?$).+$"
 MEDIA = Field(
     "media", "string", "SMS or EMAIL (any case)", True, max_length=8, enum=("SMS", "EMAIL")
 )
@@ -50,7 +62,26 @@ def _text(name: str, description: str, required: bool = False, max_length: int =
 
 
 def _phone(description: str) -> Field:
-    return Field("customer_phone", "string", description, max_length=32, pattern=PHONE_PATTERN)
+    return Field(
+        "customer_phone",
+        "string",
+        description,
+        max_length=32,
+        format="phone",  # JSON Schema's format vocabulary is open: a number phonenumbers takes
+        pattern=PHONE_PATTERN,
+    )
+
+
+def _email(description: str, required: bool = False) -> Field:
+    return Field(
+        "customer_email",
+        "string",
+        description,
+        required,
+        max_length=MAX_EMAIL_CHARS,
+        format="email",
+        pattern=EMAIL_PATTERN,
+    )
 
 
 URL_FIELDS = [
@@ -102,7 +133,7 @@ def _payment_request(params: Params) -> service.NewTransaction:
         kind=TransactionKind.PAYMENT_REQUEST,
         tax_amount=params.integer("tax_amount", required=True) or 0,
         call_back_url=params.text("call_back_url", max_chars=2048),
-        customer_email=params.required_text("customer_email", max_chars=320),
+        customer_email=params.required_text("customer_email", max_chars=MAX_EMAIL_CHARS),
         media=params.required_text("media", max_chars=8),
         retry_period_days=params.integer("retry_period", default=0, minimum=0, maximum=365) or 0,
         retry_attempts=params.integer("retry_attempts", default=3, minimum=0, maximum=10) or 0,
@@ -126,7 +157,7 @@ def _one_use_qr(params: Params) -> service.NewTransaction:
         tax_amount=params.integer("tax_amount_in_cents", required=True) or 0,
         tax_field="tax_amount_in_cents",
         call_back_url=params.required_text("call_back_url", max_chars=2048),
-        customer_email=params.text("customer_email", max_chars=320),
+        customer_email=params.text("customer_email", max_chars=MAX_EMAIL_CHARS),
         media=None,
         retry_period_days=0,
         retry_attempts=0,
@@ -254,14 +285,7 @@ ENDPOINTS = [
             _ttl("Days before the request expires, 1..365 (default 365)"),
             LANGUAGE,
             CUSTOMER_NAME,
-            Field(
-                "customer_email",
-                "string",
-                "Customer e-mail (receipt; the request if EMAIL)",
-                True,
-                max_length=320,
-                format="email",
-            ),
+            _email("Customer e-mail (receipt; the request if EMAIL)", True),
             MEDIA,
             _phone("International number (+33…), required for SMS"),
         ],
@@ -286,13 +310,7 @@ ENDPOINTS = [
             Field("tax_amount_in_cents", "integer", "Taxes, in minor units", True, minimum=0),
             ITEM_AMOUNT,
             CUSTOMER_NAME,
-            Field(
-                "customer_email",
-                "string",
-                "Customer e-mail, for the receipt",
-                max_length=320,
-                format="email",
-            ),
+            _email("Customer e-mail, for the receipt"),
             _url("call_back_url", CALLBACK_URL_HELP, True),
             _url("redirect_url", "Absolute http(s) URL the customer returns to", True),
             _ttl("Days before the QR expires, 1..365 (default 365)"),
