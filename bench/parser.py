@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from starlette.requests import Request
 
-from mobip.kit import formdata
-from mobip.kit.formdata import _parse_fallback, boundary_from_content_type, parse_multipart
+from mobip.api import formdata
+from mobip.api.formdata import _parse_fallback, boundary_from_content_type, parse_multipart
 
 BOUNDARY = "------------------------d74496d66958873e"  # the shape curl uses
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -86,7 +86,7 @@ def starlette_form(body: bytes) -> list[tuple[str, str]]:
 
 
 def ours(body: bytes) -> list[tuple[str, str]]:
-    """mobip.kit.formdata, Content-Type parsing included."""
+    """mobip.api.formdata, Content-Type parsing included."""
     return parse_multipart(body, boundary_from_content_type(CONTENT_TYPE))
 
 

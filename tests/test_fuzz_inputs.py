@@ -24,8 +24,8 @@ from starlette.testclient import TestClient
 from factories import make_account, token_for
 from mobip.accounts.models import Role
 from mobip.accounts.service import UPDATABLE
+from mobip.api.routing import Endpoint, Field
 from mobip.app import ENDPOINTS
-from mobip.kit.routing import Endpoint, Field
 from mobip.kit.runtime import Runtime
 from transactions.support import one_use_qr, valid_request
 

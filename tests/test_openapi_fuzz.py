@@ -42,11 +42,11 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
+from mobip.api.openapi import build_openapi
 from mobip.app import ENDPOINTS, create_app
 from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
-from mobip.kit.openapi import build_openapi
 from mobip.kit.runtime import Runtime
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

@@ -19,17 +19,17 @@ from starlette.types import Scope
 from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
+from mobip.api.accesslog import AccessLogMiddleware
+from mobip.api.batch import GroupCommit
+from mobip.api.headers import ResponseHeaders
+from mobip.api.openapi import build_openapi
+from mobip.api.routing import API_PREFIX, Endpoint, build_route, error_response
 from mobip.auth import endpoints as auth_endpoints
 from mobip.checkout import endpoints as checkout_endpoints
 from mobip.delivery import devoutbox
-from mobip.kit.batch import GroupCommit
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
-from mobip.kit.headers import ResponseHeaders
-from mobip.kit.logging import AccessLogMiddleware
 from mobip.kit.migrate import is_current
-from mobip.kit.openapi import build_openapi
-from mobip.kit.routing import API_PREFIX, Endpoint, build_route, error_response
 from mobip.kit.runtime import Runtime
 from mobip.qr import endpoints as qr_endpoints
 from mobip.transactions import endpoints as transactions_endpoints
@@ -55,7 +55,7 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
 
     Starlette's own 405 names the methods of the first route whose path matched, so a path
     served by two routes (a checkout page: GET and POST) would list half of them; and an API
-    endpoint's route takes every method to answer a wrong one itself (kit/routing), so its
+    endpoint's route takes every method to answer a wrong one itself (api/routing), so its
     method is looked up in ENDPOINTS.
     """
     found: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,6 +13,8 @@ from typing import NoReturn
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Environment(StrEnum):
@@ -72,7 +75,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_field_chars: int = Field(default=65536, ge=16)
     # Bounded request-read time: a body must have arrived in full within this many seconds
-    # (408 after, kit/envelope.read_body), and an idle keep-alive connection is closed after
+    # (408 after, api/envelope.read_body), and an idle keep-alive connection is closed after
     # keep_alive_seconds (uvicorn's timeout_keep_alive). Headers: see docs/operations.md.
     body_read_timeout_seconds: float = Field(default=30, gt=0)
     keep_alive_seconds: int = Field(default=5, ge=1)
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
 
     max_total_amount: int = Field(default=100_000_000, ge=1)
     max_manual_resends: int = Field(default=5, ge=0)
-    # Under load, how long a group commit of creates waits for more (kit/batch); 0: never.
+    # Under load, how long a group commit of creates waits for more (api/batch); 0: never.
     group_commit_delay_ms: float = Field(default=4, ge=0, le=100)
 
     # Hosted checkout: payment attempts allowed per transaction and per client in a window.
@@ -261,9 +264,21 @@ class Settings(BaseSettings):
             )
 
     def _check_outbound(self) -> None:
-        from mobip.kit.outbound import parse_allow_list
-
         try:
             parse_allow_list(self.outbound_allow)
         except ValueError as exc:
             raise ConfigurationError(f"MOBIP_OUTBOUND_ALLOW: {exc}") from exc
+
+
+def parse_allow_list(text: str) -> tuple[IPNetwork, ...]:
+    """``"10.1.0.0/16, fd00::/8"`` → networks; ValueError naming the bad entry."""
+    networks = []
+    for item in text.replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR range: {item!r}") from exc
+    return tuple(networks)

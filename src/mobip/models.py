@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from mobip.accounts.models import Account, AccountDocument
+from mobip.api.idempotency import IdempotencyRecord
 from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
 from mobip.kit.db import Base
-from mobip.kit.idempotency import IdempotencyRecord
 from mobip.transactions.models import Transaction, TransactionEvent
 
 metadata = Base.metadata

@@ -1,6 +1,6 @@
 """One request, one credential: a Bearer header and an access_token field must agree (issue 9, #7).
 
-The token is read on two paths (kit/routing): the ordinary one (auth.service.authenticate, a
+The token is read on two paths (api/routing): the ordinary one (auth.service.authenticate, a
 token query) and the cached one taken when the token was found valid moments ago (is_valid's
 fast read on SQLite, the group-committed creates on both databases). Both are checked.
 """

@@ -1,4 +1,4 @@
-"""The create endpoints' group-committed path (kit/batch) writes what the unit of work writes.
+"""The create endpoints' group-committed path (api/batch) writes what the unit of work writes.
 
 A caller whose token is in this process's cache has its rows prepared on the event loop and
 written by the group commit; anyone else (token not cached, an Idempotency-Key) takes the
@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
+from mobip.api.batch import GroupCommit
 from mobip.auth import service as auth_service
 from mobip.delivery import service as delivery_service
 from mobip.delivery.models import OutboxMessage
-from mobip.kit.batch import GroupCommit
 from mobip.kit.runtime import Runtime
 from mobip.transactions import repository
 from mobip.transactions.models import Transaction, TransactionEvent

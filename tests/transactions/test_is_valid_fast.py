@@ -1,4 +1,4 @@
-"""is_valid's no-thread read on SQLite (kit/routing fast reads) answers exactly as the slow path."""
+"""is_valid's no-thread read on SQLite (api/routing fast reads) answers exactly as the slow path."""
 
 from __future__ import annotations
 

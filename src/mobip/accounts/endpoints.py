@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mobip.accounts import service
+from mobip.api.routing import Access, Call, Endpoint, Field
 from mobip.auth.endpoints import ACCESS_TOKEN, current_account
-from mobip.kit.routing import Access, Call, Endpoint, Field
 
 DOCUMENT_FIELDS = [
     Field(

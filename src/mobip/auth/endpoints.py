@@ -8,14 +8,14 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
 from mobip.accounts.models import Account
+from mobip.api.envelope import Params
+from mobip.api.routing import Access, Call, Endpoint, Field
 from mobip.auth import service
 from mobip.auth.errors import ConflictingCredentials
-from mobip.kit.envelope import Params
-from mobip.kit.routing import Access, Call, Endpoint, Field
 from mobip.kit.runtime import Runtime
 
 # The limits below are the ones the handlers read the fields with (params.text(max_chars=...),
-# params.integer(minimum=..., maximum=...)); kit/routing enforces the declared lengths first.
+# params.integer(minimum=..., maximum=...)); api/routing enforces the declared lengths first.
 TOKEN_MAX_CHARS = 200
 ACCESS_TOKEN = Field(
     "access_token",
@@ -49,7 +49,7 @@ def authenticate(session: Session, runtime: Runtime, params: Params, headers: He
 
 
 def cached_authenticate(runtime: Runtime, params: Params, headers: Headers) -> Account | None:
-    """The routing edge's no-database authenticator (see kit/routing's fast reads)."""
+    """The routing edge's no-database authenticator (see api/routing's fast reads)."""
     return service.cached_account(
         runtime.settings, token_from(params, headers), runtime.clock.now()
     )

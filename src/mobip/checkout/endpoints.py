@@ -22,6 +22,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mobip.api.envelope import read_body
+from mobip.api.routing import error_response
 from mobip.checkout import csrf, service
 from mobip.checkout.errors import (
     CardFormInvalid,
@@ -37,10 +39,8 @@ from mobip.checkout.i18n import translate, when
 from mobip.checkout.providers.base import ProviderError, Result, WebhookRejected
 from mobip.checkout.providers.sandbox import TEST_CARDS
 from mobip.checkout.providers.stripe import StripeProvider
-from mobip.kit.envelope import read_body
 from mobip.kit.errors import MobipError
 from mobip.kit.i18n import LANGUAGES, language_of, money
-from mobip.kit.routing import error_response
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import stored_http_url
 

@@ -33,9 +33,9 @@ from mobip.delivery.worker import (
 )
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
-from mobip.kit.outbound import OutboundClient, OutboundError, OutboundRefused, client_for
 from mobip.kit.runtime import Runtime
 from mobip.kit.security import Encryptor
+from mobip.outbound.client import OutboundClient, OutboundError, OutboundRefused, client_for
 
 # 12 attempts; delays 6 min, 12 min … doubling up to 24 h, each x uniform(0.8, 1.2): the last
 # attempt comes at least 78 h (about 97 h on average) after the first.

@@ -52,7 +52,7 @@ log = logging.getLogger("mobip.db")
 
 T = TypeVar("T")
 
-# Database threads of a server process (see kit/routing): the pool keeps one connection each, so
+# Database threads of a server process (see api/routing): the pool keeps one connection each, so
 # connections are not closed and reopened under load.
 POOL_SIZE = 8
 
@@ -339,7 +339,7 @@ class Database:
         """SQLite only: a raw connection for short reads made on the event loop's own thread.
 
         In WAL mode a reader never waits for a writer, so a read there cannot block the loop;
-        it saves the hop to a worker thread (see kit/routing's fast reads). Autocommit: each
+        it saves the hop to a worker thread (see api/routing's fast reads). Autocommit: each
         statement is its own read transaction.
         """
         if not self.is_sqlite:

@@ -10,9 +10,9 @@ from typing import Any
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from mobip.accounts.models import Account
+from mobip.api.envelope import Params
+from mobip.api.routing import Call, Endpoint, FastWrite, Field, Handler, PreparedWrite, Principal
 from mobip.auth.endpoints import ACCESS_TOKEN, current_account
-from mobip.kit.envelope import Params
-from mobip.kit.routing import Call, Endpoint, FastWrite, Field, Handler, PreparedWrite, Principal
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import MAX_EMAIL_CHARS
 from mobip.transactions import service
@@ -20,7 +20,7 @@ from mobip.transactions.models import TransactionKind
 
 # The limits below are the ones the handlers and the service enforce (params.text(max_chars=...),
 # params.integer(minimum=..., maximum=...), _validated's amount checks, Media and Language);
-# kit/routing enforces the declared lengths first, and OpenAPI states them all.
+# api/routing enforces the declared lengths first, and OpenAPI states them all.
 TRID = Field("trid", "string", "Transaction id", True, max_length=64)
 # The patterns are necessary conditions of the service's checks, not the whole checks: what
 # they refuse, the service refuses too (a JSON Schema pattern cannot say "a valid phone number").

@@ -56,7 +56,7 @@ _INSERT_FIRST_EVENTS = DriverStatement(
 
 def insert_created(conn: Connection, transactions: Sequence[Mapping[str, Any]]) -> None:
     """Insert new transactions and their first status events: two statements per call, for one
-    create (its unit of work) or many (kit/batch's group commit)."""
+    create (its unit of work) or many (api/batch's group commit)."""
     _INSERT_TRANSACTIONS.execute(conn, transactions)
     _INSERT_FIRST_EVENTS.execute(conn, transactions)
 
@@ -132,7 +132,7 @@ def status_view(conn: Connection, scope: Account, trid: str) -> StatusView | Non
     return _view(conn.execute(_STATUS_VIEW, {"trid": trid}).first(), scope, _as_is)
 
 
-# The same query as SQLite text, for the event loop's raw reader (kit/routing's fast reads):
+# The same query as SQLite text, for the event loop's raw reader (api/routing's fast reads):
 # SQLAlchemy's execution machinery costs ten times the query itself there.
 _STATUS_VIEW_SQLITE = str(_STATUS_VIEW.compile(dialect=sqlite_dialect()))
 

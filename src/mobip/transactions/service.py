@@ -16,11 +16,11 @@ from mobip.accounts.models import Account, Language, Role
 from mobip.auth.service import require_role
 from mobip.config import Settings
 from mobip.delivery import service as delivery
-from mobip.kit import outbound
 from mobip.kit.clock import Clock
 from mobip.kit.errors import Conflict, InvalidField, MissingField
 from mobip.kit.security import new_id
 from mobip.kit.validation import email_address, http_url, international_phone
+from mobip.outbound import client as outbound
 from mobip.qr.service import render_png
 from mobip.transactions import repository
 from mobip.transactions.errors import (
@@ -83,7 +83,7 @@ class PreparedCreate:
     """A create request validated and turned into its rows, before any database work.
 
     Everything the reply shows is decided here (ids, links, the QR code), so the rows can be
-    written by the request's own unit of work or by kit/batch's group commit alike.
+    written by the request's own unit of work or by api/batch's group commit alike.
     """
 
     transaction: dict[str, Any]
@@ -129,7 +129,7 @@ def create(
 
 
 def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
-    """Insert prepared creates, with their messages: one, or a group commit's batch (kit/batch)."""
+    """Insert prepared creates, with their messages: one, or a group commit's batch (api/batch)."""
     repository.insert_created(conn, [prepared.transaction for prepared in batch])
     delivery.insert_messages(
         conn, [prepared.message for prepared in batch if prepared.message is not None]
@@ -395,7 +395,7 @@ def is_valid_read(
 def is_valid_read_sqlite(
     dbapi: sqlite3.Connection, caller: Account, trid: str, clock: Clock
 ) -> dict[str, str] | None:
-    """is_valid_read on the event loop's raw SQLite reader (kit/routing's fast reads)."""
+    """is_valid_read on the event loop's raw SQLite reader (api/routing's fast reads)."""
     return _status_reply(repository.status_view_sqlite(dbapi, caller, trid), clock)
 
 

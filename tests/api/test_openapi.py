@@ -11,9 +11,9 @@ import pytest
 import schemathesis
 
 from mobip.accounts.service import MAX_ATTRIBUTE_CHARS, UPDATABLE
+from mobip.api.openapi import BOOLEAN_SPELLINGS, INTEGER_LIMIT, build_openapi
+from mobip.api.routing import Access, Endpoint
 from mobip.app import ENDPOINTS
-from mobip.kit.openapi import BOOLEAN_SPELLINGS, INTEGER_LIMIT, build_openapi
-from mobip.kit.routing import Access, Endpoint
 
 SECRETS = {"api_secret_key", "access_token", "api_account_id"}
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "415", "429", "500"}

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from mobip.api.envelope import Params
 from mobip.kit.db import Base, UTCDateTime, insert_unless_present
-from mobip.kit.envelope import Params
 from mobip.kit.errors import IdempotencyKeyReused, InvalidField
 
 HEADER = "idempotency-key"

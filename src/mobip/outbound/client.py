@@ -23,11 +23,10 @@ from urllib.parse import urlsplit
 
 import h11
 
-from mobip.config import Settings
+from mobip.config import IPNetwork, Settings, parse_allow_list
 from mobip.kit.validation import ascii_host
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # host, port -> the addresses to try, as strings (an injectable DNS: tests, custom resolvers).
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -139,20 +138,6 @@ class AddressPolicy:
         reason = self.refusal(address)
         if reason is not None:
             raise OutboundRefused(f"refused: {reason}")
-
-
-def parse_allow_list(text: str) -> tuple[IPNetwork, ...]:
-    """``"10.1.0.0/16, fd00::/8"`` → networks; ValueError naming the bad entry."""
-    networks = []
-    for item in text.replace(";", ",").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"not a CIDR range: {item!r}") from exc
-    return tuple(networks)
 
 
 def _ipv4_number(part: str) -> int | None:

@@ -1,4 +1,4 @@
-"""The declared-inputs step of kit/routing: unknown fields, control characters, declared lengths.
+"""The declared-inputs step of api/routing: unknown fields, control characters, declared lengths.
 
 It runs right after the body is parsed, before authentication and on every path (the thread,
 SQLite's fast reads, the group-committed creates), on SQLite and PostgreSQL.
@@ -21,13 +21,13 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
+from mobip.api.batch import GroupCommit
+from mobip.api.envelope import Params
+from mobip.api.routing import Access, Call, Endpoint, Field, build_route, check_inputs
 from mobip.app import ENDPOINTS
 from mobip.auth import endpoints as auth_endpoints
-from mobip.kit.batch import GroupCommit
 from mobip.kit.characters import refused_character
-from mobip.kit.envelope import Params
 from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
-from mobip.kit.routing import Access, Call, Endpoint, Field, build_route, check_inputs
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import MAX_EMAIL_CHARS, email_address, http_url, international_phone
 from mobip.transactions.endpoints import EMAIL_PATTERN, HTTP_URL_PATTERN, PHONE_PATTERN
@@ -269,7 +269,7 @@ def test_multiline_fields_take_tab_and_line_breaks_and_nothing_else() -> None:
 
 
 def test_lone_surrogates_are_refused() -> None:
-    # Strict UTF-8 decoding never yields one (tests/kit/test_formdata.py), but a Params built
+    # Strict UTF-8 decoding never yields one (tests/api/test_formdata.py), but a Params built
     # any other way must not carry one into the database or a reply.
     endpoint = _endpoint(Field("name", "string", "n"))
     for value in ("\ud800", "a\udfffb", "\udc80"):

@@ -1,4 +1,4 @@
-"""kit/batch's group commit, on SQLite and PostgreSQL: batches, failures, order, shutdown."""
+"""api/batch's group commit, on SQLite and PostgreSQL: batches, failures, order, shutdown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, select
 
 from factories import own_tables
-from mobip.kit.batch import GroupCommit
+from mobip.api.batch import GroupCommit
 from mobip.kit.db import Database
 
 metadata = MetaData()

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from factories import form, make_account
+from mobip.api.envelope import Params, encode
 from mobip.auth.models import AccessToken
-from mobip.kit.envelope import Params, encode
 from mobip.kit.errors import DuplicateField, FieldTooLong, InvalidField, MissingField
 from mobip.kit.runtime import Runtime
 

@@ -3,7 +3,7 @@
 Every API call goes through here, so multipart bodies take a bytes-level fast path that only
 accepts what it is sure of (the shape curl, browsers and HTTP libraries send) and hands
 anything else to python-multipart, which the fast path is checked against by hypothesis
-(tests/kit/test_formdata.py). Both paths apply the same rules:
+(tests/api/test_formdata.py). Both paths apply the same rules:
 
 - the preamble before the first delimiter line and the epilogue after the closing one are
   ignored (RFC 2046 §5.1.1); a body without a closing delimiter is malformed;

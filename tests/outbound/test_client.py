@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from callback_receiver import Receiver, Reply, running_receiver
 from mobip.config import ConfigurationError, Environment, Settings
-from mobip.kit.outbound import (
+from mobip.outbound.client import (
     LOOPBACK,
     AddressPolicy,
     OutboundClient,

@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mobip.api.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
 from mobip.config import Settings
 from mobip.kit.errors import (
     BodyTooLarge,
@@ -28,7 +29,6 @@ from mobip.kit.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from mobip.kit.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
 
 JSON = "application/json"
 # One encoder for every reply: json.dumps with options builds a new JSONEncoder on each call.
@@ -187,7 +187,7 @@ async def read_body(request: Request, max_bytes: int, *, timeout: float | None =
 
 
 def _body_read_timeout(request: Request) -> float:
-    # Every caller (kit/routing, the hosted checkout's forms and webhooks) gets the setting of
+    # Every caller (api/routing, the hosted checkout's forms and webhooks) gets the setting of
     # the app's runtime without passing it; an app without one gets the setting's default.
     runtime = getattr(getattr(request.scope.get("app"), "state", None), "runtime", None)
     if runtime is None:

@@ -24,17 +24,17 @@ from dataclasses import replace
 from typing import Any
 
 from mobip import __version__
+from mobip.api.routing import Access, Endpoint, Field
 from mobip.kit.errors import MobipError, all_error_classes
-from mobip.kit.routing import Access, Endpoint, Field
 
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 REPLY_MEDIA_TYPES = ("application/json", "application/xml")
 XML_ROOT = {"name": "mobip"}
 
-# The server reads integers written as -?[0-9]{1,18} (kit/envelope): a range that keeps every
+# The server reads integers written as -?[0-9]{1,18} (api/envelope): a range that keeps every
 # generated value within 18 digits whatever bounds a field leaves open.
 INTEGER_LIMIT = 10**18 - 1
-# Spellings the server reads as a boolean flag (kit/envelope.Params.boolean, any case).
+# Spellings the server reads as a boolean flag (api/envelope.Params.boolean, any case).
 BOOLEAN_SPELLINGS = ("1", "0", "true", "false", "on", "off", "yes", "no")
 
 # Characters no text field takes (the server answers 1002 naming the field): C0 controls, DEL and
@@ -50,7 +50,7 @@ TEXT_RULE = (
 )
 MULTI_LINE_RULE = TEXT_RULE.replace("U+001F,", "U+001F but tab, LF and CR,")
 
-# Inputs every operation takes beside its own (kit/envelope reads them before any handler).
+# Inputs every operation takes beside its own (api/envelope reads them before any handler).
 FORMAT_FIELD = Field(
     "format",
     "string",
@@ -134,7 +134,7 @@ _OUTPUT_SHAPES: dict[str, dict[str, Any]] = {
 }
 
 # The JSON object a text input holds (contentSchema), by field name: update_account's attributes
-# (accounts.service.UPDATABLE and MAX_ATTRIBUTE_CHARS; tests/kit/test_openapi.py compares them).
+# (accounts.service.UPDATABLE and MAX_ATTRIBUTE_CHARS; tests/api/test_openapi.py compares them).
 _JSON_INPUTS: dict[str, dict[str, Any]] = {
     "account_data": {
         "type": "object",

@@ -14,9 +14,8 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-from mobip.kit import formdata
-from mobip.kit.errors import InvalidField, MalformedBody
-from mobip.kit.formdata import (
+from mobip.api import formdata
+from mobip.api.formdata import (
     _head_name,
     _name_from_disposition,
     _parse_fallback,
@@ -25,6 +24,7 @@ from mobip.kit.formdata import (
     parse_multipart,
     parse_urlencoded,
 )
+from mobip.kit.errors import InvalidField, MalformedBody
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

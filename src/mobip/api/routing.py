@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mobip.kit import idempotency
-from mobip.kit.batch import GroupCommit, Writer
-from mobip.kit.characters import check_text, shown
-from mobip.kit.envelope import (
+from mobip.api import idempotency
+from mobip.api.batch import GroupCommit, Writer
+from mobip.api.envelope import (
     Params,
     encode,
     error_payload,
@@ -34,6 +33,7 @@ from mobip.kit.envelope import (
     render,
     wants_xml,
 )
+from mobip.kit.characters import check_text, shown
 from mobip.kit.errors import (
     FieldTooLong,
     InternalError,
@@ -117,7 +117,7 @@ class PreparedWrite:
     rows: Any
 
 
-# A create prepared on the event loop's thread (validation, ids, the reply) whose rows kit/batch's
+# A create prepared on the event loop's thread (validation, ids, the reply) whose rows api/batch's
 # group commit writes; it may raise MobipError like a handler (then nothing is written).
 FastWrite = Callable[[Runtime, Params, Principal], PreparedWrite]
 # The principal of a token known from the cache with no write due, else None.
@@ -227,7 +227,7 @@ def build_route(
     on the event loop's thread: a WAL reader never waits, and the hop to a worker thread (and the
     GIL hand-offs it brings) costs more than the read itself. An endpoint with a ``fast_write``
     whose caller's token is in the cache, sent without an Idempotency-Key, is prepared on the
-    event loop's thread and its rows are written by ``group_commit`` (kit/batch), on either
+    event loop's thread and its rows are written by ``group_commit`` (api/batch), on either
     database; the reply goes out after the commit. Anything else takes a thread.
     """
     settings = runtime.settings
