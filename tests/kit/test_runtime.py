@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,3 +96,47 @@ def test_outbox_files_and_folder_are_private(tmp_path: Path, umask: int) -> None
     devoutbox.save_email(folder, devoutbox.file_stem(at, "email", 1), b"Subject: y\n")
     assert mode(email_path) == 0o600
     assert email_path.read_bytes() == b"Subject: y\n"
+
+
+# --- per-runtime state (issue 10) -----------------------------------------------------------------
+
+
+class Counter:
+    """A stand-in for a cache or a registry kept in the runtime."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def test_state_is_one_instance_per_runtime_and_kind(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path / "var")
+    first = Runtime.from_settings(settings)
+    second = Runtime(first.settings, first.database, first.clock)
+    try:
+        first.state(Counter).value += 1
+        first.state(Counter).value += 1
+        assert first.state(Counter).value == 2
+        assert second.state(Counter).value == 0  # same database, its own state
+        assert first.state(Counter) is not second.state(Counter)
+    finally:
+        first.database.dispose()
+
+
+def test_state_made_by_racing_threads_is_one_instance(tmp_path: Path) -> None:
+    runtime = Runtime.from_settings(sqlite_settings(tmp_path / "var"))
+    try:
+        seen: list[Counter] = []
+        start = threading.Barrier(8)
+
+        def ask() -> None:
+            start.wait()
+            seen.append(runtime.state(Counter))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({id(found) for found in seen}) == 1
+    finally:
+        runtime.database.dispose()

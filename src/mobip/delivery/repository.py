@@ -192,6 +192,15 @@ def attempts_by_message(
     return logs
 
 
+def messages_about(session: Session, account_id: int, subject: str) -> Sequence[OutboxMessage]:
+    """The account's messages about ``subject`` (e.g. a trid), oldest first."""
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.subject == subject, OutboxMessage.account_id == account_id)
+        .order_by(OutboxMessage.id)
+    ).all()
+
+
 def list_messages(session: Session, *, failed_only: bool, limit: int) -> Sequence[OutboxMessage]:
     """The newest messages first (operator tools: the platform's view, every account)."""
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)

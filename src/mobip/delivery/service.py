@@ -305,6 +305,11 @@ def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMess
     return updated
 
 
+def messages_about(session: Session, *, account_id: int, subject: str) -> Sequence[OutboxMessage]:
+    """The messages queued for ``account_id`` about ``subject`` (a trid), oldest first."""
+    return repository.messages_about(session, account_id, subject)
+
+
 def list_messages(
     session: Session, *, failed_only: bool = False, limit: int = 50
 ) -> list[tuple[OutboxMessage, list[OutboxAttempt]]]:

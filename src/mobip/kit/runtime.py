@@ -1,11 +1,14 @@
-"""What a process runs with: settings, database, clock and the encryptor, built once."""
+"""What a process runs with: settings, database, clock and the encryptor, built once, and the
+per-runtime state (caches, registries, the task schedule) that must never be a module global."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import make_url
 
@@ -20,6 +23,8 @@ PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
+T = TypeVar("T")
+
 
 @dataclass
 class Runtime:
@@ -27,9 +32,30 @@ class Runtime:
     database: Database
     clock: Clock = field(default_factory=SystemClock)
     encryptor: Encryptor = field(init=False)
+    # One instance per kind (see ``state``); a runtime made from another one starts afresh.
+    _states: dict[type[Any], Any] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+    _states_lock: threading.Lock = field(
+        init=False, default_factory=threading.Lock, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.encryptor = Encryptor(self.settings.resolved_secret_key)
+
+    def state(self, kind: type[T]) -> T:
+        """This runtime's one instance of ``kind``, made with ``kind()`` on first use.
+
+        Where caches and registries live (the token cache, the worker's handlers, the task
+        schedule), so that two runtimes in one process (two apps in a test) never share them.
+        """
+        found = self._states.get(kind)  # the hot path: no lock once made
+        if found is None:
+            with self._states_lock:  # request threads and worker threads may ask at once
+                found = self._states.get(kind)
+                if found is None:
+                    found = self._states[kind] = kind()
+        return cast(T, found)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
