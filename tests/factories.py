@@ -5,16 +5,20 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import MetaData
 from starlette.testclient import TestClient
 
 from mobip.accounts import service as accounts_service
-from mobip.accounts.models import Language, Role
+from mobip.accounts.models import Account, Language, Role
 from mobip.accounts.service import NewCredentials
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
+from mobip.transactions import repository as transactions_repository
+from mobip.transactions import service as transactions_service
+from mobip.transactions.models import Transaction, TransactionKind
 
 
 def free_port() -> int:
@@ -45,6 +49,41 @@ def make_account(
             external_id=external_id,
             now=runtime.clock.now(),
         )
+
+
+# make_transaction's values: a payment request by e-mail, in English, no reminders.
+TRANSACTION = transactions_service.NewTransaction(
+    kind=TransactionKind.PAYMENT_REQUEST,
+    item_amount=1250,
+    tax_amount=250,
+    item_name="Blue mug",
+    redirect_url="https://shop.example/thanks?order=7",
+    call_back_url="https://shop.example/callback",
+    track_id="order-7",
+    customer_name="Ada Lovelace",
+    customer_email="ada@example.com",
+    customer_phone=None,
+    media="EMAIL",
+    language="EN",
+    retry_period_days=0,
+    retry_attempts=0,
+    ttl_days=30,
+)
+
+
+def make_transaction(runtime: Runtime, merchant: Account, **overrides: Any) -> Transaction:
+    """A PENDING transaction of ``merchant``, made as the create endpoints make one (prepare_create,
+    then write_created in one unit of work); ``overrides`` change TRANSACTION's fields."""
+    with runtime.database.transaction() as session:
+        account = session.get(Account, merchant.id)
+        assert account is not None
+        prepared = transactions_service.prepare_create(
+            account, replace(TRANSACTION, **overrides), runtime.settings, runtime.clock
+        )
+        transactions_service.write_created(session.connection(), [prepared])
+        transaction = transactions_repository.get_by_trid(session, prepared.trid)
+        assert transaction is not None
+        return transaction
 
 
 def token_for(client: TestClient, creds: NewCredentials, **extra: Any) -> str:

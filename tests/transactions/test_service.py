@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from sqlalchemy.orm import Session
 
-from factories import make_account
+from factories import make_account, make_transaction
+from mobip.accounts.models import Role
+from mobip.kit.clock import ManualClock
 from mobip.kit.errors import MobipError
 from mobip.kit.runtime import Runtime
 from mobip.transactions import repository, service
@@ -18,7 +22,7 @@ from mobip.transactions.errors import (
     TransactionAlreadyPaid,
     TransactionInError,
 )
-from mobip.transactions.models import TRANSITIONS, Transaction, TransactionKind, TransactionStatus
+from mobip.transactions.models import TRANSITIONS, Transaction, TransactionStatus
 
 FINAL = {s for s, targets in TRANSITIONS.items() if not targets}
 CONFLICT_FOR = {
@@ -35,26 +39,6 @@ def test_the_table_has_pending_as_the_only_non_final_status() -> None:
     assert TRANSITIONS[TransactionStatus.PENDING] == FINAL
 
 
-def new_request(ttl_days: int = 3) -> service.NewTransaction:
-    return service.NewTransaction(
-        kind=TransactionKind.PAYMENT_REQUEST,
-        item_amount=100,
-        tax_amount=0,
-        item_name="Thing",
-        redirect_url="https://shop.example/ok",
-        call_back_url="https://shop.example/cb",
-        track_id=None,
-        customer_name=None,
-        customer_email="c@example.com",
-        customer_phone="+33612345678",
-        media="EMAIL",
-        language=None,
-        retry_period_days=0,
-        retry_attempts=3,
-        ttl_days=ttl_days,
-    )
-
-
 def test_status_machine(runtime: Runtime) -> None:
     if not runtime.database.is_sqlite:
         pytest.skip("the machine explores the rules; one backend is enough for that")
@@ -65,9 +49,8 @@ def test_status_machine(runtime: Runtime) -> None:
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            with runtime.database.transaction() as session:
-                created = service.create(session, merchant, new_request(), runtime.settings, clock)
-            self.trid = created.transaction.trid
+            # Expires within the days the machine lets pass.
+            self.trid = make_transaction(runtime, merchant, ttl_days=3).trid
             self.expected = TransactionStatus.PENDING
             self.history = [TransactionStatus.PENDING]
 
@@ -143,3 +126,110 @@ def test_status_machine(runtime: Runtime) -> None:
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+
+
+# --- what the hosted checkout calls -------------------------------------------------------------
+
+
+def test_get_by_checkout_token_gives_the_transaction_and_its_merchant(runtime: Runtime) -> None:
+    merchant = make_account(runtime).account
+    made = make_transaction(runtime, merchant)
+    for for_update in (False, True):
+        with runtime.database.transaction() as session:
+            found = service.get_by_checkout_token(
+                session, made.checkout_token, for_update=for_update
+            )
+            assert found is not None
+            transaction, owner = found
+            assert (transaction.trid, owner.uid) == (made.trid, merchant.uid)
+            assert (
+                service.get_by_checkout_token(session, "ck_unknown", for_update=for_update) is None
+            )
+            assert service.get_by_checkout_token(session, made.trid) is None
+
+
+def test_get_of_account_is_the_account_itself_only(runtime: Runtime) -> None:
+    partner = make_account(runtime, role=Role.PARTNER)
+    shop = make_account(runtime, parent=partner).account
+    other = make_account(runtime).account
+    made = make_transaction(runtime, shop)
+    with runtime.database.transaction() as session:
+        found = service.get_of_account(session, shop, made.trid)
+        assert found is not None and found.id == made.id
+        assert service.get_of_account(session, other, made.trid) is None
+        assert service.get_of_account(session, partner.account, made.trid) is None
+        assert service.get_of_account(session, shop, "tr_unknown") is None
+        locked = service.get_of_account(session, shop, made.trid, for_update=True)
+        assert locked is not None and locked.id == made.id
+
+
+def test_set_payment_method(runtime: Runtime, clock: ManualClock) -> None:
+    merchant = make_account(runtime).account
+    made = make_transaction(runtime, merchant)
+    clock.advance(minutes=5)
+    with runtime.database.transaction() as session:
+        transaction = service.get_of_account(session, merchant, made.trid)
+        assert transaction is not None
+        service.set_payment_method(session, transaction, "card", clock.now())
+        assert (transaction.payment_method, transaction.updated_at) == ("card", clock.now())
+    with runtime.database.session() as session:
+        stored = repository.get_by_trid(session, made.trid)
+        assert stored is not None and stored.payment_method == "card"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "reason"),
+    [
+        (lambda s, t, now: service.mark_paid(s, t, now=now), TransactionStatus.PAID, None),
+        (
+            lambda s, t, now: service.deny(s, t, reason="DECLINED", now=now),
+            TransactionStatus.DENIED,
+            "DECLINED",
+        ),
+        (
+            lambda s, t, now: service.fail(s, t, reason="PROVIDER_ERROR", now=now),
+            TransactionStatus.ERROR,
+            "PROVIDER_ERROR",
+        ),
+    ],
+)
+def test_each_outcome_changes_a_pending_transaction_once(
+    runtime: Runtime,
+    clock: ManualClock,
+    change: Callable[[Session, Transaction, datetime], bool],
+    status: TransactionStatus,
+    reason: str | None,
+) -> None:
+    merchant = make_account(runtime).account
+    made = make_transaction(runtime, merchant)
+    clock.advance(minutes=1)
+    with runtime.database.transaction() as session:
+        transaction = service.get_of_account(session, merchant, made.trid)
+        assert transaction is not None
+        assert change(session, transaction, clock.now())
+        assert (transaction.status, transaction.reason) == (status, reason)
+        assert transaction.status_changed_at == clock.now()
+        # Final: the same change, or any other, changes nothing now.
+        assert not change(session, transaction, clock.now())
+        assert not service.mark_paid(session, transaction, now=clock.now())
+        assert not service.fail(session, transaction, reason=None, now=clock.now())
+        history = [(e.status, e.reason) for e in repository.events(session, transaction)]
+    assert history == [("PENDING", None), (status, reason)]
+
+
+def test_an_outcome_on_a_stale_read_loses_to_the_change_made_first(runtime: Runtime) -> None:
+    merchant = make_account(runtime).account
+    made = make_transaction(runtime, merchant)
+    now = runtime.clock.now()
+    with runtime.database.session() as session:
+        stale = service.get_of_account(session, merchant, made.trid)
+        assert stale is not None
+    with runtime.database.transaction() as session:
+        first = service.get_of_account(session, merchant, made.trid)
+        assert first is not None
+        assert service.deny(session, first, reason="DECLINED", now=now)
+    with runtime.database.transaction() as session:
+        seen = session.merge(stale, load=False)
+        assert seen.status == TransactionStatus.PENDING
+        assert not service.mark_paid(session, seen, now=now)
+        assert (seen.status, seen.reason) == (TransactionStatus.DENIED, "DECLINED")

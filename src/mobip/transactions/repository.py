@@ -177,6 +177,46 @@ def get_by_checkout_token(session: Session, token: str) -> Transaction | None:
     return session.scalars(select(Transaction).where(Transaction.checkout_token == token)).first()
 
 
+def get_with_merchant_by_checkout_token(
+    session: Session, token: str, *, for_update: bool = False
+) -> tuple[Transaction, Account] | None:
+    """The transaction behind a checkout link and its merchant; ``for_update`` locks the row
+    (PostgreSQL; SQLite's write transactions are serialised already)."""
+    query = (
+        select(Transaction, Account)
+        .join(Account, Account.id == Transaction.account_id)
+        .where(Transaction.checkout_token == token)
+    )
+    if for_update:
+        query = query.with_for_update(of=Transaction).execution_options(populate_existing=True)
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row else None
+
+
+def get_of_account(
+    session: Session, account: Account, trid: str, *, for_update: bool = False
+) -> Transaction | None:
+    """A transaction of ``account`` only (not of its descendants)."""
+    query = select(Transaction).where(
+        Transaction.trid == trid, Transaction.account_id == account.id
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(query).first()
+
+
+def set_payment_method(
+    session: Session, transaction: Transaction, payment_method: str, now: datetime
+) -> None:
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == transaction.id)
+        .values(payment_method=payment_method, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(transaction)
+
+
 def change_status(
     session: Session,
     transaction: Transaction,

@@ -321,6 +321,52 @@ def queue_callback(
         )
 
 
+# --- for the hosted checkout: reads by capability and the payment outcomes ---------------------
+
+
+def get_by_checkout_token(
+    session: Session, token: str, *, for_update: bool = False
+) -> tuple[Transaction, Account] | None:
+    """The transaction behind a checkout link (a hosted page or its QR image) and its merchant;
+    ``for_update`` locks the row (PostgreSQL; SQLite's write transactions are serialised)."""
+    return repository.get_with_merchant_by_checkout_token(session, token, for_update=for_update)
+
+
+def get_of_account(
+    session: Session, account: Account, trid: str, *, for_update: bool = False
+) -> Transaction | None:
+    """A transaction of ``account`` itself (a provider's webhook speaks for one merchant only)."""
+    return repository.get_of_account(session, account, trid, for_update=for_update)
+
+
+def set_payment_method(
+    session: Session, transaction: Transaction, payment_method: str, now: datetime
+) -> None:
+    """Record how a paid transaction was paid (e.g. ``card``)."""
+    repository.set_payment_method(session, transaction, payment_method, now)
+
+
+def mark_paid(session: Session, transaction: Transaction, *, now: datetime) -> bool:
+    """PENDING → PAID; False when the status table forbids it or another change came first."""
+    return repository.change_status(
+        session, transaction, to=TransactionStatus.PAID, reason=None, now=now
+    )
+
+
+def deny(session: Session, transaction: Transaction, *, reason: str | None, now: datetime) -> bool:
+    """PENDING → DENIED with ``reason``; False as mark_paid's."""
+    return repository.change_status(
+        session, transaction, to=TransactionStatus.DENIED, reason=reason, now=now
+    )
+
+
+def fail(session: Session, transaction: Transaction, *, reason: str | None, now: datetime) -> bool:
+    """PENDING → ERROR with ``reason``; False as mark_paid's."""
+    return repository.change_status(
+        session, transaction, to=TransactionStatus.ERROR, reason=reason, now=now
+    )
+
+
 def _require_pending(transaction: Transaction) -> None:
     error = _NOT_PENDING.get(transaction.status)
     if error is not None:
