@@ -14,9 +14,9 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.orm import Session
 
-from mobip.accounts import repository as accounts_repository
 from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Account, Language, Provider, Role
+from mobip.auth import service as auth_service
 from mobip.config import ConfigurationError, Settings
 from mobip.kit.errors import MobipError
 from mobip.kit.logging import configure_logging
@@ -136,7 +136,7 @@ def _create_demo_merchant(runtime: Runtime) -> None:
     def create(
         session: Session,
     ) -> tuple[accounts_service.NewCredentials, Account, str | None] | None:
-        if accounts_repository.any_exists(session):
+        if accounts_service.any_account_exists(session):
             return None
         now = runtime.clock.now()
         admin, admin_secret = accounts_service.ensure_platform_admin(session, now)
@@ -231,7 +231,7 @@ def account_list() -> None:
     """List every account, tree order."""
     with _runtime() as runtime:
         _require_current_schema(runtime)
-        accounts = _unit_of_work(runtime, accounts_repository.list_all, writes=False)
+        accounts = _unit_of_work(runtime, accounts_service.all_accounts, writes=False)
         for account in accounts:
             depth = account.path.count("/") - 2
             typer.echo(
@@ -247,7 +247,7 @@ def account_rotate_secret(uid: str) -> None:
         _require_current_schema(runtime)
         created = _unit_of_work(
             runtime,
-            lambda session: accounts_service.rotate_secret(session, uid, runtime.clock.now()),
+            lambda session: auth_service.rotate_secret(session, uid, runtime.clock.now()),
         )
         typer.echo(f"api_account_id {created.account.api_account_id}")
         typer.echo(f"api_secret_key {created.api_secret_key}")

@@ -164,7 +164,7 @@ def test_missing_and_garbage_tokens(client: TestClient) -> None:
 def test_rotated_secret_invalidates_old_secret_and_tokens(
     client: TestClient, runtime: Runtime
 ) -> None:
-    from mobip.accounts import service
+    from mobip.auth import service
 
     merchant = make_account(runtime)
     token = token_for(client, merchant)

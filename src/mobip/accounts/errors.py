@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mobip.kit.errors import BadRequest, Conflict, NotFound
+from mobip.kit.errors import BadRequest, Conflict, Forbidden, NotFound
+
+
+class RoleNotAllowed(Forbidden):
+    """The caller's role (admin, partner, merchant) may not do this."""
+
+    return_code = "3001"
+    default_message = "This account's role is not allowed to call this endpoint"
 
 
 class AccountNotFound(NotFound):

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -21,10 +22,9 @@ from mobip.accounts.errors import (
     DocumentNotFound,
     DuplicateExternalAccountId,
     InvalidAccountSetting,
+    RoleNotAllowed,
 )
 from mobip.accounts.models import Account, AccountDocument, Language, Provider, Role
-from mobip.auth import repository as auth_repository
-from mobip.auth.service import forget_tokens_of, require_role
 from mobip.kit.characters import described, refused_character, shown
 from mobip.kit.errors import InvalidField, MissingField
 from mobip.kit.security import Encryptor, hash_secret, mask_secret, new_id
@@ -357,15 +357,25 @@ def operator_get(session: Session, uid: str) -> Account:
 
 
 def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
-    """A new API secret; the old one and every token issued with it stop working."""
+    """A new API secret; the old one stops working (auth.service.rotate_secret, the operator's
+    command, also revokes the account's tokens)."""
     account = operator_get(session, uid)
     secret = new_id(SECRET_PREFIX, 32)
     account.secret_hash = hash_secret(secret)
     account.updated_at = now
-    auth_repository.delete_tokens_of(session, account.id)
     session.flush()
-    forget_tokens_of(account.id)
     return NewCredentials(account, secret)
+
+
+def require_role(account: Account, *roles: Role) -> None:
+    """RoleNotAllowed (403, 3001) unless ``account`` has one of ``roles``."""
+    if account.role not in roles:
+        raise RoleNotAllowed()
+
+
+def by_api_account_id(session: Session, api_account_id: str) -> Account | None:
+    """The account of an API account id (get_token's lookup), or None."""
+    return repository.get_by_api_account_id(session, api_account_id)
 
 
 def set_provider(
@@ -419,3 +429,13 @@ def add_document(
     session.add(document)
     session.flush()
     return document
+
+
+def all_accounts(session: Session) -> Sequence[Account]:
+    """Every account, in tree order (the operator's list)."""
+    return repository.list_all(session)
+
+
+def any_account_exists(session: Session) -> bool:
+    """Whether any account exists yet (the first start creates the demo data)."""
+    return repository.any_exists(session)

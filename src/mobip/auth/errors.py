@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mobip.kit.errors import BadRequest, Forbidden, Throttled, Unauthorized
+from mobip.kit.errors import BadRequest, Throttled, Unauthorized
 
 
 class ConflictingCredentials(BadRequest):
@@ -30,11 +30,6 @@ class InvalidCredentials(Unauthorized):
     return_code = "2003"
     default_message = "Unknown api_account_id or wrong api_secret_key"
     keep_changes = True  # the failed attempt is recorded for throttling
-
-
-class RoleNotAllowed(Forbidden):
-    return_code = "3001"
-    default_message = "This account's role is not allowed to call this endpoint"
 
 
 class TooManyFailedLogins(Throttled):

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from mobip.accounts import repository as accounts_repository
-from mobip.accounts.models import Account, Role
+from mobip.accounts import service as accounts_service
+from mobip.accounts.models import Account
+from mobip.accounts.service import NewCredentials
 from mobip.auth import repository
 from mobip.auth.errors import (
     InvalidCredentials,
     InvalidToken,
     MissingToken,
-    RoleNotAllowed,
     TooManyFailedLogins,
 )
 from mobip.config import Settings
@@ -51,7 +51,7 @@ def issue_token(
     client_key = f"client:{client_ip}"
     _refuse_if_throttled(session, settings, pair_key, client_key, now, window, where)
 
-    account = accounts_repository.get_by_api_account_id(session, api_account_id)
+    account = accounts_service.by_api_account_id(session, api_account_id)
     expected = account.secret_hash if account is not None else _NO_SUCH_SECRET
     matches = secrets_equal(hash_secret(api_secret_key), expected)
     if account is None or not matches:
@@ -197,6 +197,11 @@ def _load(session: Session, token_hash: str, now: datetime) -> _Known:
     return known
 
 
-def require_role(account: Account, *roles: Role) -> None:
-    if account.role not in roles:
-        raise RoleNotAllowed()
+def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
+    """A new API secret for the account ``uid``; the old secret and every token issued with it
+    stop working (in this process at once, in the others within the cache's few seconds)."""
+    created = accounts_service.rotate_secret(session, uid, now)
+    repository.delete_tokens_of(session, created.account.id)
+    session.flush()
+    forget_tokens_of(created.account.id)
+    return created

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, Language, Role
-from mobip.auth.service import require_role
+from mobip.accounts.service import require_role
 from mobip.config import Settings
 from mobip.delivery import service as delivery
 from mobip.kit.clock import Clock
