@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from factories import own_tables
 from mobip.kit.db import Database, DriverInsert, DriverStatement, UTCDateTime, is_busy
+from mobip.kit.errors import MobipError
 
 SQLITE = sqlite_dialect()
 ZONES = st.sampled_from(
@@ -237,6 +238,28 @@ def test_run_rolls_back_and_does_not_repeat_other_errors(db: Database) -> None:
     assert not is_busy(caught.value)
     assert attempts == [1]
     assert names_in(db) == ["kept"]
+
+
+class _Counted(MobipError):
+    keep_changes = True
+
+
+@pytest.mark.parametrize(("error", "kept"), [(_Counted, ["counted"]), (MobipError, [])])
+def test_run_keeps_the_work_behind_an_error_only_when_it_says_so(
+    db: Database, error: type[MobipError], kept: list[str]
+) -> None:
+    """get_token's failed attempt is counted (kept) though the request fails; others roll back."""
+    attempts: list[int] = []
+
+    def work(session: Session) -> None:
+        attempts.append(1)
+        session.execute(insert(rows_table), {"name": "counted"})
+        raise error()
+
+    with pytest.raises(error):
+        db.run(work)
+    assert attempts == [1]  # a MobipError is not run again
+    assert names_in(db) == kept
 
 
 def test_retry_busy_gives_up_after_its_bound(db: Database) -> None:

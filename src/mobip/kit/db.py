@@ -39,6 +39,8 @@ from sqlalchemy.sql import ClauseElement, FromClause, Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
+from mobip.kit.errors import MobipError
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -314,6 +316,13 @@ def _commit_or_rollback(session: Session) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except MobipError as error:
+        # The work behind an error is kept only when the error says so (a counted failure).
+        if error.keep_changes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -382,7 +391,11 @@ class Database:
 
     @contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[Session]:
-        """A session committed on success and rolled back on error: the edge of a unit of work."""
+        """A session committed on success and rolled back on error: the edge of a unit of work.
+
+        A MobipError whose ``keep_changes`` is true commits what was done before it (get_token's
+        failed attempt, counted for throttling) and still propagates.
+        """
         with self.session(immediate=immediate) as session:
             yield from _commit_or_rollback(session)
 
@@ -423,10 +436,11 @@ class Database:
     ) -> T:
         """``work(session)`` in a transaction committed on success, retried while SQLite is busy.
 
-        The unit of work of writers outside the request path (the CLI, start-up): ``immediate``
-        (the default) takes SQLite's write lock at BEGIN, so that the transaction waits its turn
-        instead of failing when it first writes; ``retry_busy`` covers the rest. A MobipError
-        or any other error rolls back and propagates at once. ``work`` may run more than once:
+        The one unit of work of the API (api/routing), the hosted pages and the CLI:
+        ``immediate`` (the default) takes SQLite's write lock at BEGIN, so that the transaction
+        waits its turn instead of failing when it first writes; ``retry_busy`` covers the rest.
+        A MobipError or any other error rolls back (unless it keeps its changes, see
+        ``transaction``) and propagates at once. ``work`` may run more than once:
         it must not act outside the database (send, print) before it returns.
         """
 
