@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from e2e.test_serve import wait_ready
+import httpx
+
 from factories import free_port
+
+
+def wait_ready(base: str, process: subprocess.Popen[Any], deadline: float = 60) -> None:
+    """Until ``/readyz`` answers 200; fails the test if the process exits or time runs out."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("serve did not become ready")
+
+
+def server_environment(data_dir: Path, **settings: str) -> dict[str, str]:
+    """This process's environment for a development server in ``data_dir``, with
+    MOBIP_<NAME> ``settings``; nothing of the caller's own MOBIP database or keys leaks in."""
+    env = {**os.environ, "MOBIP_DATA_DIR": str(data_dir), "MOBIP_ENV": "development"}
+    for key in ("MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
+        env.pop(key, None)
+    return env | {f"MOBIP_{name.upper()}": value for name, value in settings.items()}
 
 
 @dataclass(frozen=True)
@@ -22,29 +50,51 @@ class Served:
     env: dict[str, str]  # the server's environment, for CLI commands against the same data
     banner: str  # the demo merchant's credentials, as printed at start-up
 
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The demo merchant's api_account_id and api_secret_key, read off the banner."""
+        account_id = re.search(r"api_account_id (api_\S+)", self.banner)
+        secret = re.search(r"api_secret_key (mbs_\S+)", self.banner)
+        assert account_id and secret, self.banner
+        return account_id[1], secret[1]
+
+    def token(self) -> str:
+        """A fresh access token of the demo merchant."""
+        account_id, secret = self.credentials
+        reply = httpx.request(
+            "GET",
+            f"{self.base}/api/2.0/mobip/get_token",
+            files={"api_account_id": (None, account_id), "api_secret_key": (None, secret)},
+        )
+        assert reply.status_code == 200, reply.text
+        token: str = reply.json()["access_token"]
+        return token
+
 
 @contextmanager
-def serve(data_dir: Path, **settings: str) -> Iterator[Served]:
-    """`mobip serve` (one process, development) with MOBIP_<NAME> settings; stopped after."""
+def serve(
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    log_path: Path | None = None,
+    log_level: str = "WARNING",
+    **settings: str,
+) -> Iterator[Served]:
+    """`mobip serve --workers N` (development) with MOBIP_<NAME> settings; its log (stderr)
+    goes to ``log_path`` or nowhere. Stopped with SIGTERM after."""
     port = free_port()
-    env = {
-        **os.environ,
-        "MOBIP_DATA_DIR": str(data_dir),
-        "MOBIP_PORT": str(port),
-        "MOBIP_ENV": "development",
-        "MOBIP_LOG_LEVEL": "WARNING",
-    }
-    for key in ("MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
-        env.pop(key, None)
-    env |= {f"MOBIP_{name.upper()}": value for name, value in settings.items()}
+    env = server_environment(data_dir, port=str(port), log_level=log_level, **settings)
+    log_file = log_path.open("w") if log_path is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "mobip", "serve"],
+        [sys.executable, "-m", "mobip", "serve", "--workers", str(workers)],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log_file or subprocess.DEVNULL,
         text=True,
         start_new_session=True,
     )
+    if log_file is not None:
+        log_file.close()  # the child has its own copy of the descriptor
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)
@@ -52,11 +102,16 @@ def serve(data_dir: Path, **settings: str) -> Iterator[Served]:
         banner = "".join(process.stdout.readline() for _ in range(4))
         yield Served(base, port, env, banner)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM to the process group (serve's worker processes too), SIGKILL after 30 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

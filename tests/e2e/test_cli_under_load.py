@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -112,20 +111,6 @@ def server(tmp_path: Path, db_url: str) -> Iterator[Served]:
         yield served
 
 
-def demo_token(base: str, banner: str) -> str:
-    account_id = re.search(r"api_account_id (api_\S+)", banner)
-    secret = re.search(r"api_secret_key (mbs_\S+)", banner)
-    assert account_id and secret, banner
-    reply = httpx.request(
-        "GET",
-        f"{base}{API}/get_token",
-        files={"api_account_id": (None, account_id[1]), "api_secret_key": (None, secret[1])},
-    )
-    assert reply.status_code == 200, reply.text
-    token: str = reply.json()["access_token"]
-    return token
-
-
 def mobip(env: dict[str, str], *args: str) -> str:
     """Run one CLI command; fails the test with its output unless it exits 0."""
     result = subprocess.run(
@@ -145,8 +130,8 @@ def mobip(env: dict[str, str], *args: str) -> str:
 def test_cli_commands_succeed_while_the_api_takes_200_creates_a_second(
     server: Served, tmp_path: Path
 ) -> None:
-    base, env, banner = server.base, server.env, server.banner
-    load = Load(base, demo_token(base, banner))
+    base, env = server.base, server.env
+    load = Load(base, server.token())
     generators = load.start()
     document = tmp_path / "kbis.pdf"
     document.write_bytes(b"%PDF-1.4 test")

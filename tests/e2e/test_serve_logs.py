@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,60 +12,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.test_serve import wait_ready
+from e2e.serving import Served, serve, server_environment, stop, wait_ready
 from factories import free_port
 
 
 @pytest.fixture(params=[1, 2], ids=["one-process", "two-processes"])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """A real `mobip serve` with its stderr (the log) in a file: base URL, banner, log path."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MOBIP_DATA_DIR": str(tmp_path / "var"),
-        "MOBIP_PORT": str(port),
-        "MOBIP_ENV": "development",
-        "MOBIP_LOG_LEVEL": "DEBUG",
-    }
-    for key in ("MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
-        env.pop(key, None)
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
+    """A real `mobip serve` logging at DEBUG into a file: the server and the log's path."""
     log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mobip", "serve", "--workers", str(request.param)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process)
-        assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(4))
-        yield base, banner, log_path
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with serve(
+        tmp_path / "var", workers=request.param, log_path=log_path, log_level="DEBUG"
+    ) as server:
+        yield server, log_path
 
 
 def test_credentials_in_the_query_string_never_reach_the_log(
-    served: tuple[str, str, Path],
+    served: tuple[Served, Path],
 ) -> None:
-    base, banner, log_path = served
-    account_id = re.search(r"api_account_id (api_\S+)", banner)
-    secret = re.search(r"api_secret_key (mbs_\S+)", banner)
-    assert account_id and secret, banner
+    server, log_path = served
+    base = server.base
+    account_id, secret = server.credentials
     reply = httpx.get(
         f"{base}/api/2.0/mobip/get_token",
-        params={"api_account_id": account_id[1], "api_secret_key": secret[1]},
+        params={"api_account_id": account_id, "api_secret_key": secret},
         headers={"X-Request-ID": "query-string-check"},
     )
     assert reply.status_code == 200
@@ -86,7 +52,7 @@ def test_credentials_in_the_query_string_never_reach_the_log(
             break
         time.sleep(0.05)
     log = log_path.read_text()
-    assert secret[1] not in log
+    assert secret not in log
     assert token not in log
     assert "?" not in "".join(str(line.get("path")) for line in access_lines())
     # uvicorn's access logger (plain text lines like '127.0.0.1:5000 - "GET /…?… HTTP/1.1" 200')
@@ -99,9 +65,7 @@ def test_credentials_in_the_query_string_never_reach_the_log(
 def test_under_someones_own_uvicorn_no_access_line_has_a_query_string(tmp_path: Path) -> None:
     """`uvicorn mobip.server:app_from_environment --factory`, uvicorn's default log config."""
     port = free_port()
-    env = {**os.environ, "MOBIP_DATA_DIR": str(tmp_path / "var"), "MOBIP_ENV": "development"}
-    for key in ("MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY", "MOBIP_BASE_URL"):
-        env.pop(key, None)
+    env = server_environment(tmp_path / "var")
     subprocess.run([sys.executable, "-m", "mobip", "migrate"], env=env, check=True)
     log_path = tmp_path / "uvicorn.log"
     command = [sys.executable, "-m", "uvicorn", "mobip.server:app_from_environment", "--factory"]
@@ -128,8 +92,7 @@ def test_under_someones_own_uvicorn_no_access_line_has_a_query_string(tmp_path: 
                 break
             time.sleep(0.05)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        stop(process)
     log = log_path.read_text()
     assert "own-uvicorn" in log  # our access line
     assert secret not in log and "api_secret_key" not in log

@@ -3,21 +3,17 @@ get_token's throttling counts (docs/operations.md), and a client cannot pick its
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
+from e2e.serving import Served
 from e2e.test_serve import served  # noqa: F401 (the fixture: a real `mobip serve`)
 
 
 def test_throttling_counts_the_address_the_local_proxy_forwards(
-    served: tuple[str, str],  # noqa: F811
+    served: Served,  # noqa: F811
 ) -> None:
-    base, banner = served
-    account_id = re.search(r"api_account_id (api_\S+)", banner)
-    secret = re.search(r"api_secret_key (mbs_\S+)", banner)
-    assert account_id and secret, banner
-    url = f"{base}/api/2.0/mobip/get_token"
+    account_id, secret = served.credentials
+    url = f"{served.base}/api/2.0/mobip/get_token"
 
     def get_token(forwarded_for: str, api_secret_key: str) -> int:
         # What nginx or Caddy on this host sends: the client's address in X-Forwarded-For.
@@ -25,7 +21,7 @@ def test_throttling_counts_the_address_the_local_proxy_forwards(
             "GET",
             url,
             files={
-                "api_account_id": (None, account_id[1]),
+                "api_account_id": (None, account_id),
                 "api_secret_key": (None, api_secret_key),
             },
             headers={"X-Forwarded-For": forwarded_for},
@@ -34,5 +30,5 @@ def test_throttling_counts_the_address_the_local_proxy_forwards(
 
     for _ in range(10):
         assert get_token("198.51.100.1", "mbs_wrong") == 401
-    assert get_token("198.51.100.1", secret[1]) == 429
-    assert get_token("198.51.100.2", secret[1]) == 200
+    assert get_token("198.51.100.1", secret) == 429
+    assert get_token("198.51.100.2", secret) == 200
