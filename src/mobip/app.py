@@ -126,14 +126,7 @@ def create_app(
         runtime.database, delay=runtime.settings.group_commit_delay_ms / 1000
     )
     routes: list[BaseRoute] = [
-        build_route(
-            endpoint,
-            runtime,
-            auth_endpoints.authenticate,
-            limiter,
-            auth_endpoints.cached_authenticate,
-            group_commit,
-        )
+        build_route(endpoint, runtime, auth_endpoints.AUTHENTICATION, limiter, group_commit)
         for endpoint in ENDPOINTS
     ]
     routes += [

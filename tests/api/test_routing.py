@@ -419,12 +419,7 @@ def test_a_unit_of_work_that_meets_a_busy_sqlite_runs_again(runtime: Runtime) ->
     endpoint = Endpoint("/mobip/busy_probe", "POST", "probe", handler, access=Access.ANONYMOUS)
     group_commit = GroupCommit(runtime.database, delay=0)
     route = build_route(
-        endpoint,
-        runtime,
-        auth_endpoints.authenticate,
-        CapacityLimiter(2),
-        auth_endpoints.cached_authenticate,
-        group_commit,
+        endpoint, runtime, auth_endpoints.AUTHENTICATION, CapacityLimiter(2), group_commit
     )
     try:
         with TestClient(Starlette(routes=[route])) as probe:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mobip.accounts import service
-from mobip.api.routing import Access, Call, Endpoint, Field
-from mobip.auth.endpoints import ACCESS_TOKEN, current_account
+from mobip.accounts.models import Account, Role
+from mobip.api.routing import ACCESS_TOKEN, Access, Call, Endpoint, Field
 
 DOCUMENT_FIELDS = [
     Field(
@@ -31,39 +31,51 @@ ACCOUNT_OUTPUTS = [
 ]
 
 
+def current_account(call: Call) -> Account:
+    """The calling account (api/routing's principal, authenticated by auth.endpoints)."""
+    assert isinstance(call.principal, Account)
+    return call.principal
+
+
 def get_account(call: Call) -> dict[str, Any]:
+    """An account's attributes and documents, for an admin or a partner above it."""
     return service.get_account(
         call.session,
         current_account(call),
-        call.params.required_text("uid", max_chars=64),
-        document_list=call.params.text("document_list", max_chars=4096),
-        document_only=call.params.boolean("document_only"),
+        call.required_text("uid"),
+        document_list=call.text("document_list"),
+        document_only=call.boolean("document_only"),
         encryptor=call.runtime.encryptor,
     )
 
 
 def get_account_by_external_id(call: Call) -> dict[str, Any]:
+    """The caller or a descendant, found by its External_AccountID."""
     return service.get_account_by_external_id(
         call.session,
         current_account(call),
-        call.params.required_text("external_account_id", max_chars=255),
-        document_list=call.params.text("document_list", max_chars=4096),
-        document_only=call.params.boolean("document_only"),
+        call.required_text("external_account_id"),
+        document_list=call.text("document_list"),
+        document_only=call.boolean("document_only"),
         encryptor=call.runtime.encryptor,
     )
 
 
 def update_account(call: Call) -> dict[str, Any]:
+    """Change an account's updatable attributes, all or nothing."""
     service.update_account(
         call.session,
         current_account(call),
-        call.params.required_text("uid", max_chars=64),
-        call.params.required_text("account_data", max_chars=20000),
+        call.required_text("uid"),
+        call.required_text("account_data"),
         encryptor=call.runtime.encryptor,
         now=call.runtime.clock.now(),
     )
     return {}
 
+
+# get_account and update_account: admins and partners (whose tree the service then checks).
+ADMINS_AND_PARTNERS = (Role.ADMIN.value, Role.PARTNER.value)
 
 ENDPOINTS = [
     Endpoint(
@@ -72,6 +84,7 @@ ENDPOINTS = [
         "Get an account (admin: any account; partner: itself and its descendants)",
         get_account,
         access=Access.RESTRICTED,
+        roles=ADMINS_AND_PARTNERS,
         inputs=[
             ACCESS_TOKEN,
             Field(
@@ -105,6 +118,7 @@ ENDPOINTS = [
         "Update an account's updatable attributes, all or nothing",
         update_account,
         access=Access.RESTRICTED,
+        roles=ADMINS_AND_PARTNERS,
         inputs=[
             ACCESS_TOKEN,
             Field(

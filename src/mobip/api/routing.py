@@ -1,15 +1,18 @@
 """API endpoints declared once: the route, the unit of work around the handler, and OpenAPI.
 
-A handler is a plain function run in a worker thread with an open session; the edge here
-commits on success and rolls back on error (unless the error says to keep the changes).
+An endpoint is a module-level function of its domain's endpoints.py, named like its path, and
+a declaration (``Endpoint``) of its fields, who may call it and how it may be served. Routing
+reads the declaration and picks the path (fast read, group commit or unit of work); the unit
+of work is kit/db's ``Database.run``, committed on success and rolled back on error (unless the
+error says to keep the changes).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -58,7 +61,8 @@ _MAX_NAMED_UNKNOWN = 20
 
 
 class Access(StrEnum):
-    """Who may call: anyone (``anonymous``, e.g. get_token) or a token holder."""
+    """Who may call: anyone (``anonymous``, e.g. get_token), any token holder (``public``), or
+    the token holders whose role the endpoint's ``roles`` admit (``restricted``)."""
 
     ANONYMOUS = "anonymous"
     PUBLIC = "public"
@@ -66,13 +70,23 @@ class Access(StrEnum):
 
 
 class Principal(Protocol):
+    """Who calls, as routing sees it (an account: the api layer knows no domain)."""
+
     @property
     def uid(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class Field:
-    """One input or output field, declared once: the checks made on it and its OpenAPI schema."""
+    """One input or output field, declared once: the checks made on it and its OpenAPI schema.
+
+    Routing checks the name, the characters and ``max_length`` of every input before anything
+    else; ``Call``'s accessors read a value as its Field says (``required``, ``default``, the
+    range); ``enum``, ``format`` and ``pattern`` state what the service's own checks accept.
+    """
 
     name: str
     type: str  # string | integer | boolean | array | object
@@ -87,41 +101,124 @@ class Field:
     pattern: str | None = None  # a regex the whole value matches
     # Tab, line feed and carriage return are allowed (e.g. item_message); other controls never.
     multiline: bool = False
+    # An optional integer's value when it is not sent (its description says so in words).
+    default: int | None = None
+    # The service checks minimum and maximum itself, with its own messages and beside other
+    # values (the amounts, whose total is bounded): Call.integer leaves the range to it.
+    service_checks_range: bool = False
 
 
-@dataclass
+# Taken by every authenticated endpoint (api/openapi makes it optional: a Bearer header will do).
+TOKEN_MAX_CHARS = 200
+ACCESS_TOKEN = Field(
+    "access_token",
+    "string",
+    "Connection token from get_token (or send 'Authorization: Bearer <token>')",
+    required=True,
+    max_length=TOKEN_MAX_CHARS,
+)
+
+
 class Call:
-    """Everything a handler may use for one request."""
+    """Everything an endpoint's function may use for one request.
 
-    params: Params
-    session: Session
-    runtime: Runtime
-    client_ip: str
-    headers: Headers
-    principal: Principal | None = None
+    Inputs are read through the typed accessors, which take each field's rules from the
+    endpoint's declaration (a handler states no limit of its own). ``session`` is there on the
+    unit of work only: a function whose rows the group commit may write (``group_commit``)
+    prepares them without the database.
+    """
 
+    __slots__ = ("_session", "client_ip", "headers", "inputs", "params", "principal", "runtime")
 
-Handler = Callable[[Call], dict[str, Any]]
-Authenticator = Callable[[Session, Runtime, Params, Headers], Principal]
-# A read answered on the event loop's thread with SQLite's loop reader, or None: "take the
-# ordinary path" (a write is due, e.g. a lazy expiry). It may raise MobipError like a handler.
-FastRead = Callable[[sqlite3.Connection, Runtime, Params, Principal], dict[str, Any] | None]
+    def __init__(
+        self,
+        params: Params,
+        session: Session | None,
+        runtime: Runtime,
+        client_ip: str,
+        headers: Headers,
+        principal: Principal | None = None,
+        inputs: Mapping[str, Field] | None = None,
+    ) -> None:
+        self.params = params
+        self._session = session
+        self.runtime = runtime
+        self.client_ip = client_ip
+        self.headers = headers
+        self.principal = principal
+        self.inputs: Mapping[str, Field] = inputs if inputs is not None else {}
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("no session here: this call prepares its rows without the database")
+        return self._session
+
+    def text(self, name: str) -> str | None:
+        """A declared text input (an empty value counts as absent): MissingField when it is
+        required and absent, FieldTooLong past its max_length."""
+        field = self.inputs[name]
+        return self.params.text(name, required=field.required, max_chars=field.max_length)
+
+    def required_text(self, name: str) -> str:
+        """A text input declared required (see ``text``)."""
+        field = self.inputs[name]
+        assert field.required, f"{name} is not declared required"
+        value = self.params.text(name, required=True, max_chars=field.max_length)
+        assert value is not None
+        return value
+
+    def integer(self, name: str) -> int:
+        """A declared integer input: required or its default, within its declared range (unless
+        the service checks the range, see Field)."""
+        field = self.inputs[name]
+        bounded = not field.service_checks_range
+        value = self.params.integer(
+            name,
+            required=field.required,
+            default=field.default,
+            minimum=field.minimum if bounded else None,
+            maximum=field.maximum if bounded else None,
+        )
+        assert value is not None, f"{name} is declared neither required nor with a default"
+        return value
+
+    def boolean(self, name: str) -> bool:
+        """A declared flag: 1/0, true/false, on/off, yes/no (any case); false when absent."""
+        assert self.inputs[name].type == "boolean", f"{name} is not declared boolean"
+        return self.params.boolean(name)
 
 
 @dataclass(frozen=True)
 class PreparedWrite:
-    """A write prepared on the event loop: ``reply`` is sent once ``writer`` committed ``rows``."""
+    """An endpoint's reply and the rows that make it true, prepared without the database:
+    routing sends ``reply`` once ``writer`` has committed ``rows``, in the request's unit of
+    work or, for a ``group_commit`` endpoint, in api/batch's group commit."""
 
     reply: dict[str, Any]
     writer: Writer
     rows: Any
 
 
-# A create prepared on the event loop's thread (validation, ids, the reply) whose rows api/batch's
-# group commit writes; it may raise MobipError like a handler (then nothing is written).
-FastWrite = Callable[[Runtime, Params, Principal], PreparedWrite]
+# An endpoint's function: its reply, or a write prepared for routing to make (PreparedWrite).
+Handler = Callable[[Call], dict[str, Any] | PreparedWrite]
+# A read answered on the event loop's thread with SQLite's loop reader (the Call has no
+# session), or None: "take the ordinary path" (a write is due, e.g. a lazy expiry). It may
+# raise MobipError like a handler.
+FastRead = Callable[[Call, sqlite3.Connection], dict[str, Any] | None]
+Authenticator = Callable[[Session, Runtime, Params, Headers], Principal]
 # The principal of a token known from the cache with no write due, else None.
 CachedAuthenticator = Callable[[Runtime, Params, Headers], Principal | None]
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """How routing learns who calls (the api layer knows no accounts): the authenticator, its
+    no-database variant for the fast paths, and the error for a role an endpoint does not admit."""
+
+    authenticate: Authenticator
+    cached: CachedAuthenticator
+    role_not_allowed: Callable[[], MobipError]
 
 
 @dataclass(frozen=True)
@@ -129,19 +226,26 @@ class Endpoint:
     path: str  # e.g. "/mobip/get_token", below API_PREFIX
     method: str
     summary: str
+    # A module-level function named like the path's last part (send_payment_request).
     handler: Handler
     access: Access = Access.PUBLIC
     inputs: Sequence[Field] = ()
     outputs: Sequence[Field] = ()
-    errors: Sequence[type[MobipError]] = field(default_factory=tuple)
+    # The roles a RESTRICTED endpoint admits; routing refuses the others before the handler.
+    roles: tuple[str, ...] = ()
     # Takes SQLite's write lock at BEGIN (endpoints that always write).
     writes: bool = False
     # Honours the Idempotency-Key header (create endpoints).
     idempotent: bool = False
     # A hot read with a no-thread path on SQLite (see FastRead).
     fast_read: FastRead | None = None
-    # A create with a group-committed path for callers whose token is cached (see FastWrite).
-    fast_write: FastWrite | None = None
+    # The handler touches no database and returns a PreparedWrite: for a caller whose token is
+    # cached, sent without an Idempotency-Key, api/batch's group commit writes its rows.
+    group_commit: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.roles) != (self.access is Access.RESTRICTED):
+            raise ValueError(f"{self.path}: roles are what a RESTRICTED endpoint declares")
 
     @property
     def full_path(self) -> str:
@@ -161,6 +265,7 @@ class InputRules:
     known_set: frozenset[str]
     max_length: dict[str, int]
     multiline: frozenset[str]
+    fields: dict[str, Field]  # by name, for Call's accessors
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> InputRules:
@@ -171,6 +276,7 @@ class InputRules:
             known_set=frozenset(known),
             max_length={f.name: f.max_length for f in endpoint.inputs if f.max_length is not None},
             multiline=frozenset(f.name for f in endpoint.inputs if f.multiline),
+            fields={f.name: f for f in endpoint.inputs},
         )
 
     def check(self, params: Params) -> None:
@@ -216,46 +322,70 @@ def log_context(request: Request) -> dict[str, Any]:
 def build_route(
     endpoint: Endpoint,
     runtime: Runtime,
-    authenticate: Authenticator,
+    authentication: Authentication,
     limiter: CapacityLimiter,
-    cached_authenticate: CachedAuthenticator,
     group_commit: GroupCommit,
 ) -> Route:
     """The route of one endpoint; ``limiter`` bounds the threads doing database work.
 
-    On SQLite, an endpoint with a ``fast_read`` whose caller's token is in the cache is answered
-    on the event loop's thread: a WAL reader never waits, and the hop to a worker thread (and the
-    GIL hand-offs it brings) costs more than the read itself. An endpoint with a ``fast_write``
-    whose caller's token is in the cache, sent without an Idempotency-Key, is prepared on the
-    event loop's thread and its rows are written by ``group_commit`` (api/batch), on either
-    database; the reply goes out after the commit. Anything else takes a thread.
+    One place decides how a request is served, from what the endpoint declares:
+
+    - on SQLite, an endpoint with a ``fast_read`` whose caller's token is in the cache is
+      answered on the event loop's thread: a WAL reader never waits, and the hop to a worker
+      thread (and the GIL hand-offs it brings) costs more than the read itself;
+    - a ``group_commit`` endpoint whose caller's token is in the cache, sent without an
+      Idempotency-Key, is prepared on the event loop's thread and its rows are written by
+      ``group_commit`` (api/batch), on either database; the reply goes out after the commit;
+    - anything else takes a thread and one unit of work (kit/db's ``Database.run``).
+
+    Every path authenticates, then refuses a role the endpoint does not admit, then calls the
+    same handler.
     """
     settings = runtime.settings
-    fast_read = endpoint.fast_read if runtime.database.is_sqlite else None
+    database = runtime.database
+    fast_read = endpoint.fast_read if database.is_sqlite else None
     input_rules = InputRules.of(endpoint)
+    inputs = input_rules.fields
+    roles = endpoint.roles
 
-    def fast_path(params: Params, headers: Headers, log_ctx: dict[str, Any]) -> Response | None:
-        assert fast_read is not None
-        principal = cached_authenticate(runtime, params, headers)
+    def admitted(principal: Principal, log_ctx: dict[str, Any]) -> Principal:
+        log_ctx["account_uid"] = principal.uid
+        if roles and principal.role not in roles:
+            raise authentication.role_not_allowed()
+        return principal
+
+    def cached_call(
+        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
+    ) -> Call | None:
+        """A Call without a session for a caller whose token is in the cache, else None."""
+        principal = authentication.cached(runtime, params, headers)
         if principal is None:
             return None
-        log_ctx["account_uid"] = principal.uid
-        data = fast_read(runtime.database.loop_reader, runtime, params, principal)
+        return Call(params, None, runtime, client_ip, headers, admitted(principal, log_ctx), inputs)
+
+    def read_on_loop(
+        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
+    ) -> Response | None:
+        assert fast_read is not None
+        call = cached_call(params, headers, client_ip, log_ctx)
+        if call is None:
+            return None
+        data = fast_read(call, database.loop_reader)
         if data is None:
             return None
         body, media_type = encode(ok(data), xml=wants_xml(params, headers.get("accept")))
         log_ctx["return_code"] = "0"
         return Response(body, media_type=media_type)
 
-    async def write_path(
-        params: Params, headers: Headers, log_ctx: dict[str, Any]
+    async def write_in_group(
+        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
     ) -> Response | None:
-        assert endpoint.fast_write is not None
-        principal = cached_authenticate(runtime, params, headers)
-        if principal is None:
+        call = cached_call(params, headers, client_ip, log_ctx)
+        if call is None:
             return None
-        log_ctx["account_uid"] = principal.uid
-        prepared = endpoint.fast_write(runtime, params, principal)
+        prepared = endpoint.handler(call)
+        if not isinstance(prepared, PreparedWrite):
+            raise TypeError(f"{endpoint.name} is declared group_commit: it returns a PreparedWrite")
         body, media_type = encode(ok(prepared.reply), xml=wants_xml(params, headers.get("accept")))
         await group_commit.write(prepared.writer, prepared.rows)
         log_ctx["return_code"] = "0"
@@ -264,57 +394,47 @@ def build_route(
     def unit_of_work(
         params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
     ) -> Response:
-        # SQLite refuses a reader's upgrade to writer when another writer committed in between;
-        # the transaction was rolled back, so running it again is safe (kit/db.retry_busy).
-        return runtime.database.retry_busy(
-            lambda: _run_once(params, headers, client_ip, log_ctx), within=_BUSY_RETRY_SECONDS
-        )
-
-    def _run_once(
-        params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
-    ) -> Response:
         xml = wants_xml(params, headers.get("accept"))
-        with runtime.database.session(immediate=endpoint.writes) as session:
-            call = Call(params, session, runtime, client_ip, headers)
-            try:
-                key: str | None = None
-                if endpoint.access is not Access.ANONYMOUS:
-                    call.principal = authenticate(session, runtime, params, headers)
-                    log_ctx["account_uid"] = call.principal.uid
-                if endpoint.idempotent:
-                    key = idempotency.read_key(headers.get(idempotency.HEADER))
-                if key is not None and call.principal is not None:
-                    stored = idempotency.claim(
-                        session,
-                        account_uid=call.principal.uid,
-                        key=key,
-                        endpoint=endpoint.name,
-                        fingerprint=idempotency.request_fingerprint(endpoint.name, params),
-                        now=runtime.clock.now(),
-                    )
-                    if stored is not None:
-                        session.commit()
-                        log_ctx["return_code"] = "0"
-                        log_ctx["idempotent_replay"] = True
-                        return Response(stored.body, media_type=stored.content_type)
-                body, media_type = encode(ok(endpoint.handler(call)), xml=xml)
-                if key is not None and call.principal is not None:
-                    idempotency.store(
-                        session,
-                        account_uid=call.principal.uid,
-                        key=key,
-                        reply=idempotency.StoredReply(200, media_type, body),
-                    )
-                session.commit()
-                log_ctx["return_code"] = "0"
-                return Response(body, media_type=media_type)
-            except MobipError as error:
-                # Keep the work behind an error only when the error says so (a counted failure).
-                if error.keep_changes:
-                    session.commit()
-                else:
-                    session.rollback()
-                raise
+
+        def work(session: Session) -> Response:
+            call = Call(params, session, runtime, client_ip, headers, None, inputs)
+            if endpoint.access is not Access.ANONYMOUS:
+                principal = authentication.authenticate(session, runtime, params, headers)
+                call.principal = admitted(principal, log_ctx)
+            key: str | None = None
+            if endpoint.idempotent:
+                key = idempotency.read_key(headers.get(idempotency.HEADER))
+            if key is not None and call.principal is not None:
+                stored = idempotency.claim(
+                    session,
+                    account_uid=call.principal.uid,
+                    key=key,
+                    endpoint=endpoint.name,
+                    fingerprint=idempotency.request_fingerprint(endpoint.name, params),
+                    now=runtime.clock.now(),
+                )
+                if stored is not None:
+                    log_ctx["return_code"] = "0"
+                    log_ctx["idempotent_replay"] = True
+                    return Response(stored.body, media_type=stored.content_type)
+            result = endpoint.handler(call)
+            if isinstance(result, PreparedWrite):
+                result.writer(session.connection(), [result.rows])
+                result = result.reply
+            body, media_type = encode(ok(result), xml=xml)
+            if key is not None and call.principal is not None:
+                idempotency.store(
+                    session,
+                    account_uid=call.principal.uid,
+                    key=key,
+                    reply=idempotency.StoredReply(200, media_type, body),
+                )
+            log_ctx["return_code"] = "0"
+            return Response(body, media_type=media_type)
+
+        # Committed on success, rolled back on error (kept when the error says so: a counted
+        # failed get_token); SQLite's "database is locked" runs it again (kit/db.retry_busy).
+        return database.run(work, immediate=endpoint.writes, within=_BUSY_RETRY_SECONDS)
 
     async def asgi_endpoint(request: Request) -> Response:
         params: Params | None = None
@@ -337,17 +457,18 @@ def build_route(
             # Before authentication and every path: nothing downstream sees a field the
             # endpoint does not declare, a control character or an over-long value.
             input_rules.check(params)
-            if fast_read is not None:
-                reply = fast_path(params, request.headers, log_ctx)
-                if reply is not None:
-                    return reply
-            if endpoint.fast_write is not None and idempotency.HEADER not in request.headers:
-                reply = await write_path(params, request.headers, log_ctx)
-                if reply is not None:
-                    return reply
+            headers = request.headers
             client_ip = request.client.host if request.client else "unknown"
+            if fast_read is not None:
+                reply = read_on_loop(params, headers, client_ip, log_ctx)
+                if reply is not None:
+                    return reply
+            if endpoint.group_commit and idempotency.HEADER not in headers:
+                reply = await write_in_group(params, headers, client_ip, log_ctx)
+                if reply is not None:
+                    return reply
             return await anyio.to_thread.run_sync(
-                unit_of_work, params, request.headers, client_ip, log_ctx, limiter=limiter
+                unit_of_work, params, headers, client_ip, log_ctx, limiter=limiter
             )
         except MobipError as error:
             return error_response(error, request, params)

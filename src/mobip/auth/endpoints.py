@@ -1,4 +1,4 @@
-"""get_token and login."""
+"""get_token and login, and the authentication every API route runs (api/routing)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
+from mobip.accounts.errors import RoleNotAllowed
 from mobip.accounts.models import Account
 from mobip.api.envelope import Params
-from mobip.api.routing import Access, Call, Endpoint, Field
+from mobip.api.routing import ACCESS_TOKEN, Access, Authentication, Call, Endpoint, Field
 from mobip.auth import service
 from mobip.auth.errors import ConflictingCredentials
 from mobip.kit.runtime import Runtime
-
-# The limits below are the ones the handlers read the fields with (params.text(max_chars=...),
-# params.integer(minimum=..., maximum=...)); api/routing enforces the declared lengths first.
-TOKEN_MAX_CHARS = 200
-ACCESS_TOKEN = Field(
-    "access_token",
-    "string",
-    "Connection token from get_token (or send 'Authorization: Bearer <token>')",
-    required=True,
-    max_length=TOKEN_MAX_CHARS,
-)
 
 
 def token_from(params: Params, headers: Headers) -> str | None:
@@ -33,7 +23,7 @@ def token_from(params: Params, headers: Headers) -> str | None:
     query string and in the body) are refused: the request would otherwise run as one account
     while its sender may believe it runs as the other.
     """
-    field = params.text("access_token", max_chars=200)
+    field = params.text(ACCESS_TOKEN.name, max_chars=ACCESS_TOKEN.max_length)
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     bearer = credentials.strip() or None if scheme.lower() == "bearer" else None
     if (field and bearer and field != bearer) or params.shadowed("access_token"):
@@ -55,19 +45,19 @@ def cached_authenticate(runtime: Runtime, params: Params, headers: Headers) -> A
     )
 
 
-def current_account(call: Call) -> Account:
-    assert isinstance(call.principal, Account)
-    return call.principal
+# What api/routing runs before every authenticated endpoint: token → account, the cached
+# variant for the fast paths, and the error for a role a RESTRICTED endpoint does not admit.
+AUTHENTICATION = Authentication(authenticate, cached_authenticate, RoleNotAllowed)
 
 
 def get_token(call: Call) -> dict[str, Any]:
-    params = call.params
+    """A connection token for an API account's id and secret (failures are counted, throttled)."""
     token = service.issue_token(
         call.session,
         call.runtime.settings,
-        api_account_id=params.required_text("api_account_id", max_chars=64),
-        api_secret_key=params.required_text("api_secret_key", max_chars=200),
-        ttl_hours=params.integer("api_ttl", default=1, minimum=1, maximum=720) or 1,
+        api_account_id=call.required_text("api_account_id"),
+        api_secret_key=call.required_text("api_secret_key"),
+        ttl_hours=call.integer("api_ttl"),
         client_ip=call.client_ip,
         now=call.runtime.clock.now(),
     )
@@ -75,6 +65,7 @@ def get_token(call: Call) -> dict[str, Any]:
 
 
 def login(call: Call) -> dict[str, Any]:
+    """Check the token and refresh its inactivity timer."""
     # The edge authenticated already; login also refreshes the inactivity timer unconditionally.
     service.authenticate(
         call.session,
@@ -108,6 +99,7 @@ ENDPOINTS = [
                 "Token time to live in hours, 1..720 (default 1)",
                 minimum=1,
                 maximum=720,
+                default=1,
             ),
         ],
         outputs=[

@@ -9,18 +9,15 @@ from typing import Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from mobip.accounts.models import Account
-from mobip.api.envelope import Params
-from mobip.api.routing import Call, Endpoint, FastWrite, Field, Handler, PreparedWrite, Principal
-from mobip.auth.endpoints import ACCESS_TOKEN, current_account
-from mobip.kit.runtime import Runtime
+from mobip.accounts.endpoints import current_account
+from mobip.api.routing import ACCESS_TOKEN, Call, Endpoint, Field, PreparedWrite
 from mobip.kit.validation import MAX_EMAIL_CHARS
 from mobip.transactions import service
 from mobip.transactions.models import TransactionKind
 
-# The limits below are the ones the handlers and the service enforce (params.text(max_chars=...),
-# params.integer(minimum=..., maximum=...), _validated's amount checks, Media and Language);
-# api/routing enforces the declared lengths first, and OpenAPI states them all.
+# Each field is declared once: api/routing checks the lengths first, Call's accessors read the
+# values as declared (required, default, range), the service checks the rest (the amounts and
+# their total, Media, Language, the URL, phone and e-mail rules), and OpenAPI states them all.
 TRID = Field("trid", "string", "Transaction id", True, max_length=64)
 # The patterns are necessary conditions of the service's checks, not the whole checks: what
 # they refuse, the service refuses too (a JSON Schema pattern cannot say "a valid phone number").
@@ -91,16 +88,17 @@ URL_FIELDS = [
 ]
 
 
-def _common(params: Params) -> dict[str, Any]:
+def _common(call: Call) -> dict[str, Any]:
+    """The fields both creates take, read in the order their errors are reported."""
     return {
-        "item_name": params.required_text("item_name", max_chars=255),
-        "redirect_url": params.required_text("redirect_url", max_chars=2048),
-        "track_id": params.text("track_id", max_chars=255),
-        "customer_name": params.text("customer_name", max_chars=255),
-        "customer_phone": params.text("customer_phone", max_chars=32),
-        "language": params.text("language", max_chars=8),
-        "ttl_days": params.integer("transaction_ttl", default=365, minimum=1, maximum=365) or 365,
-        "item_amount": params.integer("item_amount_in_cents", required=True) or 0,
+        "item_name": call.required_text("item_name"),
+        "redirect_url": call.required_text("redirect_url"),
+        "track_id": call.text("track_id"),
+        "customer_name": call.text("customer_name"),
+        "customer_phone": call.text("customer_phone"),
+        "language": call.text("language"),
+        "ttl_days": call.integer("transaction_ttl"),
+        "item_amount": call.integer("item_amount_in_cents"),
     }
 
 
@@ -115,6 +113,7 @@ ITEM_AMOUNT = Field(
     "MOBIP_MAX_TOTAL_AMOUNT, 100000000 by default)",
     True,
     minimum=1,
+    service_checks_range=True,
 )
 ITEM_NAME = _text("item_name", "Name of the product or service (1..255 characters)", True)
 TRACK_ID = _text("track_id", "Your own reference (≤ 255 characters)")
@@ -125,101 +124,82 @@ LANGUAGE = Field(
 
 
 def _ttl(description: str) -> Field:
-    return Field("transaction_ttl", "integer", description, minimum=1, maximum=365)
+    return Field("transaction_ttl", "integer", description, minimum=1, maximum=365, default=365)
 
 
-def _payment_request(params: Params) -> service.NewTransaction:
+def _payment_request(call: Call) -> service.NewTransaction:
     return service.NewTransaction(
         kind=TransactionKind.PAYMENT_REQUEST,
-        tax_amount=params.integer("tax_amount", required=True) or 0,
-        call_back_url=params.text("call_back_url", max_chars=2048),
-        customer_email=params.required_text("customer_email", max_chars=MAX_EMAIL_CHARS),
-        media=params.required_text("media", max_chars=8),
-        retry_period_days=params.integer("retry_period", default=0, minimum=0, maximum=365) or 0,
-        retry_attempts=params.integer("retry_attempts", default=3, minimum=0, maximum=10) or 0,
-        **_common(params),
+        tax_amount=call.integer("tax_amount"),
+        call_back_url=call.text("call_back_url"),
+        customer_email=call.required_text("customer_email"),
+        media=call.required_text("media"),
+        retry_period_days=call.integer("retry_period"),
+        retry_attempts=call.integer("retry_attempts"),
+        **_common(call),
     )
 
 
-def _payment_request_reply(created: service.PreparedCreate) -> dict[str, Any]:
-    return {
+def _one_use_qr(call: Call) -> service.NewTransaction:
+    return service.NewTransaction(
+        kind=TransactionKind.ONE_USE_QR,
+        tax_amount=call.integer("tax_amount_in_cents"),
+        tax_field="tax_amount_in_cents",
+        call_back_url=call.required_text("call_back_url"),
+        customer_email=call.text("customer_email"),
+        media=None,
+        retry_period_days=0,
+        retry_attempts=0,
+        **_common(call),
+    )
+
+
+def _prepare(call: Call, read: Callable[[Call], service.NewTransaction]) -> service.PreparedCreate:
+    # The caller first (as every endpoint: authenticated, admitted), then its fields.
+    merchant = current_account(call)
+    return service.prepare_create(merchant, read(call), call.runtime.settings, call.runtime.clock)
+
+
+def send_payment_request(call: Call) -> PreparedWrite:
+    """A payment request, prepared without the database (validated, its ids, QR code, reply and
+    rows); api/routing writes its rows (the group commit or the request's unit of work)."""
+    created = _prepare(call, _payment_request)
+    reply = {
         "trid": created.trid,
         "url_checkout": created.url_checkout,
         "url_qr": created.url_qr,
         "raw_qr": created.raw_qr,
         "track_id": created.track_id or "",
     }
+    return PreparedWrite(reply, service.write_created, created)
 
 
-def _one_use_qr(params: Params) -> service.NewTransaction:
-    return service.NewTransaction(
-        kind=TransactionKind.ONE_USE_QR,
-        tax_amount=params.integer("tax_amount_in_cents", required=True) or 0,
-        tax_field="tax_amount_in_cents",
-        call_back_url=params.required_text("call_back_url", max_chars=2048),
-        customer_email=params.text("customer_email", max_chars=MAX_EMAIL_CHARS),
-        media=None,
-        retry_period_days=0,
-        retry_attempts=0,
-        **_common(params),
-    )
-
-
-def _one_use_qr_reply(created: service.PreparedCreate) -> dict[str, Any]:
-    return {
-        "trid": created.trid,
-        "url_checkout": created.url_checkout,
-        "url_qr": created.url_qr,
-    }
-
-
-Request = Callable[[Params], service.NewTransaction]
-Reply = Callable[[service.PreparedCreate], dict[str, Any]]
-
-
-def _creator(request: Request, reply: Reply) -> tuple[Handler, FastWrite]:
-    """A create endpoint's handler (its own unit of work) and its group-committed fast write."""
-
-    def handler(call: Call) -> dict[str, Any]:
-        prepared = _prepare(call.runtime, call.params, current_account(call))
-        service.write_created(call.session.connection(), [prepared])
-        return reply(prepared)
-
-    def fast_write(runtime: Runtime, params: Params, principal: Principal) -> PreparedWrite:
-        assert isinstance(principal, Account)
-        prepared = _prepare(runtime, params, principal)
-        return PreparedWrite(reply(prepared), service.write_created, prepared)
-
-    def _prepare(runtime: Runtime, params: Params, merchant: Account) -> service.PreparedCreate:
-        return service.prepare_create(merchant, request(params), runtime.settings, runtime.clock)
-
-    return handler, fast_write
-
-
-send_payment_request, send_payment_request_fast = _creator(_payment_request, _payment_request_reply)
-create_one_use_qr, create_one_use_qr_fast = _creator(_one_use_qr, _one_use_qr_reply)
-
-
-def _trid(params: Params) -> str:
-    return params.required_text("trid", max_chars=64)
+def create_one_use_qr(call: Call) -> PreparedWrite:
+    """A QR code paid once, prepared as send_payment_request's (no message is queued)."""
+    created = _prepare(call, _one_use_qr)
+    reply = {"trid": created.trid, "url_checkout": created.url_checkout, "url_qr": created.url_qr}
+    return PreparedWrite(reply, service.write_created, created)
 
 
 def is_valid(call: Call) -> dict[str, Any]:
+    """A transaction's status (a lazy expiry is applied first)."""
     return service.is_valid(
-        call.session, current_account(call), _trid(call.params), call.runtime.clock
+        call.session, current_account(call), call.required_text("trid"), call.runtime.clock
     )
 
 
-def is_valid_fast(
-    dbapi: sqlite3.Connection, runtime: Runtime, params: Params, principal: Principal
-) -> dict[str, Any] | None:
-    assert isinstance(principal, Account)
-    return service.is_valid_read_sqlite(dbapi, principal, _trid(params), runtime.clock)
+def is_valid_on_loop(call: Call, reader: sqlite3.Connection) -> dict[str, Any] | None:
+    """is_valid read on SQLite's loop reader (api/routing's fast read); None when an expiry is
+    due, which is a write: the ordinary path then answers."""
+    return service.is_valid_read_sqlite(
+        reader, current_account(call), call.required_text("trid"), call.runtime.clock
+    )
 
 
 def get_transaction(call: Call) -> dict[str, Any]:
+    """Every stored field of a transaction, its status history and its messages."""
     transaction, merchant = service.get_for(
-        call.session, current_account(call), _trid(call.params), call.runtime.clock
+        call.session, current_account(call), call.required_text("trid"), call.runtime.clock
     )
     return {
         "transaction_data": service.transaction_data(
@@ -229,16 +209,20 @@ def get_transaction(call: Call) -> dict[str, Any]:
 
 
 def cancel_transaction(call: Call) -> dict[str, Any]:
-    service.cancel(call.session, current_account(call), _trid(call.params), call.runtime.clock)
+    """PENDING → CANCELLED."""
+    service.cancel(
+        call.session, current_account(call), call.required_text("trid"), call.runtime.clock
+    )
     return {}
 
 
 def resend(call: Call) -> dict[str, Any]:
+    """Send a PENDING payment request again by SMS or e-mail."""
     service.resend(
         call.session,
         current_account(call),
-        _trid(call.params),
-        call.params.required_text("media", max_chars=8),
+        call.required_text("trid"),
+        call.required_text("media"),
         call.runtime.settings,
         call.runtime.clock,
     )
@@ -253,7 +237,7 @@ ENDPOINTS = [
         send_payment_request,
         writes=True,
         idempotent=True,
-        fast_write=send_payment_request_fast,
+        group_commit=True,
         inputs=[
             ITEM_AMOUNT,
             Field(
@@ -262,6 +246,7 @@ ENDPOINTS = [
                 "Taxes added to the item price, in minor units",
                 True,
                 minimum=0,
+                service_checks_range=True,
             ),
             _url("redirect_url", "Absolute http(s) URL the customer returns to", True),
             _url("call_back_url", CALLBACK_URL_HELP),
@@ -274,6 +259,7 @@ ENDPOINTS = [
                 "Days between automatic resends, 0..365 (default 0: none)",
                 minimum=0,
                 maximum=365,
+                default=0,
             ),
             Field(
                 "retry_attempts",
@@ -281,6 +267,7 @@ ENDPOINTS = [
                 "Maximum automatic resends, 0..10 (default 3)",
                 minimum=0,
                 maximum=10,
+                default=3,
             ),
             _ttl("Days before the request expires, 1..365 (default 365)"),
             LANGUAGE,
@@ -302,12 +289,19 @@ ENDPOINTS = [
         create_one_use_qr,
         writes=True,
         idempotent=True,
-        fast_write=create_one_use_qr_fast,
+        group_commit=True,
         inputs=[
             ITEM_NAME,
             LANGUAGE,
             TRACK_ID,
-            Field("tax_amount_in_cents", "integer", "Taxes, in minor units", True, minimum=0),
+            Field(
+                "tax_amount_in_cents",
+                "integer",
+                "Taxes, in minor units",
+                True,
+                minimum=0,
+                service_checks_range=True,
+            ),
             ITEM_AMOUNT,
             CUSTOMER_NAME,
             _email("Customer e-mail, for the receipt"),
@@ -324,7 +318,7 @@ ENDPOINTS = [
         "GET",
         "Status of a transaction",
         is_valid,
-        fast_read=is_valid_fast,
+        fast_read=is_valid_on_loop,
         inputs=[TRID, ACCESS_TOKEN],
         outputs=[
             Field("transaction_status", "string", "PAID, DENIED, PENDING, CANCELLED or ERROR"),
