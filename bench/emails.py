@@ -126,11 +126,15 @@ def request(index: int) -> transactions_service.NewTransaction:
 
 
 def create_requests(runtime: Runtime, merchant: Any, start: int, count: int) -> None:
+    """``count`` payment requests in one transaction, written as the API's group commit does."""
+    prepared = [
+        transactions_service.prepare_create(
+            merchant, request(index), runtime.settings, runtime.clock
+        )
+        for index in range(start, start + count)
+    ]
     with runtime.database.transaction() as session:
-        for index in range(start, start + count):
-            transactions_service.create(
-                session, merchant, request(index), runtime.settings, runtime.clock
-            )
+        transactions_service.write_created(session.connection(), prepared)
 
 
 async def baseline(port: int, messages: int) -> float:

@@ -81,9 +81,9 @@ def make_transaction(runtime: Runtime, merchant: Account, **overrides: Any) -> T
             account, replace(TRANSACTION, **overrides), runtime.settings, runtime.clock
         )
         transactions_service.write_created(session.connection(), [prepared])
-        transaction = transactions_repository.get_by_trid(session, prepared.trid)
-        assert transaction is not None
-        return transaction
+        found = transactions_repository.get_with_merchant_by_trid(session, prepared.trid)
+        assert found is not None
+        return found[0]
 
 
 def token_for(client: TestClient, creds: NewCredentials, **extra: Any) -> str:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from checkout.support import new_transaction, pay_path
-from factories import form, make_account, token_for
+from checkout.support import pay_path
+from factories import form, make_account, make_transaction, token_for
 from mobip.app import create_app
 from mobip.config import Environment, Settings
 from mobip.kit.db import Database
@@ -102,7 +102,7 @@ def test_every_kind_of_api_reply_is_not_stored(client: TestClient, runtime: Runt
 
 
 def test_a_routes_own_cache_control_is_kept(client: TestClient, runtime: Runtime) -> None:
-    transaction = new_transaction(runtime, make_account(runtime).account)
+    transaction = make_transaction(runtime, make_account(runtime).account)
     qr = client.get(f"/qr/{transaction.checkout_token}")
     assert qr.status_code == 200
     assert qr.headers.get_list("cache-control") == [QR_CACHE_CONTROL]
@@ -134,7 +134,7 @@ def production(tmp_path: Path, db_url: str) -> Iterator[tuple[TestClient, Runtim
 def test_hsts_on_every_reply_in_production(production: tuple[TestClient, Runtime]) -> None:
     client, runtime = production
     merchant = make_account(runtime)
-    transaction = new_transaction(runtime, merchant.account)
+    transaction = make_transaction(runtime, merchant.account)
     replies = {
         "get_token": client.request(
             "GET",

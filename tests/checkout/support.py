@@ -3,58 +3,27 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
 
-from factories import free_port
+from factories import free_port, make_transaction
 from mobip.accounts.models import Account
 from mobip.checkout import repository as checkout_repository
 from mobip.checkout.models import PaymentAttempt
 from mobip.delivery.models import OutboxMessage
 from mobip.kit.runtime import Runtime
-from mobip.transactions import service as transactions_service
-from mobip.transactions.models import Transaction, TransactionKind
+from mobip.transactions.models import Transaction
 
 PAID = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
 NO_FUNDS = "4000 0000 0000 9995"
 PROVIDER_ERROR = "4000 0000 0000 0119"
 
-BASE_REQUEST = transactions_service.NewTransaction(
-    kind=TransactionKind.PAYMENT_REQUEST,
-    item_amount=1250,
-    tax_amount=250,
-    item_name="Blue mug",
-    redirect_url="https://shop.example/thanks?order=7",
-    call_back_url="https://shop.example/callback",
-    track_id="order-7",
-    customer_name="Ada Lovelace",
-    customer_email="ada@example.com",
-    customer_phone=None,
-    media="EMAIL",
-    language="EN",
-    retry_period_days=0,
-    retry_attempts=0,
-    ttl_days=30,
-)
-
-
-def new_transaction(runtime: Runtime, merchant: Account, **overrides: Any) -> Transaction:
-    """A PENDING transaction of ``merchant`` (a payment request unless ``kind`` says otherwise)."""
-    with runtime.database.transaction() as session:
-        account = session.get(Account, merchant.id)
-        assert account is not None
-        created = transactions_service.create(
-            session,
-            account,
-            replace(BASE_REQUEST, **overrides),
-            runtime.settings,
-            runtime.clock,
-        )
-        return created.transaction
+# The transaction builder is tests/factories.make_transaction (the API's own create path); this
+# name stays until the checkout tests import it from there.
+new_transaction = make_transaction
 
 
 def pay_path(transaction: Transaction) -> str:

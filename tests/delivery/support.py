@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from checkout.support import new_transaction
+from factories import make_transaction
 from mobip.accounts.models import Account
 from mobip.delivery import repository as outbox
+from mobip.delivery import service as delivery
 from mobip.delivery import worker
 from mobip.delivery.handlers import Closer, register_all
 from mobip.delivery.models import OutboxAttempt, OutboxMessage
@@ -21,7 +22,7 @@ from mobip.kit.runtime import Runtime
 from mobip.transactions import repository as transactions
 from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
 
-# Every field is given, so the delivery tests do not depend on the checkout tests' defaults.
+# Every field is given, so the delivery tests do not depend on make_transaction's defaults.
 REQUEST: dict[str, Any] = {
     "kind": TransactionKind.PAYMENT_REQUEST,
     "item_amount": 1250,
@@ -48,7 +49,7 @@ def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
 
 def new_request(runtime: Runtime, merchant: Account, **fields: Any) -> Transaction:
     """A pending payment request of ``merchant`` by e-mail; ``fields`` change REQUEST's values."""
-    return new_transaction(runtime, merchant, **(REQUEST | fields))
+    return make_transaction(runtime, merchant, **(REQUEST | fields))
 
 
 def run_batch(runtime: Runtime, *closers: Closer) -> int:
@@ -96,7 +97,11 @@ def pay(runtime: Runtime, transaction: Transaction) -> None:
 def messages_of(runtime: Runtime, transaction: Transaction) -> list[OutboxMessage]:
     """The transaction's outbox messages, oldest first."""
     with runtime.database.session() as session:
-        return list(transactions.messages(session, transaction))
+        return list(
+            delivery.messages_about(
+                session, account_id=transaction.account_id, subject=transaction.trid
+            )
+        )
 
 
 def stored(runtime: Runtime, message_id: int) -> OutboxMessage:

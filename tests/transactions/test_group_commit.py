@@ -71,7 +71,9 @@ def rows_of(runtime: Runtime, trid: str) -> dict[str, Any]:
     with runtime.database.transaction() as session:
         transaction = session.scalars(select(Transaction).where(Transaction.trid == trid)).one()
         events = repository.events(session, transaction)
-        messages = repository.messages(session, transaction)
+        messages = delivery_service.messages_about(
+            session, account_id=transaction.account_id, subject=trid
+        )
         return {
             "transaction": columns(transaction),
             "events": [columns(event) for event in events],
@@ -130,7 +132,9 @@ def test_the_group_commit_path_answers_in_xml_too(
     assert group.written == before + 1
     assert counts(runtime)[0] == transactions + 1
     with runtime.database.transaction() as session:
-        assert repository.get_by_trid(session, root.findtext("trid") or "") is not None
+        assert (
+            repository.get_with_merchant_by_trid(session, root.findtext("trid") or "") is not None
+        )
     if name == "send_payment_request":
         raw_qr = base64.b64decode(root.findtext("raw_qr") or "")
         assert decode_png(raw_qr) == [root.findtext("url_checkout")]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from factories import form, make_account, token_for
+from factories import form, make_account, make_transaction, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.auth import service as auth_service
 from mobip.kit.clock import ManualClock
@@ -39,24 +39,6 @@ def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return calls
 
 
-def create(client: TestClient, token: str) -> str:
-    reply = client.post(
-        f"{API}/send_payment_request",
-        files=form(
-            access_token=token,
-            item_amount_in_cents=1250,
-            tax_amount=250,
-            redirect_url="https://shop.example/thanks",
-            item_name="Blue mug",
-            track_id="order-7",
-            customer_email="ada@example.com",
-            media="EMAIL",
-        ),
-    ).json()
-    assert reply["return_code"] == "0", reply
-    return str(reply["trid"])
-
-
 def is_valid(client: TestClient, token: str, trid: str, **extra: Any) -> Any:
     return client.request(
         "GET", f"{API}/is_valid", files=form(access_token=token, trid=trid, **extra)
@@ -72,7 +54,7 @@ def test_fast_and_slow_paths_give_the_same_bytes(
     client: TestClient, runtime: Runtime, merchant: NewCredentials, fast_calls: list[Any]
 ) -> None:
     token = token_for(client, merchant)
-    trid = create(client, token)
+    trid = make_transaction(runtime, merchant.account).trid
     # A read that loads the token takes the slow path; the cache is emptied before each, or the
     # XML read would be answered by the fast path too.
     auth_service._known.clear()
@@ -98,7 +80,7 @@ def test_a_transaction_due_to_expire_is_handed_to_the_slow_path(
     client: TestClient, runtime: Runtime, merchant: NewCredentials, fast_calls: list[Any]
 ) -> None:
     token = token_for(client, merchant)
-    trid = create(client, token)
+    trid = make_transaction(runtime, merchant.account).trid
     is_valid(client, token, trid)  # the token is now in the cache
     with runtime.database.transaction() as session:  # due now, without moving the clock
         session.execute(
@@ -118,8 +100,7 @@ def test_a_transaction_due_to_expire_is_handed_to_the_slow_path(
 def test_another_merchants_cached_token_gets_the_same_404(
     client: TestClient, runtime: Runtime, merchant: NewCredentials, fast_calls: list[Any]
 ) -> None:
-    token = token_for(client, merchant)
-    trid = create(client, token)
+    trid = make_transaction(runtime, merchant.account).trid
     other = token_for(client, make_account(runtime, external_id="shop-2"))
     unknown = is_valid(client, other, "tr_unknown")  # loads the other token
     fast_calls.clear()
@@ -140,7 +121,7 @@ def test_a_stale_cache_entry_goes_back_to_the_database(
     fast_calls: list[Any],
 ) -> None:
     token = token_for(client, merchant)
-    trid = create(client, token)
+    trid = make_transaction(runtime, merchant.account).trid
     is_valid(client, token, trid)
     clock.advance(timedelta(seconds=auth_service.CACHE_SECONDS))
     fast_calls.clear()

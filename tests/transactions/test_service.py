@@ -173,8 +173,8 @@ def test_set_payment_method(runtime: Runtime, clock: ManualClock) -> None:
         service.set_payment_method(session, transaction, "card", clock.now())
         assert (transaction.payment_method, transaction.updated_at) == ("card", clock.now())
     with runtime.database.session() as session:
-        stored = repository.get_by_trid(session, made.trid)
-        assert stored is not None and stored.payment_method == "card"
+        stored = repository.get_with_merchant_by_trid(session, made.trid)
+        assert stored is not None and stored[0].payment_method == "card"
 
 
 @pytest.mark.parametrize(

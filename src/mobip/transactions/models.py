@@ -79,6 +79,9 @@ class Transaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the newest payment request (initial, manual or reminder) was queued: the reminders'
+    # period counts from it. None for a one-use QR, which sends none.
+    last_request_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def total_amount(self) -> int:

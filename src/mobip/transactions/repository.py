@@ -25,8 +25,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from mobip.accounts.models import Account, Role
-from mobip.delivery.models import OutboxMessage
-from mobip.delivery.service import PAYMENT_REQUEST
 from mobip.kit.db import DriverInsert, DriverStatement
 from mobip.transactions.models import (
     TRANSITIONS,
@@ -59,11 +57,6 @@ def insert_created(conn: Connection, transactions: Sequence[Mapping[str, Any]]) 
     create (its unit of work) or many (api/batch's group commit)."""
     _INSERT_TRANSACTIONS.execute(conn, transactions)
     _INSERT_FIRST_EVENTS.execute(conn, transactions)
-
-
-def get_by_trid(session: Session, trid: str) -> Transaction | None:
-    """A transaction by trid, with no tenant filter: for code that just created it."""
-    return session.scalars(select(Transaction).where(Transaction.trid == trid)).first()
 
 
 def add_event(session: Session, transaction: Transaction) -> None:
@@ -252,22 +245,17 @@ def count_manual_resend(session: Session, transaction: Transaction, now: datetim
     session.flush()
 
 
+def note_request(session: Session, transaction: Transaction, at: datetime) -> None:
+    """Record when the transaction's newest payment request was queued (the reminders' anchor)."""
+    transaction.last_request_at = at
+    session.flush()
+
+
 def events(session: Session, transaction: Transaction) -> Sequence[TransactionEvent]:
     return session.scalars(
         select(TransactionEvent)
         .where(TransactionEvent.transaction_id == transaction.id)
         .order_by(TransactionEvent.id)
-    ).all()
-
-
-def messages(session: Session, transaction: Transaction) -> Sequence[OutboxMessage]:
-    return session.scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.subject == transaction.trid,
-            OutboxMessage.account_id == transaction.account_id,
-        )
-        .order_by(OutboxMessage.id)
     ).all()
 
 
@@ -315,20 +303,10 @@ def due_for_reminder(session: Session, now: datetime, limit: int) -> Sequence[Tr
     """PENDING, unexpired payment requests owed an automatic resend.
 
     Owed: ``retry_period_days`` > 0, fewer than ``retry_attempts`` automatic resends so far, and
-    at least ``retry_period_days`` since the last payment request sent for it (initial, manual or
-    reminder: the newest such outbox row, or the creation time if there is none).
+    at least ``retry_period_days`` since the last payment request queued for it (initial, manual
+    or reminder: ``last_request_at``, or the creation time if there is none).
     """
-    last_sent = (
-        select(func.max(OutboxMessage.created_at))
-        .where(
-            OutboxMessage.subject == Transaction.trid,
-            OutboxMessage.account_id == Transaction.account_id,
-            OutboxMessage.kind == PAYMENT_REQUEST,
-        )
-        .correlate(Transaction)
-        .scalar_subquery()
-    )
-    anchor = func.coalesce(last_sent, Transaction.created_at)
+    anchor = func.coalesce(Transaction.last_request_at, Transaction.created_at)
     return session.scalars(
         select(Transaction)
         .where(

@@ -71,14 +71,6 @@ class NewTransaction:
 
 
 @dataclass(frozen=True)
-class Created:
-    transaction: Transaction
-    url_checkout: str
-    url_qr: str
-    raw_qr: str | None
-
-
-@dataclass(frozen=True)
 class PreparedCreate:
     """A create request validated and turned into its rows, before any database work.
 
@@ -117,17 +109,6 @@ def _qr_url(settings: Settings, token: str) -> str:
     return f"{settings.resolved_base_url}/qr/{token}"
 
 
-def create(
-    session: Session, merchant: Account, data: NewTransaction, settings: Settings, clock: Clock
-) -> Created:
-    """Validate, store a PENDING transaction and, for a payment request, queue its message."""
-    prepared = prepare_create(merchant, data, settings, clock)
-    write_created(session.connection(), [prepared])
-    transaction = repository.get_by_trid(session, prepared.trid)
-    assert transaction is not None
-    return Created(transaction, prepared.url_checkout, prepared.url_qr, prepared.raw_qr)
-
-
 def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
     """Insert prepared creates, with their messages: one, or a group commit's batch (api/batch)."""
     repository.insert_created(conn, [prepared.transaction for prepared in batch])
@@ -160,6 +141,7 @@ def prepare_create(
         created_at=now,
         updated_at=now,
         status_changed_at=now,
+        last_request_at=None,
     )
     url_checkout = _checkout_url(settings, token)
     raw_qr = None
@@ -176,6 +158,7 @@ def prepare_create(
             account_id=merchant.id,
             clock=clock,
         )
+        values["last_request_at"] = message["created_at"]
         raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
     return PreparedCreate(values, message, url_checkout, _qr_url(settings, token), raw_qr)
 
@@ -253,7 +236,14 @@ def queue_request(session: Session, transaction: Transaction, occasion: str, clo
     media, target = _recipient(
         transaction.media, transaction.customer_phone, transaction.customer_email
     )
-    delivery.queue_payment_request(
+    _queue_request(session, transaction, media, target, occasion, clock)
+
+
+def _queue_request(
+    session: Session, transaction: Transaction, media: str, target: str, occasion: str, clock: Clock
+) -> None:
+    """Queue a payment request and note its time on the transaction (the reminders' anchor)."""
+    message = delivery.queue_payment_request(
         session,
         media=media,
         target=target,
@@ -262,6 +252,7 @@ def queue_request(session: Session, transaction: Transaction, occasion: str, clo
         account_id=transaction.account_id,
         clock=clock,
     )
+    repository.note_request(session, transaction, message.created_at)
 
 
 def _recipient(media_value: str | None, phone: str | None, email: str | None) -> tuple[str, str]:
@@ -405,15 +396,7 @@ def resend(
     target = transaction.customer_phone if media is Media.SMS else transaction.customer_email
     assert target is not None
     repository.count_manual_resend(session, transaction, clock.now())
-    delivery.queue_payment_request(
-        session,
-        media=media.value,
-        target=target,
-        trid=transaction.trid,
-        occasion="manual",
-        account_id=transaction.account_id,
-        clock=clock,
-    )
+    _queue_request(session, transaction, media.value, target, "manual", clock)
 
 
 def iso(moment: datetime) -> str:
@@ -525,6 +508,8 @@ def transaction_data(
                 "last_error": message.last_error or "",
                 "created_at": iso(message.created_at),
             }
-            for message in repository.messages(session, transaction)
+            for message in delivery.messages_about(
+                session, account_id=transaction.account_id, subject=transaction.trid
+            )
         ],
     }
