@@ -85,8 +85,8 @@ def get_account(
     document_only: bool,
     encryptor: Encryptor,
 ) -> dict[str, Any]:
-    """get_account: admins see any account, partners themselves and their descendants."""
-    require_role(caller, Role.ADMIN, Role.PARTNER)
+    """get_account: admins see any account, partners themselves and their descendants (the
+    endpoint admits no other role: api/routing refuses a merchant with 3001)."""
     account = repository.get_visible_by_uid(session, caller, uid)
     if account is None:
         raise AccountNotFound()
@@ -202,8 +202,8 @@ def update_account(
     encryptor: Encryptor,
     now: datetime,
 ) -> None:
-    """Apply the given attributes all together, or none of them."""
-    require_role(caller, Role.ADMIN, Role.PARTNER)
+    """Apply the given attributes all together, or none of them (admins and partners: the
+    endpoint's declared roles)."""
     account = repository.get_visible_by_uid(session, caller, uid)
     if account is None:
         raise AccountNotFound()
