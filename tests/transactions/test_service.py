@@ -10,7 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy.orm import Session
 
 from factories import make_account, make_transaction
-from mobip.accounts.models import Role
+from mobip.accounts.models import Account, Role
 from mobip.kit.clock import ManualClock
 from mobip.kit.errors import MobipError
 from mobip.kit.runtime import Runtime
@@ -163,13 +163,19 @@ def test_get_of_account_is_the_account_itself_only(runtime: Runtime) -> None:
         assert locked is not None and locked.id == made.id
 
 
+def reread(session: Session, merchant: Account, made: Transaction) -> Transaction:
+    """``made`` as this session reads it."""
+    transaction = service.get_of_account(session, merchant, made.trid)
+    assert transaction is not None
+    return transaction
+
+
 def test_set_payment_method(runtime: Runtime, clock: ManualClock) -> None:
     merchant = make_account(runtime).account
     made = make_transaction(runtime, merchant)
     clock.advance(minutes=5)
     with runtime.database.transaction() as session:
-        transaction = service.get_of_account(session, merchant, made.trid)
-        assert transaction is not None
+        transaction = reread(session, merchant, made)
         service.set_payment_method(session, transaction, "card", clock.now())
         assert (transaction.payment_method, transaction.updated_at) == ("card", clock.now())
     with runtime.database.session() as session:
@@ -204,8 +210,7 @@ def test_each_outcome_changes_a_pending_transaction_once(
     made = make_transaction(runtime, merchant)
     clock.advance(minutes=1)
     with runtime.database.transaction() as session:
-        transaction = service.get_of_account(session, merchant, made.trid)
-        assert transaction is not None
+        transaction = reread(session, merchant, made)
         assert change(session, transaction, clock.now())
         assert (transaction.status, transaction.reason) == (status, reason)
         assert transaction.status_changed_at == clock.now()
@@ -222,12 +227,9 @@ def test_an_outcome_on_a_stale_read_loses_to_the_change_made_first(runtime: Runt
     made = make_transaction(runtime, merchant)
     now = runtime.clock.now()
     with runtime.database.session() as session:
-        stale = service.get_of_account(session, merchant, made.trid)
-        assert stale is not None
+        stale = reread(session, merchant, made)
     with runtime.database.transaction() as session:
-        first = service.get_of_account(session, merchant, made.trid)
-        assert first is not None
-        assert service.deny(session, first, reason="DECLINED", now=now)
+        assert service.deny(session, reread(session, merchant, made), reason="DECLINED", now=now)
     with runtime.database.transaction() as session:
         seen = session.merge(stale, load=False)
         assert seen.status == TransactionStatus.PENDING
