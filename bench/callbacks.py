@@ -184,7 +184,7 @@ async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
     """One worker loop with the real senders; stopped on exit, then their connections closed in
     this event loop (kept-alive connections belong to it)."""
     close_senders = register_all(runtime)
-    worker = Worker(runtime.database, runtime.clock, runtime.settings)
+    worker = Worker.for_runtime(runtime)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run_forever(stop))
     try:

@@ -53,6 +53,7 @@ from mobip.kit.migrate import upgrade
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import TransactionKind
+from mobip.wiring import wire
 
 
 def receive(port: int, count: Synchronized[int], arrivals: Any, stop: Any) -> None:
@@ -168,7 +169,7 @@ def first_error(runtime: Runtime) -> str | None:
 async def drain(runtime: Runtime, total: int) -> float:
     """Run one worker until ``total`` messages are done; seconds taken. A failed attempt stops
     the bench: its figures would be those of the retry delays, not of sending."""
-    worker = Worker(runtime.database, runtime.clock, runtime.settings, "bench-worker")
+    worker = Worker.for_runtime(runtime, "bench-worker")
     started = time.perf_counter()
     while True:
         await worker.run_once()
@@ -183,7 +184,7 @@ async def latency(
     runtime: Runtime, merchant: Any, count: int, rate: float, arrivals: Any, first_index: int
 ) -> list[float]:
     """Commit ``count`` requests at ``rate``/s while a worker polls; commit→arrival delays."""
-    worker = Worker(runtime.database, runtime.clock, runtime.settings, "bench-latency")
+    worker = Worker.for_runtime(runtime, "bench-latency")
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run_forever(stop))
     committed: dict[str, float] = {}
@@ -247,7 +248,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             runtime = runtime_for(Path(folder), args.database_url, port)
-            register_all(runtime)
+            register_all(wire(runtime))
             merchant = make_merchant(runtime)
             raw = asyncio.run(baseline(port, min(args.messages, 2000)))
             print(f"baseline  aiosmtplib alone, 50 concurrent sessions: {raw:8.0f} e-mails/s")

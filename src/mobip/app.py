@@ -33,6 +33,7 @@ from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
 from mobip.qr import endpoints as qr_endpoints
 from mobip.transactions import endpoints as transactions_endpoints
+from mobip.wiring import wire
 
 ENDPOINTS: list[Endpoint] = [
     *auth_endpoints.ENDPOINTS,
@@ -144,7 +145,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        task = background(runtime) if background else None
+        # The worker runs what the domains register (message composers, scheduled jobs).
+        task = background(wire(runtime)) if background else None
         try:
             yield
         finally:

@@ -170,11 +170,12 @@ def _create_demo_merchant(runtime: Runtime) -> None:
 def worker() -> None:
     """Run the delivery worker alone (several may run against PostgreSQL)."""
     from mobip.delivery.runner import run_standalone
+    from mobip.wiring import wire
 
     with _runtime() as runtime:
         configure_logging(runtime.settings.log_level)
         _require_current_schema(runtime)
-        run_standalone(runtime)
+        run_standalone(wire(runtime))
 
 
 @account_app.command("create")

@@ -9,17 +9,7 @@ import pytest
 from callback_receiver import Receiver, running_receiver
 from factories import make_account
 from mobip.accounts.models import Account
-from mobip.delivery import worker
-from mobip.delivery.service import CALLBACK, PAYMENT_REQUEST, RECEIPT
 from mobip.kit.runtime import Runtime
-
-
-@pytest.fixture(autouse=True)
-def _forget_handlers() -> Iterator[None]:
-    """Each test registers the handlers it needs; none outlives it."""
-    yield
-    for kind in (PAYMENT_REQUEST, RECEIPT, CALLBACK):
-        worker.unregister(kind)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Helpers shared by the delivery tests: runtimes, payment requests, worker batches, outbox reads.
 
-The fixtures (``merchant``, ``receiver``, forgetting the registered handlers) are in conftest.py.
+The fixtures (``merchant``, ``receiver``) are in conftest.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from mobip.delivery import worker
 from mobip.delivery.handlers import Closer, register_all
 from mobip.delivery.models import OutboxAttempt, OutboxMessage
 from mobip.kit.runtime import Runtime
+from mobip.kit.schedule import Schedule
 from mobip.transactions import repository as transactions
 from mobip.transactions.models import Transaction, TransactionKind, TransactionStatus
+from mobip.wiring import wire
 
 # Every field is given, so the delivery tests do not depend on make_transaction's defaults.
 REQUEST: dict[str, Any] = {
@@ -57,7 +59,7 @@ def run_batch(runtime: Runtime, *closers: Closer) -> int:
 
     ``closers`` run after the batch in the same loop: kept-alive connections belong to it.
     """
-    runner = worker.Worker(runtime.database, runtime.clock, runtime.settings, "test-worker")
+    runner = worker.Worker.for_runtime(runtime, "test-worker")
 
     async def batch() -> int:
         try:
@@ -71,7 +73,12 @@ def run_batch(runtime: Runtime, *closers: Closer) -> int:
 
 def deliver(runtime: Runtime) -> int:
     """One worker batch with the real handlers; the number of messages it claimed."""
-    return run_batch(runtime, register_all(runtime))
+    return run_batch(runtime, register_all(wire(runtime)))
+
+
+def run_schedules(runtime: Runtime) -> dict[str, int]:
+    """One run of the runtime's scheduled jobs (every domain's, as the worker runs them)."""
+    return runtime.state(Schedule).run_once(wire(runtime))
 
 
 def transaction_of(runtime: Runtime, trid: str) -> Transaction:

@@ -31,8 +31,9 @@ _senders: list[CallbackSender] = []
 def register_sender(runtime: Runtime) -> None:
     sender = CallbackSender.from_runtime(runtime)
     _senders.append(sender)
-    worker.unregister(service.CALLBACK)
-    worker.register(service.CALLBACK, sender.send, CALLBACK_POLICY)
+    handlers = runtime.state(worker.Handlers)
+    handlers.unregister(service.CALLBACK)
+    handlers.register(service.CALLBACK, sender.send, CALLBACK_POLICY)
 
 
 @pytest.fixture
@@ -314,7 +315,7 @@ def test_callbacks_are_registered_for_the_worker(runtime: Runtime) -> None:
     from mobip.delivery.handlers import register_all
 
     register_all(runtime)
-    found = worker.registration(service.CALLBACK)
+    found = runtime.state(worker.Handlers).registration(service.CALLBACK)
     assert found is not None
     assert found.policy == callbacks.CALLBACK_POLICY
 

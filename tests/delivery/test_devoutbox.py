@@ -23,10 +23,13 @@ from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment
 from mobip.delivery import devoutbox
-from mobip.delivery.email import EmailSender
+from mobip.delivery.handlers import register_all
 from mobip.delivery.models import OutboxStatus
+from mobip.delivery.service import PAYMENT_REQUEST
+from mobip.delivery.worker import Handlers
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
+from mobip.wiring import wire
 
 
 @pytest.fixture
@@ -59,10 +62,12 @@ def test_a_retried_message_overwrites_its_own_file(
 ) -> None:
     transaction = new_request(runtime, merchant, media="EMAIL")
     [message] = messages_of(runtime, transaction)
-    sender = EmailSender.from_runtime(runtime)
-    asyncio.run(sender.send_payment_request(message))
+    register_all(wire(runtime))
+    registered = runtime.state(Handlers).registration(PAYMENT_REQUEST)
+    assert registered is not None
+    asyncio.run(registered.handler(message))
     runtime.clock.advance(minutes=5)  # type: ignore[attr-defined]
-    asyncio.run(sender.send_payment_request(message))
+    asyncio.run(registered.handler(message))
     assert len(list(folder.iterdir())) == 1
 
 

@@ -25,15 +25,14 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from delivery import support
-from delivery.support import deliver, messages_of, pay, stored, with_settings
+from delivery.support import deliver, messages_of, pay, run_schedules, stored, with_settings
 from factories import form, free_port, make_account, token_for
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment, Settings, SmtpSecurity
-from mobip.delivery import schedules
-from mobip.delivery.handlers import MESSAGE_POLICY
 from mobip.delivery.models import OutboxStatus
 from mobip.delivery.service import (
+    MESSAGE_POLICY,
     PAYMENT_REQUEST,
     backoff_bounds,
     enqueue,
@@ -43,6 +42,7 @@ from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
+from mobip.transactions.tasks import REMINDERS
 from tls_support import self_signed, server_context
 from transactions.support import counts, valid_request
 
@@ -260,7 +260,7 @@ def test_request_reminder_and_receipt_arrive_and_their_links_open_the_transactio
     )
     assert deliver(mailing) == 2
     clock.advance(days=2)
-    assert schedules.run_once(mailing).reminders == 2
+    assert run_schedules(mailing)[REMINDERS] == 2
     assert deliver(mailing) == 2
     to_zoe = [m for m in receiver.messages if m["To"] == "zoe@example.com"]
     request, reminder = to_zoe
@@ -359,7 +359,7 @@ def test_the_automatic_reminder_arrives_after_the_retry_period(
     transaction = new_request(mailing, merchant, language=language, retry_period_days=2)
     deliver(mailing)
     clock.advance(days=2)
-    assert schedules.run_once(mailing).reminders == 1
+    assert run_schedules(mailing)[REMINDERS] == 1
     assert deliver(mailing) == 1
     first, reminder = receiver.messages
     assert not first["Subject"].startswith(subject)

@@ -32,6 +32,7 @@ from delivery.support import (
     deliver,
     messages_of,
     new_request,
+    run_schedules,
     wait_until,
     with_settings,
 )
@@ -39,11 +40,9 @@ from factories import free_port, make_account
 from mobip.accounts.models import Account
 from mobip.cli import app
 from mobip.config import ConfigurationError, Environment, Settings, SmsProvider
-from mobip.delivery import schedules
-from mobip.delivery.handlers import MESSAGE_POLICY
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.delivery.runner import InProcessWorker
-from mobip.delivery.service import backoff_bounds
+from mobip.delivery.service import MESSAGE_POLICY, backoff_bounds
 from mobip.delivery.sms import (
     GSM7_PART,
     GSM7_SINGLE,
@@ -53,14 +52,16 @@ from mobip.delivery.sms import (
     Sms,
     gateway_for,
     is_gsm7,
-    payment_request_text,
     segments,
     to_gsm7,
 )
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
+from mobip.transactions.messages import payment_request_text
 from mobip.transactions.models import Transaction
+from mobip.transactions.tasks import REMINDERS
+from mobip.wiring import wire
 
 # --- segments --------------------------------------------------------------------------------
 
@@ -379,7 +380,7 @@ def test_the_reminder_by_sms(
     new_sms_request(twilio, merchant, language="FR", retry_period_days=1)
     deliver(twilio)
     clock.advance(days=1)
-    assert schedules.run_once(twilio).reminders == 1
+    assert run_schedules(twilio)[REMINDERS] == 1
     deliver(twilio)
     first, reminder = (parse_qs(r.body.decode())["Body"][0] for r in provider.requests)
     assert first.startswith("Maison Dupré : ")
@@ -514,7 +515,7 @@ def test_one_connection_serves_the_worker_until_it_stops(
     requests = provider.requests
 
     async def main() -> None:
-        running = InProcessWorker(one_by_one)
+        running = InProcessWorker(wire(one_by_one))
         await asyncio.to_thread(wait_until, lambda: len(requests) == 3, "the three SMS")
         assert provider.closed == []
         await running.stop()

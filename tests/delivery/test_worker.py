@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from mobip.config import Settings
-from mobip.delivery import repository, worker
+from mobip.delivery import repository
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_bounds, enqueue
-from mobip.delivery.worker import PermanentFailure, RetryLater, Worker, retry_after
+from mobip.delivery.worker import Handlers, PermanentFailure, RetryLater, Worker, retry_after
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
 
@@ -36,17 +36,26 @@ class Calls:
 
 
 @pytest.fixture
-def handler() -> Iterator[Calls]:
+def handlers() -> Handlers:
+    """The registry the tests' workers run (a runtime's ``runtime.state(Handlers)``)."""
+    return Handlers()
+
+
+@pytest.fixture
+def handler(handlers: Handlers) -> Calls:
     calls = Calls()
-    worker.register(KIND, calls, POLICY)
-    yield calls
-    worker.unregister(KIND)
+    handlers.register(KIND, calls, POLICY)
+    return calls
 
 
 def make_worker(
-    database: Database, clock: ManualClock, settings: Settings, worker_id: str = "w1"
+    handlers: Handlers,
+    database: Database,
+    clock: ManualClock,
+    settings: Settings,
+    worker_id: str = "w1",
 ) -> Worker:
-    return Worker(database, clock, settings, worker_id)
+    return Worker(database, clock, settings, worker_id, handlers=handlers)
 
 
 def add(database: Database, clock: ManualClock, *, kind: str = KIND, max_attempts: int = 5) -> int:
@@ -72,10 +81,10 @@ async def boom(message: OutboxMessage) -> None:
     raise RuntimeError("receiver said 500")
 
 
-def test_register_refuses_a_second_handler_for_a_kind(handler: Calls) -> None:
+def test_register_refuses_a_second_handler_for_a_kind(handlers: Handlers, handler: Calls) -> None:
     with pytest.raises(ValueError, match=KIND):
-        worker.register(KIND, handler)
-    found = worker.registration(KIND)
+        handlers.register(KIND, handler)
+    found = handlers.registration(KIND)
     assert found is not None
     assert found.policy == POLICY
 
@@ -83,17 +92,17 @@ def test_register_refuses_a_second_handler_for_a_kind(handler: Calls) -> None:
 def test_a_worker_id_is_unique_per_instance(
     database: Database, clock: ManualClock, settings: Settings
 ) -> None:
-    first = Worker(database, clock, settings)
-    second = Worker(database, clock, settings)
+    first = Worker(database, clock, settings, handlers=Handlers())
+    second = Worker(database, clock, settings, handlers=Handlers())
     assert first.worker_id != second.worker_id
     assert len(first.worker_id) <= 128
 
 
 def test_success_marks_the_message_done(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     message_id = add(database, clock)
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 1
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 1
     [given] = handler.seen
     assert given.id == message_id
     assert given.target == "receiver"
@@ -103,21 +112,21 @@ def test_success_marks_the_message_done(
     assert stored.delivered_at == clock.now()
     assert stored.attempts == 1
     assert stored.lease_owner is None
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 0
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 0
 
 
 def test_an_empty_outbox_claims_nothing(
-    database: Database, clock: ManualClock, settings: Settings
+    database: Database, clock: ManualClock, settings: Settings, handlers: Handlers
 ) -> None:
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 0
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 0
 
 
 def test_a_failure_is_retried_after_a_jittered_backoff(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     handler.behaviour = boom
     message_id = add(database, clock)
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
     for failures in (1, 2, 3):
         assert asyncio.run(runner.run_once()) == 1
         stored = load(database, message_id)
@@ -135,11 +144,11 @@ def test_a_failure_is_retried_after_a_jittered_backoff(
 
 
 def test_a_message_fails_for_good_after_max_attempts(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     handler.behaviour = boom
     message_id = add(database, clock, max_attempts=3)
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
     for _ in range(3):
         assert asyncio.run(runner.run_once()) == 1
         clock.advance(POLICY.cap)
@@ -154,14 +163,14 @@ def test_a_message_fails_for_good_after_max_attempts(
 
 
 def test_permanent_failure_fails_at_once(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     async def gone(message: OutboxMessage) -> None:
         raise PermanentFailure("HTTP 410 Gone")
 
     handler.behaviour = gone
     message_id = add(database, clock)
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 1
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 1
     stored = load(database, message_id)
     assert stored.status == OutboxStatus.FAILED
     assert stored.attempts == 1
@@ -169,14 +178,14 @@ def test_permanent_failure_fails_at_once(
 
 
 def test_retry_later_uses_the_handlers_delay(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     async def throttled(message: OutboxMessage) -> None:
         raise RetryLater("HTTP 429", delay=timedelta(minutes=7))
 
     handler.behaviour = throttled
     message_id = add(database, clock)
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 1
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 1
     stored = load(database, message_id)
     assert stored.status == OutboxStatus.PENDING
     assert stored.next_attempt_at == clock.now() + timedelta(minutes=7)
@@ -184,10 +193,10 @@ def test_retry_later_uses_the_handlers_delay(
 
 
 def test_an_unknown_kind_is_retried_then_failed_with_a_clear_error(
-    database: Database, clock: ManualClock, settings: Settings
+    database: Database, clock: ManualClock, settings: Settings, handlers: Handlers
 ) -> None:
     message_id = add(database, clock, kind="test.nobody-handles-this", max_attempts=2)
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
     assert asyncio.run(runner.run_once()) == 1
     stored = load(database, message_id)
     assert stored.status == OutboxStatus.PENDING
@@ -204,14 +213,14 @@ def test_an_unknown_kind_is_retried_then_failed_with_a_clear_error(
 
 
 def test_a_handler_slower_than_the_lease_allows_is_timed_out(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     async def hang(message: OutboxMessage) -> None:
         await asyncio.Event().wait()
 
     handler.behaviour = hang
     message_id = add(database, clock)
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
     runner.handler_timeout = 0.01
     assert asyncio.run(runner.run_once()) == 1
     stored = load(database, message_id)
@@ -220,7 +229,7 @@ def test_a_handler_slower_than_the_lease_allows_is_timed_out(
 
 
 def test_an_outcome_is_dropped_when_the_lease_passed_to_another_worker(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     async def overtaken(message: OutboxMessage) -> None:
         # While this handler runs, its lease expires and another worker claims the message.
@@ -231,7 +240,7 @@ def test_an_outcome_is_dropped_when_the_lease_passed_to_another_worker(
 
     handler.behaviour = overtaken
     message_id = add(database, clock)
-    assert asyncio.run(make_worker(database, clock, settings, "w1").run_once()) == 1
+    assert asyncio.run(make_worker(handlers, database, clock, settings, "w1").run_once()) == 1
     stored = load(database, message_id)
     assert stored.status == OutboxStatus.PENDING
     assert stored.lease_owner == "w2"
@@ -240,13 +249,13 @@ def test_an_outcome_is_dropped_when_the_lease_passed_to_another_worker(
 
 
 def test_a_last_attempt_that_lost_its_lease_fails_without_running_again(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     message_id = add(database, clock, max_attempts=1)
     with database.transaction(immediate=True) as session:
         repository.claim_due(session, "dead-worker", clock.now(), timedelta(minutes=1), 10)
     clock.advance(minutes=1)
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 1
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 1
     assert handler.seen == []
     stored = load(database, message_id)
     assert stored.status == OutboxStatus.FAILED
@@ -257,7 +266,7 @@ def test_a_last_attempt_that_lost_its_lease_fails_without_running_again(
 
 
 def test_cancelling_a_batch_releases_the_unfinished_messages(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     quick_id = add(database, clock)
     slow_id = add(database, clock)
@@ -271,7 +280,7 @@ def test_cancelling_a_batch_releases_the_unfinished_messages(
                 await asyncio.Event().wait()
 
         handler.behaviour = behaviour
-        task = asyncio.create_task(make_worker(database, clock, settings).run_once())
+        task = asyncio.create_task(make_worker(handlers, database, clock, settings).run_once())
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -287,11 +296,11 @@ def test_cancelling_a_batch_releases_the_unfinished_messages(
 
 
 def test_run_forever_drains_the_outbox_until_stopped(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     ids = [add(database, clock) for _ in range(5)]
     settings = settings.model_copy(update={"worker_batch_size": 2, "worker_poll_seconds": 0.01})
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
     failing_claims = 1
     real_claim = runner._claim
 
@@ -320,7 +329,12 @@ def test_run_forever_drains_the_outbox_until_stopped(
 
 
 def test_two_workers_never_run_the_same_message(
-    db_url: str, database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    db_url: str,
+    database: Database,
+    clock: ManualClock,
+    settings: Settings,
+    handler: Calls,
+    handlers: Handlers,
 ) -> None:
     with database.transaction() as session:
         for i in range(200):
@@ -333,7 +347,7 @@ def test_two_workers_never_run_the_same_message(
 
     def drain(worker_id: str) -> None:
         own = Database(db_url)
-        runner = Worker(own, clock, settings, worker_id)
+        runner = Worker(own, clock, settings, worker_id, handlers=handlers)
         first = True
 
         async def behaviour(message: OutboxMessage) -> None:
@@ -353,18 +367,18 @@ def test_two_workers_never_run_the_same_message(
             while await runner.run_once():
                 pass
 
-        handlers[worker_id] = behaviour
+        behaviours[worker_id] = behaviour
         try:
             asyncio.run(loop())
         finally:
             own.dispose()
 
-    handlers: dict[str, Callable[[OutboxMessage], Awaitable[None]]] = {}
+    behaviours: dict[str, Callable[[OutboxMessage], Awaitable[None]]] = {}
 
     async def by_worker(message: OutboxMessage) -> None:
         # Each message is run by exactly one worker; find which from the lease.
         assert message.lease_owner is not None
-        await handlers[message.lease_owner](message)
+        await behaviours[message.lease_owner](message)
 
     handler.behaviour = by_worker
     threads = [threading.Thread(target=drain, args=(w,)) for w in ("w1", "w2")]
@@ -387,7 +401,7 @@ def test_two_workers_never_run_the_same_message(
 
 
 def test_outcomes_of_a_batch_are_logged_and_a_lost_lease_logs_nothing(
-    database: Database, clock: ManualClock, settings: Settings, handler: Calls
+    database: Database, clock: ManualClock, settings: Settings, handler: Calls, handlers: Handlers
 ) -> None:
     first, stolen, third = (add(database, clock) for _ in range(3))
 
@@ -404,7 +418,7 @@ def test_outcomes_of_a_batch_are_logged_and_a_lost_lease_logs_nothing(
             raise RuntimeError("receiver said 500")
 
     handler.behaviour = steal_one
-    assert asyncio.run(make_worker(database, clock, settings).run_once()) == 3
+    assert asyncio.run(make_worker(handlers, database, clock, settings).run_once()) == 3
     with database.transaction() as session:
         logs = {m: list(repository.attempts_of(session, m)) for m in (first, stolen, third)}
     assert [(a.number, a.outcome, a.worker_id) for a in logs[first]] == [(1, "delivered", "w1")]
@@ -444,9 +458,10 @@ def test_an_outcome_that_cannot_be_recorded_is_logged_and_the_lease_left_to_expi
     handler: Calls,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    handlers: Handlers,
 ) -> None:
     first, second = add(database, clock), add(database, clock)
-    runner = make_worker(database, clock, settings)
+    runner = make_worker(handlers, database, clock, settings)
 
     def unreachable(items: object) -> None:
         raise OSError("database unreachable")

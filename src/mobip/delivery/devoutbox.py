@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mobip.config import Settings
-from mobip.delivery.rendering import render
+from mobip.delivery.rendering import TEMPLATES
 from mobip.kit.runtime import Runtime, make_private_folder, write_private_file
 
 _NAME = re.compile(r"^(\d{8}T\d{6})-(email|sms)-(\d{1,19})\.(eml|json)$")
@@ -161,7 +161,7 @@ def routes(runtime: Runtime) -> list[Route]:
     folder = directory(runtime.settings)
 
     async def index(_: Request) -> Response:
-        page = render("devoutbox.html", entries=entries(folder), folder=str(folder))
+        page = TEMPLATES.render("devoutbox.html", entries=entries(folder), folder=str(folder))
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def show(request: Request) -> Response:

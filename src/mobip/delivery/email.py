@@ -1,12 +1,11 @@
-"""E-mail: the payment request, its automatic reminder and the payment receipt, over SMTP.
+"""E-mail over SMTP: the messages other domains compose (``composing.MailContent``), as MIME.
 
-Each message is multipart: a text part and an HTML part (the payment request's and the reminder's
-HTML carry the QR code of the checkout link as an inline PNG, ``cid:``). Templates are in
-``templates/email/{en,fr}/``: ``payment_request``, ``reminder`` and ``receipt`` (``.txt`` holds
-the subject and the text part, ``.html`` the HTML part). With ``MOBIP_SMTP_HOST`` set, messages
-go out through that server (STARTTLS, implicit TLS or plain, with optional login); without it,
-development writes them to the local outbox (``devoutbox``) and production fails each attempt
-visibly.
+Each message is multipart: a text part and an HTML part, with the composer's inline image (the
+payment request's QR code) as ``cid:`` in a multipart/related. What the messages say is their
+composers' (transactions/messages.py for the payment request, its reminder and the receipt).
+With ``MOBIP_SMTP_HOST`` set, messages go out through that server (STARTTLS, implicit TLS or
+plain, with optional login); without it, development writes them to the local outbox
+(``devoutbox``) and production fails each attempt visibly.
 
 The recipient is checked by the rule creation applies (``kit.validation.sendable_email``): the
 domain goes out in IDNA A-labels; an address with non-ASCII characters before the @ goes out
@@ -30,34 +29,20 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import aiosmtplib
 
-from mobip.accounts.models import Account
 from mobip.config import Settings, SmtpSecurity
 from mobip.delivery import devoutbox
+from mobip.delivery.composing import MailContent
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.rendering import (
-    PaymentView,
-    language_of,
-    payment_view,
-    render,
-    render_block,
-    template_for,
-)
 from mobip.delivery.worker import PermanentFailure
 from mobip.kit.clock import Clock
-from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import NeedsSmtpUtf8, Refused, sendable_email
-from mobip.qr.service import render_png
-from mobip.transactions import repository as transactions
-from mobip.transactions.models import Transaction, TransactionStatus
 
 logger = logging.getLogger(__name__)
-
-QR_SCALE = 6  # pixels per QR module in the e-mail: about 200 px for a checkout link
 
 
 @dataclass(frozen=True)
@@ -172,51 +157,15 @@ def _header_text(value: str) -> str:
     return " ".join(value.split())
 
 
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
-    qr_png: bytes | None = None
-    qr_cid: str | None = None
-
-
-def render_payment_request(view: PaymentView, occasion: str, cid_domain: str) -> Rendered:
-    """The payment request, or its reminder (``occasion`` reminder), in ``view``'s language."""
-    qr_png = render_png(view.checkout_url, scale=QR_SCALE)
-    qr_cid = f"qr.{view.trid}@{cid_domain}"
-    return _render(
-        view, template_for(occasion), qr_png, qr_cid, qr_cid=qr_cid, qr_size=_png_width(qr_png)
-    )
-
-
-def render_receipt(view: PaymentView) -> Rendered:
-    return _render(view, "receipt", None, None)
-
-
-def _render(
-    view: PaymentView, template: str, png: bytes | None, cid: str | None, **html: Any
-) -> Rendered:
-    """``template``'s ``.txt`` (subject and text part) and ``.html`` in ``view``'s language."""
-    name = f"email/{view.language.value.lower()}/{template}"
-    return Rendered(
-        subject=render_block(f"{name}.txt", "subject", view=view),
-        text=render_block(f"{name}.txt", "body", view=view) + "\n",
-        html=render(f"{name}.html", view=view, **html),
-        qr_png=png,
-        qr_cid=cid,
-    )
-
-
-def _png_width(png: bytes) -> int:
-    return int.from_bytes(png[16:20], "big")  # IHDR width, right after the signature
+def mail_domain(settings: Settings) -> str:
+    """The sender address's domain: Message-IDs and Content-IDs end with it."""
+    return parseaddr(settings.resolved_smtp_from)[1].rpartition("@")[2] or "localhost"
 
 
 def compose(
-    rendered: Rendered,
+    rendered: MailContent,
     *,
     sender: str,
-    merchant_name: str,
     to: str,
     message_id: str,
     clock: Clock,
@@ -231,7 +180,7 @@ def compose(
     message = cast("Message[str, str | Header]", MIMEMultipart("alternative"))
     # Header objects fold into RFC 2047 encoded words of legal length.
     message["Subject"] = Header(_header_text(rendered.subject), "utf-8")
-    message["From"] = _from_header(_header_text(merchant_name), address)
+    message["From"] = _from_header(_header_text(rendered.from_name), address)
     # An address needing SMTPUTF8 is written in UTF-8 (RFC 6532), never as an encoded word: the
     # compat32 generator copies a value holding surrogate escapes byte for byte.
     message["To"] = to if to.isascii() else to.encode().decode("ascii", "surrogateescape")
@@ -240,13 +189,13 @@ def compose(
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
     message.attach(_text_part(rendered.text, "plain"))
     html = _text_part(rendered.html, "html")
-    if rendered.qr_png is None or rendered.qr_cid is None:
+    if rendered.inline_png is None or rendered.inline_cid is None:
         message.attach(html)
     else:
         related = MIMEMultipart("related")
         related.attach(html)
-        image = MIMEImage(rendered.qr_png, "png")
-        image.add_header("Content-ID", f"<{rendered.qr_cid}>")
+        image = MIMEImage(rendered.inline_png, "png")
+        image.add_header("Content-ID", f"<{rendered.inline_cid}>")
         image.add_header("Content-Disposition", "inline", filename="qr.png")
         related.attach(image)
         message.attach(related)
@@ -274,65 +223,31 @@ def _text_part(text: str, subtype: str) -> MIMENonMultipart:
 
 
 class EmailSender:
-    """The e-mail handlers: load the transaction, render, hand the message to the transport."""
+    """Sends composed e-mails: checks the recipient, builds the MIME message, hands it over."""
 
-    def __init__(
-        self,
-        database: Database,
-        clock: Clock,
-        settings: Settings,
-        transport: MailTransport | None,
-    ) -> None:
-        self.database = database
+    def __init__(self, clock: Clock, settings: Settings, transport: MailTransport | None) -> None:
         self.clock = clock
         self.settings = settings
         self.transport = transport
         self.sender = settings.resolved_smtp_from
-        domain = parseaddr(self.sender)[1].rpartition("@")[2]
-        self.domain = domain or "localhost"
+        self.domain = mail_domain(settings)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> EmailSender:
         settings = runtime.settings
-        return cls(runtime.database, runtime.clock, settings, transport_for(settings))
+        return cls(runtime.clock, settings, transport_for(settings))
 
-    async def send_payment_request(self, message: OutboxMessage) -> None:
-        """Outbox kind ``payment_request`` with media EMAIL: payload {trid, media, occasion}."""
-        built = await asyncio.to_thread(self._build_payment_request, message)
-        await self._deliver(built, message)
-
-    async def send_receipt(self, message: OutboxMessage) -> None:
-        """Outbox kind ``receipt``: payload {trid, language}, target the customer's e-mail."""
-        built = await asyncio.to_thread(self._build_receipt, message)
-        await self._deliver(built, message)
-
-    async def _deliver(self, built: Mail, message: OutboxMessage) -> None:
+    async def deliver(self, mail: Mail, message: OutboxMessage) -> None:
+        """Hand ``mail`` (built by ``mail``) to the transport."""
         if self.transport is None:
             raise NotConfigured("no SMTP server configured: set MOBIP_SMTP_HOST")
         key = devoutbox.file_stem(message.created_at, "email", message.id)
-        await self.transport.send(built, key=key)
+        await self.transport.send(mail, key=key)
 
-    def _build_payment_request(self, message: OutboxMessage) -> Mail:
-        payload = message.load_payload()
-        transaction, merchant = load(self.database, str(payload["trid"]))
-        require_payable(transaction, self.clock)
-        occasion = str(payload.get("occasion", "initial"))
-        view = payment_view(transaction, merchant, self.settings, language_of(transaction.language))
-        rendered = render_payment_request(view, occasion, self.domain)
-        return self._compose(rendered, merchant, message.target, message)
-
-    def _build_receipt(self, message: OutboxMessage) -> Mail:
-        payload = message.load_payload()
-        transaction, merchant = load(self.database, str(payload["trid"]))
-        if transaction.status != TransactionStatus.PAID:
-            raise PermanentFailure(f"no receipt: the transaction is {transaction.status}")
-        language = language_of(str(payload.get("language") or transaction.language))
-        view = payment_view(transaction, merchant, self.settings, language)
-        return self._compose(render_receipt(view), merchant, message.target, message)
-
-    def _compose(
-        self, rendered: Rendered, merchant: Account, to: str, message: OutboxMessage
-    ) -> Mail:
+    def mail(self, message: OutboxMessage, content: MailContent) -> Mail:
+        """``content`` as the MIME message to ``message.target``; PermanentFailure for an address
+        we cannot send to."""
+        to = message.target
         try:
             recipient = sendable_email(to, smtputf8=self.settings.smtp_smtputf8)
         except NeedsSmtpUtf8 as exc:
@@ -342,31 +257,10 @@ class EmailSender:
         except Refused as exc:
             raise PermanentFailure(f"not an e-mail address we can send to: {to!r}: {exc}") from None
         return compose(
-            rendered,
+            content,
             sender=self.sender,
-            merchant_name=merchant.name,
             to=recipient,
             # The same Message-ID on every attempt, so a receiver can drop a duplicate.
             message_id=f"mobip.{message.id}.{message.subject or 'message'}@{self.domain}",
             clock=self.clock,
         )
-
-
-def load(database: Database, trid: str) -> tuple[Transaction, Account]:
-    """The transaction a message is about, with its merchant; PermanentFailure when it is gone."""
-    with database.session() as session:
-        found = transactions.get_with_merchant_by_trid(session, trid)
-    if found is None:
-        raise PermanentFailure(f"transaction {trid} not found")
-    return found
-
-
-def require_payable(transaction: Transaction, clock: Clock) -> None:
-    """A payment request is sent only while it can be paid: PENDING and not past its expiry."""
-    if transaction.status != TransactionStatus.PENDING:
-        raise PermanentFailure(
-            f"not sent: the transaction is {transaction.status}"
-            + (f" ({transaction.reason})" if transaction.reason else "")
-        )
-    if clock.now() >= transaction.expires_at:
-        raise PermanentFailure("not sent: the transaction has expired")

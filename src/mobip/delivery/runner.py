@@ -1,4 +1,8 @@
-"""Running the outbox worker: inside the server process, or alone (`mobip worker`)."""
+"""Running the outbox worker: inside the server process, or alone (`mobip worker`).
+
+Beside the outbox loop runs the runtime's task schedule (``runtime.state(Schedule)``): the jobs
+the domains registered (``mobip.wiring``); the runner itself knows no domain.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ import contextlib
 import logging
 import signal
 
-from mobip.delivery import schedules
 from mobip.delivery.handlers import register_all
 from mobip.delivery.worker import Worker
 from mobip.kit.runtime import Runtime
+from mobip.kit.schedule import Schedule
 
 logger = logging.getLogger("mobip.worker")
 
@@ -22,9 +26,10 @@ class InProcessWorker:
         self.close_senders = register_all(runtime)
         self.runtime_grace = runtime.settings.worker_shutdown_grace_seconds
         self.stop_event = asyncio.Event()
-        self.worker = Worker(runtime.database, runtime.clock, runtime.settings)
+        self.worker = Worker.for_runtime(runtime)
         self.task = asyncio.create_task(self.worker.run_forever(self.stop_event))
-        self.schedules_task = asyncio.create_task(schedules.run_forever(runtime, self.stop_event))
+        schedule = runtime.state(Schedule)
+        self.schedules_task = asyncio.create_task(schedule.run_forever(runtime, self.stop_event))
         logger.info("worker %s started in-process", self.worker.worker_id)
 
     async def stop(self) -> None:
@@ -73,10 +78,11 @@ def run_standalone(runtime: Runtime) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         close_senders = register_all(runtime)
-        worker = Worker(runtime.database, runtime.clock, runtime.settings)
+        worker = Worker.for_runtime(runtime)
         logger.info("worker %s started", worker.worker_id)
         loop_task = asyncio.create_task(worker.run_forever(stop_event))
-        schedules_task = asyncio.create_task(schedules.run_forever(runtime, stop_event))
+        schedule = runtime.state(Schedule)
+        schedules_task = asyncio.create_task(schedule.run_forever(runtime, stop_event))
         await stop_event.wait()
         grace = runtime.settings.worker_shutdown_grace_seconds
         hurry_task = asyncio.create_task(hurry.wait())

@@ -159,6 +159,10 @@ CALLBACK = "callback"
 RECEIPT = "receipt"
 MESSAGE_MAX_ATTEMPTS = 8
 CALLBACK_MAX_ATTEMPTS = 12
+# E-mail and SMS: 8 attempts over about two hours (delays drawn up to 1, 2, 4 … 60 minutes).
+MESSAGE_POLICY = RetryPolicy(
+    max_attempts=MESSAGE_MAX_ATTEMPTS, base=timedelta(minutes=1), cap=timedelta(hours=1)
+)
 
 
 def queue_payment_request(

@@ -1,11 +1,12 @@
-"""SMS: the payment request and its reminder, through a provider (Twilio, HTTP gateway, files).
+"""SMS through a provider (Twilio, an HTTP gateway, or files in development).
 
-The text is in the transaction's language, carries the checkout link, and is kept to GSM-7 (the
+What a message says is its composer's (``composing.SmsContent``: transactions/messages.py for
+the payment request and its reminder); ``fit_text`` is how a composer keeps it to GSM-7 (the
 7-bit SMS alphabet) when the names allow it: a character outside GSM-7 turns the whole message
 into UCS-2, which cuts a segment from 160 to 70 characters. Accented letters GSM-7 lacks are
 written without their accent (ê → e), typographic quotes and dashes plainly; what cannot be
-transliterated stays as is. When the text would need more than two segments, the item name is
-shortened, then the merchant name; the link is never cut.
+transliterated stays as is. When the text would need more than two segments, the names are
+shortened, one after the other; the rest of the text (a link) is never cut.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import httpx
 
 from mobip.config import Settings, SmsProvider
 from mobip.delivery import devoutbox
-from mobip.delivery.email import NotConfigured, load, require_payable
+from mobip.delivery.composing import SmsContent
+from mobip.delivery.email import NotConfigured
 from mobip.delivery.models import OutboxMessage
-from mobip.delivery.rendering import language_of, render_block, template_for
 from mobip.delivery.worker import (
     AttemptDetail,
     DeliveryFailed,
@@ -36,10 +37,7 @@ from mobip.delivery.worker import (
     retry_after,
 )
 from mobip.kit.clock import Clock
-from mobip.kit.db import Database
-from mobip.kit.i18n import money
 from mobip.kit.runtime import Runtime
-from mobip.transactions.service import checkout_url
 
 # --- GSM 03.38 -------------------------------------------------------------------------------
 
@@ -138,41 +136,35 @@ def _shorten(text: str, length: int) -> str:
 MIN_NAME_CHARS = 12
 
 
-def payment_request_text(
+def fit_text(
+    text: Callable[[Mapping[str, str]], str],
+    names: Mapping[str, str],
     *,
-    language: str,
-    occasion: str,
-    merchant_name: str,
-    item_name: str,
-    total: str,
-    url: str,
     max_segments: int = MAX_SEGMENTS,
 ) -> str:
-    """The SMS of a payment request, within ``max_segments`` when shortening the names allows."""
-    template = f"sms/{language_of(language).value.lower()}/{template_for(occasion)}.txt"
-    merchant, item = to_gsm7(" ".join(merchant_name.split())), to_gsm7(" ".join(item_name.split()))
+    """``text(names)`` in GSM-7 where it can be, within ``max_segments`` when shortening the names
+    allows: they are shortened in their order (the first down to MIN_NAME_CHARS before the next
+    is touched), and what ``text`` adds around them (a link) never is."""
+    current = {key: to_gsm7(" ".join(value.split())) for key, value in names.items()}
 
-    def text(merchant_part: str, item_part: str) -> str:
-        rendered = render_block(
-            template,
-            "body",
-            merchant=merchant_part,
-            item=item_part,
-            total=to_gsm7(total),
-            url=url,
-        )
-        return to_gsm7(rendered)
+    def build(candidate: Mapping[str, str]) -> str:
+        return to_gsm7(text(candidate))
 
     def fits(candidate: str) -> bool:
         return segments(candidate).count <= max_segments
 
-    full = text(merchant, item)
+    full = build(current)
     if fits(full):
         return full
-    item, done = _longest_fitting(item, lambda short: text(merchant, short), fits)
-    if not done:
-        merchant, _ = _longest_fitting(merchant, lambda short: text(short, item), fits)
-    return text(merchant, item)  # may still be long (UCS-2 names): sent in more segments
+    for key in names:
+
+        def with_short(short: str, key: str = key) -> str:
+            return build({**current, key: short})
+
+        current[key], done = _longest_fitting(current[key], with_short, fits)
+        if done:
+            break
+    return build(current)  # may still be long (UCS-2 names): sent in more segments
 
 
 def _longest_fitting(
@@ -406,44 +398,23 @@ def gateway_for(settings: Settings, clock: Clock) -> SmsGateway | None:
 
 
 class SmsSender:
-    """The SMS handler: loads the transaction, writes the text, hands it to the gateway."""
+    """Sends composed SMS through the gateway."""
 
-    def __init__(
-        self, database: Database, clock: Clock, settings: Settings, gateway: SmsGateway | None
-    ) -> None:
-        self.database = database
-        self.clock = clock
-        self.settings = settings
+    def __init__(self, gateway: SmsGateway | None) -> None:
         self.gateway = gateway
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> SmsSender:
-        settings = runtime.settings
-        return cls(runtime.database, runtime.clock, settings, gateway_for(settings, runtime.clock))
+        return cls(gateway_for(runtime.settings, runtime.clock))
 
-    async def send_payment_request(self, message: OutboxMessage) -> None:
-        """Outbox kind ``payment_request`` with media SMS: payload {trid, media, occasion}."""
-        text = await asyncio.to_thread(self._text, message)
+    async def send(self, message: OutboxMessage, content: SmsContent) -> None:
+        """Send ``content`` to ``message.target`` (E.164), referenced by the outbox message."""
         if self.gateway is None:
             raise NotConfigured("no SMS provider configured: set MOBIP_SMS_PROVIDER")
         reference = devoutbox.file_stem(message.created_at, "sms", message.id)
-        await self.gateway.send(Sms(message.target, text, reference))
+        await self.gateway.send(Sms(message.target, content.text, reference))
 
     async def aclose(self) -> None:
         """Close the gateway's connections; in the worker's event loop, once it has stopped."""
         if self.gateway is not None:
             await self.gateway.aclose()
-
-    def _text(self, message: OutboxMessage) -> str:
-        payload = message.load_payload()
-        transaction, merchant = load(self.database, str(payload["trid"]))
-        require_payable(transaction, self.clock)
-        language = language_of(transaction.language)
-        return payment_request_text(
-            language=language.value,
-            occasion=str(payload.get("occasion", "initial")),
-            merchant_name=merchant.name,
-            item_name=transaction.item_name,
-            total=money(transaction.total_amount, transaction.currency, language),
-            url=checkout_url(self.settings, transaction),
-        )

@@ -29,6 +29,7 @@ from mobip.delivery.models import AttemptOutcome, OutboxMessage
 from mobip.delivery.service import DEFAULT_POLICY, RetryPolicy, backoff_delay
 from mobip.kit.clock import Clock
 from mobip.kit.db import Database
+from mobip.kit.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +94,30 @@ class Registration:
     policy: RetryPolicy
 
 
-_registry: dict[str, Registration] = {}
+class Handlers:
+    """The handler of each outbox kind: one registry per runtime (``runtime.state(Handlers)``),
+    filled when its worker starts (``handlers.register_all``), so two runtimes never share one."""
 
+    def __init__(self) -> None:
+        self._registered: dict[str, Registration] = {}
 
-def register(kind: str, handler: Handler, policy: RetryPolicy = DEFAULT_POLICY) -> None:
-    """Make ``handler`` run the messages of ``kind``, retried per ``policy``'s backoff.
+    def register(self, kind: str, handler: Handler, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+        """Make ``handler`` run the messages of ``kind``, retried per ``policy``'s backoff.
 
-    ``policy.max_attempts`` is not read here: the limit is the row's ``max_attempts``, set by
-    ``enqueue`` (callers pass the same policy's value).
-    """
-    if kind in _registry:
-        raise ValueError(f"a handler is already registered for outbox kind {kind!r}")
-    _registry[kind] = Registration(handler, policy)
+        ``policy.max_attempts`` is not read here: the limit is the row's ``max_attempts``, set by
+        ``enqueue`` (callers pass the same policy's value).
+        """
+        if kind in self._registered:
+            raise ValueError(f"a handler is already registered for outbox kind {kind!r}")
+        self._registered[kind] = Registration(handler, policy)
 
+    def unregister(self, kind: str) -> None:
+        """Forget the handler of ``kind`` (a no-op when none is registered)."""
+        self._registered.pop(kind, None)
 
-def unregister(kind: str) -> None:
-    """Forget the handler of ``kind`` (tests; a no-op when none is registered)."""
-    _registry.pop(kind, None)
-
-
-def registration(kind: str) -> Registration | None:
-    """The handler and policy registered for ``kind``, if any."""
-    return _registry.get(kind)
+    def registration(self, kind: str) -> Registration | None:
+        """The handler and policy registered for ``kind``, if any."""
+        return self._registered.get(kind)
 
 
 def default_worker_id() -> str:
@@ -185,7 +188,10 @@ class Worker:
         clock: Clock,
         settings: Settings,
         worker_id: str | None = None,
+        *,
+        handlers: Handlers,
     ) -> None:
+        self.handlers = handlers
         self.database = database
         self.clock = clock
         self.worker_id = worker_id or default_worker_id()
@@ -195,6 +201,17 @@ class Worker:
         self.handler_timeout = settings.worker_lease_seconds * _HANDLER_SHARE_OF_LEASE
         self._pending: list[tuple[OutboxMessage, _Result, asyncio.Future[None]]] = []
         self._flusher: asyncio.Future[None] | None = None
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime, worker_id: str | None = None) -> Worker:
+        """A worker running the runtime's handlers (``runtime.state(Handlers)``)."""
+        return cls(
+            runtime.database,
+            runtime.clock,
+            runtime.settings,
+            worker_id,
+            handlers=runtime.state(Handlers),
+        )
 
     async def run_once(self) -> int:
         """Claim one batch, run it, record each outcome; the number of messages claimed.
@@ -304,7 +321,7 @@ class Worker:
                     "the last attempt did not record an outcome before its lease expired",
                 ),
             )
-        found = registration(message.kind)
+        found = self.handlers.registration(message.kind)
         if found is None:
             error = f"no handler registered for outbox kind {message.kind!r}"
             return self._failed_attempt(message, DEFAULT_POLICY, error)

@@ -13,11 +13,33 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
 from mobip.kit.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 Job = Callable[[Runtime], int]
+
+# Batches per job and run: a backlog is worked through over several runs, not in one long one.
+MAX_BATCHES = 20
+
+
+def in_batches(runtime: Runtime, step: Callable[[Session, int], tuple[int, int]]) -> int:
+    """``step(session, batch_size)`` in one transaction per batch, until a batch comes back short
+    (or MAX_BATCHES); ``step`` returns (rows seen, rows changed). The total changed.
+
+    One transaction per batch: what a step changes and the outbox rows it queues commit together.
+    """
+    batch = runtime.settings.schedule_batch_size
+    changed = 0
+    for _ in range(MAX_BATCHES):
+        with runtime.database.transaction(immediate=True) as session:
+            seen, done = step(session, batch)
+        changed += done
+        if seen < batch:
+            break
+    return changed
 
 
 class Schedule:

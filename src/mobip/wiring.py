@@ -1,0 +1,38 @@
+"""The composition root: what each domain registers with the runtime's delivery and schedule.
+
+Delivery sends messages and runs scheduled jobs without knowing the domains they come from; each
+domain hands over its own (``transactions.messages.register``: the composers of the messages it
+queues; ``*.tasks.register``: its scheduled jobs). ``wire`` is called where a worker starts (the
+app's in-process worker, ``mobip worker``) and by tests that run one.
+"""
+
+from __future__ import annotations
+
+from mobip.auth import tasks as auth_tasks
+from mobip.delivery.composing import Composers
+from mobip.kit.runtime import Runtime
+from mobip.kit.schedule import Schedule
+from mobip.transactions import messages as transactions_messages
+from mobip.transactions import tasks as transactions_tasks
+
+
+class _Wired:
+    """Whether ``wire`` has run for a runtime (its state, like what it registered)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+def wire(runtime: Runtime) -> Runtime:
+    """Register every domain's message composers and scheduled jobs with ``runtime``, once (a
+    second call changes nothing). Returns ``runtime``."""
+    wired = runtime.state(_Wired)
+    if wired.done:
+        return runtime
+    transactions_messages.register(runtime.state(Composers))
+    schedule = runtime.state(Schedule)
+    # The order the jobs run in: expiry before reminders (an expired request gets none).
+    transactions_tasks.register(schedule)
+    auth_tasks.register(schedule)
+    wired.done = True
+    return runtime
