@@ -21,19 +21,18 @@ from checkout.support import (
     callback_codes,
     card,
     csrf_of,
-    new_transaction,
     outbox,
     pay_path,
     reload,
     update_account,
 )
-from factories import make_account
+from factories import make_account, make_transaction
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.checkout import csrf
-from mobip.checkout import service as checkout_service
 from mobip.cli import app as cli_app
 from mobip.config import Environment
+from mobip.delivery import service as delivery_service
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
@@ -47,7 +46,7 @@ def merchant(runtime: Runtime) -> Account:
 
 @pytest.fixture
 def transaction(runtime: Runtime, merchant: Account) -> Transaction:
-    return new_transaction(runtime, merchant)
+    return make_transaction(runtime, merchant)
 
 
 def submit(
@@ -101,7 +100,7 @@ def test_payable_page_shows_merchant_item_amounts_customer_and_the_test_form(
 def test_the_page_is_in_the_transactions_language_and_switchable(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
-    transaction = new_transaction(runtime, merchant, language="FR")
+    transaction = make_transaction(runtime, merchant, language="FR")
     french = client.get(pay_path(transaction)).text
     assert '<html lang="fr">' in french
     assert "MODE TEST" in french and "Numéro de carte" in french and "Payer" in french
@@ -114,7 +113,7 @@ def test_the_page_is_in_the_transactions_language_and_switchable(
 def test_the_customer_name_only_when_known(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
-    anonymous = new_transaction(runtime, merchant, customer_name=None)
+    anonymous = make_transaction(runtime, merchant, customer_name=None)
     html = client.get(pay_path(anonymous)).text
     assert "Blue mug" in html and "Customer" not in html and "Ada Lovelace" not in html
 
@@ -136,7 +135,7 @@ def test_every_form_carries_the_csrf_token() -> None:
 
 def test_amounts_follow_the_currency(runtime: Runtime, client: TestClient) -> None:
     yen_shop = make_account(runtime, currency="JPY").account
-    transaction = new_transaction(runtime, yen_shop, item_amount=1500, tax_amount=150)
+    transaction = make_transaction(runtime, yen_shop, item_amount=1500, tax_amount=150)
     html = client.get(pay_path(transaction)).text
     assert "¥1,500" in html and "¥150" in html and "¥1,650" in html
 
@@ -200,12 +199,12 @@ def test_paid_status_receipt_and_callback_are_one_database_transaction(
 ) -> None:
     """If writing the callback fails after the status and the receipt were written, none of
     them is kept: they are committed together or not at all."""
-    transaction = new_transaction(runtime, merchant, language="FR")
+    transaction = make_transaction(runtime, merchant, language="FR")
 
     def broken_outbox(*args: object, **kwargs: object) -> None:
         raise RuntimeError("outbox unavailable")
 
-    monkeypatch.setattr(checkout_service.delivery, "queue_callback", broken_outbox)
+    monkeypatch.setattr(delivery_service, "queue_callback", broken_outbox)
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         assert submit(client, transaction).status_code == 500
         assert reload(runtime, transaction).status == "PENDING"
@@ -246,7 +245,7 @@ def test_a_paid_link_shows_already_paid_with_the_date(
 def test_a_paid_one_use_qr_shows_already_paid(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
-    qr = new_transaction(
+    qr = make_transaction(
         runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
     )
     assert submit(client, qr).status_code == 303
@@ -458,7 +457,7 @@ def test_csrf_failures_are_refused_and_record_nothing(
     elif case == "no cookie":
         client.cookies.clear()
     else:
-        other = new_transaction(runtime, merchant)
+        other = make_transaction(runtime, merchant)
         data["csrf_token"] = csrf_of(client.get(pay_path(other)).text)
     reply = client.post(pay_path(transaction), data=data, follow_redirects=False)
     assert reply.status_code == 403
@@ -492,7 +491,7 @@ def test_attempts_per_client_are_limited_across_transactions(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
     runtime.settings.checkout_max_attempts_per_client = 2
-    first, second, third = (new_transaction(runtime, merchant) for _ in range(3))
+    first, second, third = (make_transaction(runtime, merchant) for _ in range(3))
     assert submit(client, first, DECLINED).status_code == 402
     assert submit(client, second, DECLINED).status_code == 402
     assert submit(client, third, PAID).status_code == 429

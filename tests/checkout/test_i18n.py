@@ -34,12 +34,12 @@ def test_templates_use_only_known_keys_and_no_literal_text() -> None:
     unknown = used - set(i18n.MESSAGES)
     assert not unknown
     # Keys the code passes to templates (notices, error pages, test cards, state titles).
-    from mobip.checkout import endpoints, service
+    from mobip.checkout import outcomes, rendering
 
-    dynamic = {key for pair in endpoints._ERROR_TEXTS.values() for key in pair}
-    dynamic |= {f"declined_{reason}" for reason in service._DECLINE_TEXTS}
+    dynamic = {key for pair in rendering.ERROR_TEXTS.values() for key in pair}
+    dynamic |= {f"declined_{reason}" for reason in outcomes.DECLINE_TEXTS}
     dynamic |= {"not_completed", "test_card_paid", "test_card_declined", "test_card_funds"}
-    dynamic |= set(service._REFUND_NOTICES.values())
+    dynamic |= set(outcomes.REFUND_NOTICES.values())
     dynamic |= {"test_card_error", "error_card_number", "error_not_test_card", "error_name"}
     dynamic |= {"error_expiry_format", "error_expiry_past", "error_cvc", "error_title"}
     dynamic |= {f"{s}_title" for s in ("paid", "cancelled", "expired", "denied", "unavailable")}

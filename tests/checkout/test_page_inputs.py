@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import event, update
 from starlette.testclient import TestClient
 
-from checkout.support import PAID, card, csrf_of, new_transaction, pay_path, reload
-from factories import form, make_account, token_for
-from mobip.checkout.service import is_checkout_token
+from checkout.support import PAID, card, csrf_of, pay_path, reload
+from factories import form, make_account, make_transaction, token_for
+from mobip.checkout.views import is_checkout_token
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
 from transactions.support import counts, valid_request
@@ -115,7 +115,7 @@ def test_a_stored_non_ascii_redirect_url_never_breaks_the_page(
     form_action: str,
     location_start: str,
 ) -> None:
-    transaction = new_transaction(runtime, make_account(runtime).account)
+    transaction = make_transaction(runtime, make_account(runtime).account)
     with runtime.database.transaction() as session:
         session.execute(
             update(Transaction).where(Transaction.id == transaction.id).values(redirect_url=legacy)
@@ -197,5 +197,5 @@ def test_a_well_formed_unknown_token_is_looked_up_and_a_404(
 def test_every_token_the_server_makes_is_of_the_format_it_accepts(runtime: Runtime) -> None:
     merchant = make_account(runtime).account
     for _ in range(50):
-        token = new_transaction(runtime, merchant).checkout_token
+        token = make_transaction(runtime, merchant).checkout_token
         assert is_checkout_token(token), token

@@ -17,8 +17,9 @@ from mobip.checkout.providers.base import (
     PaymentProvider,
     Result,
     WebhookRejected,
+    luhn_ok,
 )
-from mobip.checkout.providers.sandbox import SandboxProvider, card_brand, luhn_ok
+from mobip.checkout.providers.sandbox import SandboxProvider, card_brand
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.checkout.service import parse_card
 

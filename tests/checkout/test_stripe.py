@@ -28,13 +28,12 @@ from checkout.support import (
     card,
     csrf_of,
     database_text,
-    new_transaction,
     outbox,
     pay_path,
     reload,
     update_account,
 )
-from factories import form, make_account, token_for
+from factories import form, make_account, make_transaction, token_for
 from mobip.accounts.models import Account, Role
 from mobip.app import create_app
 from mobip.checkout.models import ProviderEvent, ProviderWebhook
@@ -78,7 +77,7 @@ def merchant(runtime: Runtime) -> Account:
 
 @pytest.fixture
 def transaction(runtime: Runtime, merchant: Account) -> Transaction:
-    return new_transaction(runtime, merchant)
+    return make_transaction(runtime, merchant)
 
 
 def post_start(client: TestClient, transaction: Transaction, lang: str = "EN") -> httpx.Response:
@@ -259,7 +258,7 @@ def misconfiguration_logs(caplog: pytest.LogCaptureFixture) -> list[dict[str, st
     return [
         json.loads(formatter.format(record))
         for record in caplog.records
-        if record.name == "mobip.checkout.service" and record.levelno == logging.ERROR
+        if record.name.startswith("mobip.checkout.") and record.levelno == logging.ERROR
     ]
 
 
@@ -506,7 +505,7 @@ def test_return_with_another_transactions_session_changes_nothing(
     merchant: Account,
     transaction: Transaction,
 ) -> None:
-    other = new_transaction(runtime, merchant)
+    other = make_transaction(runtime, merchant)
     session_id = session_id_of(start(stripe_client, other))
     fake.pay(session_id)
     reply = stripe_client.get(f"{pay_path(transaction)}/return?session_id={session_id}")
@@ -765,7 +764,7 @@ def test_a_refund_that_fails_is_recorded_said_and_logged_once(
     failures = [
         r
         for r in caplog.records
-        if r.name == "mobip.checkout.service"
+        if r.name == "mobip.checkout.outcomes"
         and r.getMessage() == "could not refund a duplicate payment"
     ]
     assert len(failures) == 1 and failures[0].levelno == logging.ERROR
@@ -801,7 +800,7 @@ def test_a_webhook_that_cannot_be_registered_does_not_stop_the_payment(
     assert reload(runtime, transaction).status == "PAID"
     # The next start registers it.
     fake.failing.clear()
-    start(stripe_client, new_transaction(runtime, merchant))
+    start(stripe_client, make_transaction(runtime, merchant))
     [endpoint] = fake.webhook_endpoints
     assert endpoint["url"] == f"{BASE}/webhooks/stripe/{merchant.uid}"
 
@@ -814,7 +813,7 @@ def test_a_merchants_webhook_cannot_touch_another_merchants_transaction(
     transaction: Transaction,
 ) -> None:
     other_shop = make_account(runtime, name="Other shop").account
-    theirs = new_transaction(runtime, other_shop)
+    theirs = make_transaction(runtime, other_shop)
     session_id = session_id_of(start(stripe_client, transaction))
     # On its own Stripe account, this merchant makes a session claim the other shop's trid.
     fake.pay(session_id, client_reference_id=theirs.trid)
@@ -868,7 +867,7 @@ def test_the_provider_is_set_by_the_cli_and_its_keys_by_update_account(
     partner = make_account(runtime, role=Role.PARTNER, name="Partner")
     shop = make_account(runtime, parent=partner, name="Shop")
     uid = shop.account.uid
-    first = new_transaction(runtime, shop.account)
+    first = make_transaction(runtime, shop.account)
     assert "TEST MODE" in stripe_client.get(pay_path(first)).text  # the default: the sandbox
 
     # The operator's CLI, on the same database and with the same secret key (encryption).
@@ -899,7 +898,7 @@ def test_the_provider_is_set_by_the_cli_and_its_keys_by_update_account(
     )
     assert reply.status_code == 200, reply.text
     fake.authorizations.clear()
-    second = new_transaction(runtime, shop.account)
+    second = make_transaction(runtime, shop.account)
     start(stripe_client, second)
     assert fake.authorizations and set(fake.authorizations) == {f"Bearer {rotated}"}
     assert len(fake.webhook_endpoints) == 2
@@ -908,5 +907,5 @@ def test_the_provider_is_set_by_the_cli_and_its_keys_by_update_account(
     # Back to the sandbox.
     result = CliRunner().invoke(cli_app, ["account", "set-provider", uid, "--provider", "sandbox"])
     assert result.exit_code == 0, result.output
-    third = new_transaction(runtime, shop.account)
+    third = make_transaction(runtime, shop.account)
     assert "TEST MODE" in stripe_client.get(pay_path(third)).text

@@ -31,14 +31,13 @@ from checkout.support import (
     callback_codes,
     database_text,
     merchant_site,
-    new_transaction,
     outbox,
     pay_path,
     reload,
     serve_app,
     sqlite_file_bytes,
 )
-from factories import make_account
+from factories import make_account, make_transaction
 from mobip.accounts.models import Account
 from mobip.kit.clock import ManualClock
 from mobip.kit.logging import JsonFormatter
@@ -148,7 +147,7 @@ def merchant(runtime: Runtime) -> Account:
 def transaction_for(
     runtime: Runtime, merchant: Account, shop: str, **values: object
 ) -> Transaction:
-    return new_transaction(runtime, merchant, redirect_url=f"{shop}/thanks?order=7", **values)
+    return make_transaction(runtime, merchant, redirect_url=f"{shop}/thanks?order=7", **values)
 
 
 def fill_card(

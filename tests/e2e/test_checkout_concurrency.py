@@ -23,13 +23,12 @@ from checkout.support import (
     attempts,
     card,
     csrf_of,
-    new_transaction,
     outbox,
     reload,
     serve_app,
     update_account,
 )
-from factories import make_account
+from factories import make_account, make_transaction
 from mobip.accounts.models import Account
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
@@ -84,7 +83,7 @@ def open_session(client: httpx.Client, transaction: Transaction) -> str:
 
 def test_concurrent_payments_take_exactly_one(runtime: Runtime, base: str) -> None:
     merchant = make_account(runtime).account
-    transaction = new_transaction(runtime, merchant)
+    transaction = make_transaction(runtime, merchant)
     path = f"/pay/{transaction.checkout_token}"
     # Half the submissions come from separate tabs (own cookie and form), the other half are
     # the same form sent again (a double click): same cookie, same token.
@@ -121,7 +120,7 @@ def test_concurrent_payments_take_exactly_one(runtime: Runtime, base: str) -> No
 def test_two_tabs_paid_on_stripe_at_once_keep_one_payment(
     runtime: Runtime, base: str, fake: FakeStripe
 ) -> None:
-    transaction = new_transaction(runtime, stripe_merchant(runtime))
+    transaction = make_transaction(runtime, stripe_merchant(runtime))
     tabs = [httpx.Client(base_url=base, timeout=60) for _ in range(2)]
     try:
         first = open_session(tabs[0], transaction)
@@ -153,7 +152,7 @@ def test_the_return_and_the_webhook_of_one_payment_at_once_apply_it_once(
     runtime: Runtime, base: str, fake: FakeStripe
 ) -> None:
     merchant = stripe_merchant(runtime)
-    transaction = new_transaction(runtime, merchant)
+    transaction = make_transaction(runtime, merchant)
     with httpx.Client(base_url=base, timeout=60) as tab, httpx.Client(base_url=base) as stripe:
         session_id = open_session(tab, transaction)
         fake.pay(session_id)

@@ -1,58 +1,18 @@
-"""Queries of the hosted checkout. A checkout token or a provider's webhook address is the
-capability here: reads of a transaction go through one of them, or through the account that
-owns it."""
+"""Queries of the hosted checkout's own tables: payment attempts, provider events and the
+webhooks registered on merchants' provider accounts. (The transactions table is
+``transactions``': checkout reads and changes it through ``transactions.service``.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
 from mobip.checkout.models import AttemptOutcome, PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.kit.db import insert_unless_present
 from mobip.transactions.models import Transaction
-
-
-def get_by_checkout_token(
-    session: Session, token: str, *, for_update: bool = False
-) -> tuple[Transaction, Account] | None:
-    """The transaction behind a checkout link and its merchant; ``for_update`` locks the row
-    (PostgreSQL; SQLite's write transactions are serialised already)."""
-    query = (
-        select(Transaction, Account)
-        .join(Account, Account.id == Transaction.account_id)
-        .where(Transaction.checkout_token == token)
-    )
-    if for_update:
-        query = query.with_for_update(of=Transaction).execution_options(populate_existing=True)
-    row = session.execute(query).first()
-    return (row[0], row[1]) if row else None
-
-
-def get_of_account(
-    session: Session, account: Account, trid: str, *, for_update: bool = False
-) -> Transaction | None:
-    """A transaction of ``account`` (a provider's webhook speaks for one merchant only)."""
-    query = select(Transaction).where(
-        Transaction.trid == trid, Transaction.account_id == account.id
-    )
-    if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(query).first()
-
-
-def set_payment_method(
-    session: Session, transaction: Transaction, payment_method: str, now: datetime
-) -> None:
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == transaction.id)
-        .values(payment_method=payment_method, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(transaction)
 
 
 def add_attempt(session: Session, attempt: PaymentAttempt) -> PaymentAttempt:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from mobip.checkout.service import is_checkout_token
+from mobip.checkout.views import is_checkout_token
 from mobip.kit.runtime import Runtime
 from mobip.qr.service import MAX_SCALE, MIN_SCALE, render_png, render_svg
 from mobip.transactions import repository

@@ -1,6 +1,8 @@
 """The payment provider interface: start a payment, confirm the customer's return, read the
-provider's webhook, refund later. Providers never touch the database: the checkout service
-turns their answers into status changes.
+provider's webhook, refund later; and what checkout asks of a provider before calling it (its
+test cards, whether the card is typed on our page, its payment page's origin, its webhook
+registration). Providers never touch the database: the checkout service turns their answers
+into status changes.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import ClassVar
+from urllib.parse import urlsplit
+
+from mobip.config import Settings
+from mobip.kit.validation import stored_http_url
 
 
 class Result(StrEnum):
@@ -102,6 +109,19 @@ class Card:
         return self.number[-4:]
 
 
+def luhn_ok(number: str) -> bool:
+    """The Luhn checksum of a card number (digits only)."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
 class ProviderError(Exception):
     """The provider could not be reached or refused the call (its message holds no secret)."""
 
@@ -110,8 +130,48 @@ class WebhookRejected(Exception):
     """A webhook whose signature, timestamp or payload is not acceptable."""
 
 
+def url_origin(url: str) -> str | None:
+    """scheme://host[:port] of ``url`` in ASCII; None when it has none (a header must be ASCII,
+    and a row stored before URLs were normalised may hold a host that cannot be converted)."""
+    ascii_url = stored_http_url(url)
+    if ascii_url is None:
+        return None
+    parts = urlsplit(ascii_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class PaymentProvider(ABC):
+    # The provider's name: the account's ``provider`` value and the webhook address's part.
     name: ClassVar[str]
+    # How messages and logs name it ("the Stripe secret key").
+    label: ClassVar[str]
+    # True for a provider whose card form is on our page; False when the customer is sent to
+    # the provider's own payment page.
+    card_form: ClassVar[bool] = False
+    # A test provider's cards (number → result, reason): the only cards it takes and the list
+    # its page shows. A provider with test cards moves no money, so in production it takes
+    # payments only for test accounts. Empty for a real provider.
+    test_cards: ClassVar[Mapping[str, tuple[Result, str | None]]] = MappingProxyType({})
+    # True when the provider needs the merchant's secret key (stored encrypted on the account).
+    needs_secret_key: ClassVar[bool] = False
+    # True when MOBIP registers its webhook endpoint on the merchant's provider account.
+    registers_webhooks: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def for_merchant(cls, secret_key: str | None, settings: Settings) -> PaymentProvider:
+        """The provider ready to call, given the merchant's decrypted secret key if it needs one."""
+
+    @classmethod
+    def payment_page_origin(cls, settings: Settings) -> str | None:
+        """The origin of the provider's payment page, which our form leads to (named in the
+        page's Content-Security-Policy); None when the customer stays on our page."""
+        return None
+
+    def register_webhook(self, url: str) -> tuple[str, str]:
+        """Create MOBIP's webhook endpoint at ``url`` on the merchant's provider account:
+        (endpoint id, signing secret). Only for a provider that ``registers_webhooks``."""
+        raise NotImplementedError(f"{self.label} has no webhook to register")
 
     @abstractmethod
     def start(self, payment: Payment, *, open_reference: str | None = None) -> Start:
@@ -134,6 +194,8 @@ class PaymentProvider(ABC):
 
 class CardFormProvider(PaymentProvider):
     """A provider whose card form is on our page (the sandbox)."""
+
+    card_form: ClassVar[bool] = True
 
     @abstractmethod
     def charge(self, payment: Payment, card: Card) -> Outcome:

@@ -7,6 +7,7 @@ returned; the number and CVC are dropped here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 from mobip.checkout.providers.base import (
@@ -20,29 +21,19 @@ from mobip.checkout.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from mobip.config import Settings
 from mobip.kit.security import new_id
 
 PAID_CARD = "4242424242424242"
 # Test card → (result, reason).
-TEST_CARDS: dict[str, tuple[Result, str | None]] = {
-    PAID_CARD: (Result.PAID, None),
-    "4000000000000002": (Result.DECLINED, "card_declined"),
-    "4000000000009995": (Result.DECLINED, "insufficient_funds"),
-    "4000000000000119": (Result.ERROR, "processing_error"),
-}
-
-
-def luhn_ok(number: str) -> bool:
-    """The Luhn checksum of a card number (digits only)."""
-    if not number.isdigit():
-        return False
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+TEST_CARDS: Mapping[str, tuple[Result, str | None]] = MappingProxyType(
+    {
+        PAID_CARD: (Result.PAID, None),
+        "4000000000000002": (Result.DECLINED, "card_declined"),
+        "4000000000009995": (Result.DECLINED, "insufficient_funds"),
+        "4000000000000119": (Result.ERROR, "processing_error"),
+    }
+)
 
 
 def card_brand(number: str) -> str:
@@ -57,6 +48,12 @@ def card_brand(number: str) -> str:
 
 class SandboxProvider(CardFormProvider):
     name: ClassVar[str] = "sandbox"
+    label: ClassVar[str] = "sandbox"
+    test_cards: ClassVar[Mapping[str, tuple[Result, str | None]]] = TEST_CARDS
+
+    @classmethod
+    def for_merchant(cls, secret_key: str | None, settings: Settings) -> SandboxProvider:
+        return cls()
 
     def start(self, payment: Payment, *, open_reference: str | None = None) -> Start:
         return Start(redirect_url=None)

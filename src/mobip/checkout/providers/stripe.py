@@ -24,8 +24,13 @@ from mobip.checkout.providers.base import (
     Start,
     WebhookEvent,
     WebhookRejected,
+    url_origin,
 )
+from mobip.config import Settings
 
+# Where Stripe's Checkout Sessions are paid (a test server's own origin when it stands in for
+# Stripe's API).
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # The events the webhook endpoint MOBIP registers subscribes to.
 SESSION_EVENTS = (
     "checkout.session.completed",
@@ -58,6 +63,9 @@ def _get(obj: Any, *path: str) -> Any:
 
 class StripeProvider(PaymentProvider):
     name: ClassVar[str] = "stripe"
+    label: ClassVar[str] = "Stripe"
+    needs_secret_key: ClassVar[bool] = True
+    registers_webhooks: ClassVar[bool] = True
 
     def __init__(self, secret_key: str, *, api_base: str | None = None) -> None:
         bases: BaseAddresses = {"api": api_base} if api_base else {}
@@ -68,6 +76,17 @@ class StripeProvider(PaymentProvider):
             max_network_retries=1,
         )
         self._secret_key = secret_key
+
+    @classmethod
+    def for_merchant(cls, secret_key: str | None, settings: Settings) -> StripeProvider:
+        if secret_key is None:
+            raise ValueError("Stripe needs the merchant's secret key")
+        return cls(secret_key, api_base=settings.stripe_api_base)
+
+    @classmethod
+    def payment_page_origin(cls, settings: Settings) -> str | None:
+        api_base = settings.stripe_api_base
+        return (url_origin(api_base) if api_base else None) or CHECKOUT_ORIGIN
 
     def start(self, payment: Payment, *, open_reference: str | None = None) -> Start:
         if open_reference:

@@ -1,0 +1,218 @@
+"""The checkout pages as HTML: templates in the customer's language, the CSRF cookie and form
+token, and the security headers every response under /pay carries."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mobip.checkout import csrf
+from mobip.checkout.errors import (
+    CheckoutNotFound,
+    CsrfCheckFailed,
+    ProviderMisconfigured,
+    ProviderNotAvailable,
+    ProviderUnreachable,
+    TooManyPaymentAttempts,
+)
+from mobip.checkout.i18n import translate, when
+from mobip.checkout.providers.base import PaymentProvider, Result, url_origin
+from mobip.checkout.views import PageState, PageView
+from mobip.config import Settings
+from mobip.kit.errors import MobipError
+from mobip.kit.i18n import LANGUAGES, money
+
+_templates = Environment(
+    loader=PackageLoader("mobip.checkout", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# Error pages: error class → (title key, text key).
+ERROR_TEXTS: dict[type[MobipError], tuple[str, str]] = {
+    CheckoutNotFound: ("not_found_title", "not_found_text"),
+    CsrfCheckFailed: ("csrf_title", "csrf_text"),
+    TooManyPaymentAttempts: ("throttled_title", "throttled_text"),
+    ProviderNotAvailable: ("unavailable_title", "unavailable_text"),
+    ProviderMisconfigured: ("unavailable_title", "unavailable_text"),
+    ProviderUnreachable: ("unavailable_title", "provider_down_text"),
+}
+
+
+class SecurityHeaders:
+    """Strict CSP (our own CSS only, no script), no framing, no referrer, no sniffing."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.default_csp = content_security_policy().encode()
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+        ]
+        if https:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.append((b"content-security-policy", self.default_csp))
+                message["headers"] = [*headers, *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def content_security_policy(*form_origins: str) -> str:
+    """Our own CSS only, no script, no framing; forms post to us (and a page's payment forms
+    may end on the merchant's site or the provider's page, so those origins are named)."""
+    allowed = " ".join(["'self'", *sorted(set(form_origins))])
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"form-action {allowed}; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def is_https(settings: Settings) -> bool:
+    return settings.resolved_base_url.startswith("https://")
+
+
+def render(
+    request: Request,
+    settings: Settings,
+    template: str,
+    language: str,
+    status: int,
+    token: str | None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """``template`` in ``language``; a page of a checkout link (``token``) carries the CSRF form
+    token, and sets the CSRF cookie when the browser has none."""
+    cookie = request.cookies.get(csrf.COOKIE)
+    new_cookie = None if csrf.valid_cookie(cookie) else csrf.new_cookie_value()
+    cookie_value = cookie if new_cookie is None else new_cookie
+    assert cookie_value is not None
+
+    def t(key: str, **values: object) -> str:
+        return translate(language, key, **values)
+
+    secret_key = settings.resolved_secret_key
+    html = _templates.get_template(template).render(
+        t=t,
+        language=language,
+        languages=LANGUAGES,
+        token=token,
+        csrf_token=csrf.form_token(secret_key, cookie_value, token) if token else "",
+        **context,
+    )
+    response = HTMLResponse(html, status, headers={"Cache-Control": "no-store", **(headers or {})})
+    if new_cookie is not None and token is not None:
+        response.set_cookie(
+            csrf.COOKIE,
+            new_cookie,
+            path="/pay",
+            httponly=True,
+            samesite="lax",
+            secure=is_https(settings),
+        )
+    return response
+
+
+def render_page(request: Request, settings: Settings, page: PageView) -> Response:
+    """A checkout link's page: the payment form, or the state the transaction reached."""
+    transaction = page.transaction
+    lang = page.language
+    template = "pay.html" if page.state is PageState.PAYABLE else "state.html"
+    # A payment form ends with a redirect to the merchant (or first to the provider's page).
+    merchant_origin = url_origin(transaction.redirect_url)
+    form_origins = [merchant_origin] if merchant_origin else []
+    provider_origin = page.provider.payment_page_origin(settings) if page.provider else None
+    if provider_origin:
+        form_origins.append(provider_origin)
+    return render(
+        request,
+        settings,
+        template,
+        lang,
+        page.status_code,
+        transaction.checkout_token,
+        headers={"Content-Security-Policy": content_security_policy(*form_origins)},
+        page=page,
+        merchant_name=page.merchant.name,
+        item_name=transaction.item_name,
+        item=money(transaction.item_amount, transaction.currency, lang),
+        tax=money(transaction.tax_amount, transaction.currency, lang),
+        total=money(transaction.total_amount, transaction.currency, lang),
+        date=_date_shown(page),
+        test_cards=test_cards_shown(page.provider) if page.provider else [],
+    )
+
+
+def render_error(
+    request: Request, settings: Settings, error: MobipError, language: str, token: str | None
+) -> Response:
+    """The page of a refused request (not found, CSRF, throttled, provider unavailable…)."""
+    title, text = ERROR_TEXTS.get(type(error), ("error_title", "error_text"))
+    minutes = 1
+    if isinstance(error, TooManyPaymentAttempts):
+        minutes = max(1, -(-error.retry_after_seconds // 60))
+    return render(
+        request,
+        settings,
+        "message.html",
+        language,
+        error.http_status,
+        token if not isinstance(error, CheckoutNotFound) else None,
+        headers=error.headers,
+        title_key=title,
+        text_key=text,
+        minutes=minutes,
+        code=error.return_code,
+    )
+
+
+@cache
+def test_cards_shown(provider: type[PaymentProvider]) -> list[tuple[str, str]]:
+    """A test provider's cards as its page lists them: (spaced number, message key)."""
+    return [
+        (_spaced(number), _test_card_text(result, reason))
+        for number, (result, reason) in provider.test_cards.items()
+    ]
+
+
+def _date_shown(page: PageView) -> str | None:
+    """The date a state page states (when it was paid, when it expired); formatted only then."""
+    transaction = page.transaction
+    if page.state is PageState.PAID:
+        return when(transaction.status_changed_at, page.language)
+    if page.state is PageState.EXPIRED:
+        return when(transaction.expires_at, page.language)
+    return None
+
+
+def _spaced(number: str) -> str:
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
+def _test_card_text(result: Result, reason: str | None) -> str:
+    if result is Result.PAID:
+        return "test_card_paid"
+    if result is Result.ERROR:
+        return "test_card_error"
+    return "test_card_funds" if reason == "insufficient_funds" else "test_card_declined"
