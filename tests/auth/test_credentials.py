@@ -64,7 +64,8 @@ def test_header_for_a_and_field_for_b_is_refused_on_the_ordinary_path(
     client: TestClient, runtime: Runtime, tokens: tuple[str, str]
 ) -> None:
     a, b = tokens
-    auth_service._known.clear()  # neither token is cached: the path with a token query
+    # Neither token is cached: the path with a token query.
+    runtime.state(auth_service.TokenCache).clear()
     assert_conflict(call(client, "login", header=a, field=b))
     assert_conflict(call(client, "send_payment_request", header=a, field=b, **CREATE))
     assert transactions(runtime) == 0
@@ -81,8 +82,10 @@ def test_header_for_a_and_field_for_b_is_refused_on_the_cached_paths(
             200,
             404,
         )
-    assert auth_service.cached_account(runtime.settings, a, runtime.clock.now()) is not None
-    assert auth_service.cached_account(runtime.settings, b, runtime.clock.now()) is not None
+    cache = runtime.state(auth_service.TokenCache)
+    now = runtime.clock.now()
+    assert auth_service.cached_account(runtime.settings, a, now, tokens=cache) is not None
+    assert auth_service.cached_account(runtime.settings, b, now, tokens=cache) is not None
     assert_conflict(call(client, "is_valid", header=a, field=b, trid=trid))
     assert_conflict(call(client, "send_payment_request", header=a, field=b, **CREATE))
     assert transactions(runtime) == 1
@@ -94,7 +97,7 @@ def test_the_same_token_in_header_and_field_is_fine(
 ) -> None:
     a, _ = tokens
     if not cached:
-        auth_service._known.clear()
+        runtime.state(auth_service.TokenCache).clear()
     assert call(client, "login", header=a, field=a).json() == {"return_code": "0"}
     created = call(client, "send_payment_request", header=a, field=a, **CREATE)
     assert created.json()["return_code"] == "0", created.text
@@ -123,7 +126,7 @@ def test_access_token_for_a_in_the_query_and_b_in_the_body_is_refused(
         assert call(client, "login", header=None, field=a).json() == {"return_code": "0"}
         assert call(client, "login", header=None, field=b).json() == {"return_code": "0"}
     else:
-        auth_service._known.clear()
+        runtime.state(auth_service.TokenCache).clear()
     reply = client.post(
         f"{API}/send_payment_request?access_token={a}", files=form(access_token=b, **CREATE)
     )

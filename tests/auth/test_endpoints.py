@@ -170,7 +170,12 @@ def test_rotated_secret_invalidates_old_secret_and_tokens(
     token = token_for(client, merchant)
     assert login(client, token)[0] == 200  # now cached: rotating must drop it from the cache
     with runtime.database.transaction() as session:
-        rotated = service.rotate_secret(session, merchant.account.uid, runtime.clock.now())
+        rotated = service.rotate_secret(
+            session,
+            merchant.account.uid,
+            runtime.clock.now(),
+            tokens=runtime.state(service.TokenCache),
+        )
     assert login(client, token)[0] == 401
     old = client.request(
         "GET",

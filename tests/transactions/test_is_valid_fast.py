@@ -57,12 +57,12 @@ def test_fast_and_slow_paths_give_the_same_bytes(
     trid = make_transaction(runtime, merchant.account).trid
     # A read that loads the token takes the slow path; the cache is emptied before each, or the
     # XML read would be answered by the fast path too.
-    auth_service._known.clear()
+    runtime.state(auth_service.TokenCache).clear()
     slow_json = is_valid(client, token, trid)
-    auth_service._known.clear()
+    runtime.state(auth_service.TokenCache).clear()
     slow_xml = is_valid(client, token, trid, format="xml")
     assert fast_calls == []
-    auth_service._known.clear()
+    runtime.state(auth_service.TokenCache).clear()
     is_valid(client, token, trid)  # loads the token again; the next reads may take the fast path
     fast_json, fast_xml = is_valid(client, token, trid), is_valid(client, token, trid, format="xml")
 

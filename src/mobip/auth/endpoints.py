@@ -34,14 +34,21 @@ def token_from(params: Params, headers: Headers) -> str | None:
 def authenticate(session: Session, runtime: Runtime, params: Params, headers: Headers) -> Account:
     """The routing edge's authenticator: token → account."""
     return service.authenticate(
-        session, runtime.settings, token_from(params, headers), runtime.clock.now()
+        session,
+        runtime.settings,
+        token_from(params, headers),
+        runtime.clock.now(),
+        tokens=runtime.state(service.TokenCache),
     )
 
 
 def cached_authenticate(runtime: Runtime, params: Params, headers: Headers) -> Account | None:
     """The routing edge's no-database authenticator (see api/routing's fast reads)."""
     return service.cached_account(
-        runtime.settings, token_from(params, headers), runtime.clock.now()
+        runtime.settings,
+        token_from(params, headers),
+        runtime.clock.now(),
+        tokens=runtime.state(service.TokenCache),
     )
 
 
@@ -73,6 +80,7 @@ def login(call: Call) -> dict[str, Any]:
         token_from(call.params, call.headers),
         call.runtime.clock.now(),
         touch=True,
+        tokens=call.runtime.state(service.TokenCache),
     )
     return {}
 

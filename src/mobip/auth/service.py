@@ -105,18 +105,37 @@ class _Known:
     checked_at: datetime
 
 
-# token hash → what the database said at most CACHE_SECONDS ago. A revoked token (secret
-# rotated) is refused at once in the process that revoked it and within CACHE_SECONDS elsewhere.
-_known: dict[str, _Known] = {}
 CACHE_SECONDS = 5
 _CACHE_MAX = 10_000
 
 
-def forget_tokens_of(account_id: int) -> None:
-    """Drop this process's cached tokens of an account (after its secret was rotated)."""
-    for key, known in list(_known.items()):
-        if known.account.id == account_id:
-            _known.pop(key, None)
+class TokenCache:
+    """Token hash → what the database said at most CACHE_SECONDS ago; one per runtime
+    (``runtime.state(TokenCache)``). A revoked token (secret rotated) is refused at once by the
+    runtime that revoked it and within CACHE_SECONDS elsewhere."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, _Known] = {}
+
+    def get(self, token_hash: str) -> _Known | None:
+        return self._known.get(token_hash)
+
+    def put(self, token_hash: str, known: _Known) -> None:
+        if len(self._known) >= _CACHE_MAX:
+            self._known.clear()
+        self._known[token_hash] = known
+
+    def drop(self, token_hash: str) -> None:
+        self._known.pop(token_hash, None)
+
+    def forget_account(self, account_id: int) -> None:
+        """Drop the account's tokens (after its secret was rotated)."""
+        for key, known in list(self._known.items()):
+            if known.account.id == account_id:
+                self._known.pop(key, None)
+
+    def clear(self) -> None:
+        self._known.clear()
 
 
 def authenticate(
@@ -126,20 +145,22 @@ def authenticate(
     now: datetime,
     *,
     touch: bool = False,
+    tokens: TokenCache,
 ) -> Account:
     """The account a valid token belongs to; refreshes its inactivity timer when due.
 
     A token is valid until the earlier of issue + ttl and last use + the inactivity limit. The
     last-use time is written at most once per touch interval (``touch`` forces it, for login).
+    ``tokens`` is the runtime's cache (``runtime.state(TokenCache)``).
     """
     if not raw_token:
         raise MissingToken()
     token_hash = hash_secret(raw_token)
-    known = _cached(token_hash, now, settings)
+    known = _cached(tokens, token_hash, now, settings)
     if known is None:
-        known = _load(session, token_hash, now)
+        known = _load(session, tokens, token_hash, now)
         if not _valid(known, now, settings):
-            _known.pop(token_hash, None)
+            tokens.drop(token_hash)
             raise InvalidToken()
     if touch or _touch_due(known, now, settings):
         repository.touch_token(session, known.token_id, now)
@@ -147,21 +168,27 @@ def authenticate(
     return known.account
 
 
-def cached_account(settings: Settings, raw_token: str | None, now: datetime) -> Account | None:
-    """The account of a token this process found valid moments ago, when no write is due.
+def cached_account(
+    settings: Settings,
+    raw_token: str | None,
+    now: datetime,
+    *,
+    tokens: TokenCache,
+) -> Account | None:
+    """The account of a token this runtime found valid moments ago, when no write is due.
 
     None means "ask the database" (unknown token, cache entry too old, or the last-use time due
     for its refresh): the caller then takes the ordinary path, ``authenticate``.
     """
-    known = _cached(hash_secret(raw_token), now, settings) if raw_token else None
+    known = _cached(tokens, hash_secret(raw_token), now, settings) if raw_token else None
     if known is None or _touch_due(known, now, settings):
         return None
     return known.account
 
 
-def _cached(token_hash: str, now: datetime, settings: Settings) -> _Known | None:
+def _cached(cache: TokenCache, token_hash: str, now: datetime, settings: Settings) -> _Known | None:
     """The cache's entry for a token, if the database said it moments ago and it is still valid."""
-    known = _known.get(token_hash)
+    known = cache.get(token_hash)
     if known is None or not _fresh(known, now) or not _valid(known, now, settings):
         return None
     return known
@@ -182,26 +209,28 @@ def _touch_due(known: _Known, now: datetime, settings: Settings) -> bool:
     return now - known.last_used_at >= timedelta(seconds=settings.token_touch_interval_seconds)
 
 
-def _load(session: Session, token_hash: str, now: datetime) -> _Known:
+def _load(session: Session, cache: TokenCache, token_hash: str, now: datetime) -> _Known:
     found = repository.get_token_and_account(session, token_hash)
     if found is None:
-        _known.pop(token_hash, None)
+        cache.drop(token_hash)
         raise InvalidToken()
     token, account = found
     # Kept out of the session: a rollback must not expire the shared, read-only copy.
     session.expunge(account)
     known = _Known(account, token.id, token.expires_at, token.last_used_at, now)
-    if len(_known) >= _CACHE_MAX:
-        _known.clear()
-    _known[token_hash] = known
+    cache.put(token_hash, known)
     return known
 
 
-def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
+def rotate_secret(
+    session: Session, uid: str, now: datetime, *, tokens: TokenCache | None = None
+) -> NewCredentials:
     """A new API secret for the account ``uid``; the old secret and every token issued with it
-    stop working (in this process at once, in the others within the cache's few seconds)."""
+    stop working (at once for the runtime whose ``tokens`` are given, in the others within the
+    cache's few seconds)."""
     created = accounts_service.rotate_secret(session, uid, now)
     repository.delete_tokens_of(session, created.account.id)
     session.flush()
-    forget_tokens_of(created.account.id)
+    if tokens is not None:
+        tokens.forget_account(created.account.id)
     return created
