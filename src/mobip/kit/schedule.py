@@ -29,7 +29,8 @@ def in_batches(runtime: Runtime, step: Callable[[Session, int], tuple[int, int]]
     """``step(session, batch_size)`` in one transaction per batch, until a batch comes back short
     (or MAX_BATCHES); ``step`` returns (rows seen, rows changed). The total changed.
 
-    One transaction per batch: what a step changes and the outbox rows it queues commit together.
+    One transaction per batch: all a step writes (a status change and the messages it queues)
+    commits together or not at all.
     """
     batch = runtime.settings.schedule_batch_size
     changed = 0
