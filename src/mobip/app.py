@@ -31,7 +31,6 @@ from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
-from mobip.qr import endpoints as qr_endpoints
 from mobip.transactions import endpoints as transactions_endpoints
 from mobip.wiring import wire
 
@@ -131,7 +130,6 @@ def create_app(
         for endpoint in ENDPOINTS
     ]
     routes += [
-        qr_endpoints.build_route(runtime),
         *checkout_endpoints.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -1,8 +1,8 @@
 """The routes of the hosted checkout, mounted by the app: the pages under /pay (with their
-security headers and our stylesheet) and the providers' webhooks.
+security headers and our stylesheet), the QR images under /qr and the providers' webhooks.
 
-The handlers are module-level functions (``pages.py``, ``webhooks.py``) that reach the runtime
-through the app (``request.app.state.runtime``).
+The handlers are module-level functions (``pages.py``, ``qr_images.py``, ``webhooks.py``) that
+reach the runtime through the app (``request.app.state.runtime``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mobip.checkout import pages, webhooks
+from mobip.checkout import pages, qr_images, webhooks
 from mobip.checkout.rendering import SecurityHeaders, is_https
 from mobip.kit.runtime import Runtime
 
@@ -21,7 +21,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def build_routes(runtime: Runtime) -> list[BaseRoute]:
-    """/pay/{token} (+ /return, /start), /pay/static/*, /webhooks/{provider}/{uid}."""
+    """/qr/{token}, /pay/{token} (+ /return, /start), /pay/static/*, /webhooks/{provider}/{uid}."""
     pay_routes: list[BaseRoute] = [
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="checkout-static"),
         Route("/{token}", pages.page, methods=["GET", "HEAD"]),
@@ -31,6 +31,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
     ]
     headers = Middleware(SecurityHeaders, https=is_https(runtime.settings))
     return [
+        Route("/qr/{token}", qr_images.qr_image, methods=["GET", "HEAD"]),
         Mount("/pay", routes=pay_routes, middleware=[headers]),
         Route("/webhooks/{provider}/{account_uid}", webhooks.receive, methods=["POST"]),
     ]
