@@ -373,6 +373,11 @@ def require_role(account: Account, *roles: Role) -> None:
         raise RoleNotAllowed()
 
 
+def by_uid(session: Session, uid: str) -> Account | None:
+    """The account ``uid``, or None (for callers that answer their own not-found)."""
+    return repository.get_by_uid(session, uid)
+
+
 def by_api_account_id(session: Session, api_account_id: str) -> Account | None:
     """The account of an API account id (get_token's lookup), or None."""
     return repository.get_by_api_account_id(session, api_account_id)
