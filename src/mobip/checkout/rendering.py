@@ -89,6 +89,7 @@ def content_security_policy(*form_origins: str) -> str:
 
 
 def is_https(settings: Settings) -> bool:
+    """Whether the pages are served over https (HSTS, and the CSRF cookie marked Secure)."""
     return settings.resolved_base_url.startswith("https://")
 
 

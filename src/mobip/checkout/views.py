@@ -42,7 +42,7 @@ class PageState(StrEnum):
 
 @dataclass
 class PageView:
-    """What the payment page shows (the endpoint renders it in ``language``)."""
+    """What the payment page shows (``rendering.render_page`` renders it in ``language``)."""
 
     state: PageState
     transaction: Transaction

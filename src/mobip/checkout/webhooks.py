@@ -160,6 +160,7 @@ def apply_webhook(
 
 
 def webhook_url(runtime: Runtime, provider: str, account: Account) -> str:
+    """Where ``provider`` sends ``account``'s events (the address registered with it)."""
     return f"{runtime.settings.resolved_base_url}/webhooks/{provider}/{account.uid}"
 
 
