@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from checkout.support import pay_path
 from factories import form, make_account, make_transaction, token_for
 from mobip.app import create_app
+from mobip.checkout.qr_images import CACHE_CONTROL as QR_CACHE_CONTROL
 from mobip.config import Environment, Settings
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
-from mobip.qr.endpoints import CACHE_CONTROL as QR_CACHE_CONTROL
 
 API = "/api/2.0/mobip"
 HSTS = "max-age=63072000; includeSubDomains"

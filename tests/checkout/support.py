@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from factories import free_port, make_transaction
+from factories import free_port
 from mobip.accounts.models import Account
 from mobip.checkout import repository as checkout_repository
 from mobip.checkout.models import PaymentAttempt
@@ -20,10 +20,6 @@ PAID = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
 NO_FUNDS = "4000 0000 0000 9995"
 PROVIDER_ERROR = "4000 0000 0000 0119"
-
-# The transaction builder is tests/factories.make_transaction (the API's own create path); this
-# name stays until the checkout tests import it from there.
-new_transaction = make_transaction
 
 
 def pay_path(transaction: Transaction) -> str:

@@ -166,10 +166,6 @@ def _in_scope(scope: Account, path: str) -> bool:
     return scope.role == Role.ADMIN or path.startswith(scope.path)
 
 
-def get_by_checkout_token(session: Session, token: str) -> Transaction | None:
-    return session.scalars(select(Transaction).where(Transaction.checkout_token == token)).first()
-
-
 def get_with_merchant_by_checkout_token(
     session: Session, token: str, *, for_update: bool = False
 ) -> tuple[Transaction, Account] | None:
