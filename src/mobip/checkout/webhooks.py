@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mobip.accounts import repository as accounts_repository
+from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Account
 from mobip.api.envelope import read_body
 from mobip.api.routing import error_response
@@ -108,9 +108,7 @@ def plan_webhook(
     session: Session, provider_name: str, account_uid: str, runtime: Runtime
 ) -> WebhookPlan:
     """The account a webhook address speaks for, its provider and the signing secret."""
-    account = (
-        accounts_repository.get_by_uid(session, account_uid) if len(account_uid) <= 64 else None
-    )
+    account = accounts_service.by_uid(session, account_uid) if len(account_uid) <= 64 else None
     if account is None or account.provider != provider_name:
         raise WebhookAccountNotFound()
     webhook = repository.get_webhook(session, account)
