@@ -15,7 +15,9 @@ from mobip.app import ENDPOINTS, create_app
 from mobip.kit.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
-ROW = re.compile(r"^\| `(GET|POST) ([^`]+)`(?: \([^)]*\))? \| `([\w/.]+)` \| `(\w+)`(?: → `(\w+)`)?")
+ROW = re.compile(
+    r"^\| `(GET|POST) ([^`]+)`(?: \([^)]*\))? \| `([\w/.]+)` \| `(\w+)`(?: → `(\w+)`)?"
+)
 _NOT_HANDLERS = {"HEAD"}
 
 
