@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from io import BytesIO
 from typing import Any
 
 import pytest
-from PIL import Image
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -412,23 +410,6 @@ def test_xml_form_of_each_reply(
         assert decode_png(base64.b64decode(root.findtext("raw_qr") or "")) == [url]
     if name == "get_transaction":
         assert root.find("transaction_data/status_history/item/status") is not None
-
-
-def test_served_qr_png_and_svg_decode_to_the_checkout_url(client: TestClient, token: str) -> None:
-    body = post(client, "send_payment_request", token, **valid_request()).json()
-    path = body["url_qr"].removeprefix("http://127.0.0.1:8000")
-    png = client.get(path)
-    assert png.headers["content-type"] == "image/png"
-    assert "immutable" in png.headers["cache-control"]
-    assert decode_png(png.content) == [body["url_checkout"]]
-    big = client.get(path, params={"size": 12})
-    assert Image.open(BytesIO(big.content)).size[0] > Image.open(BytesIO(png.content)).size[0]
-    svg = client.get(path, params={"format": "svg"})
-    assert svg.headers["content-type"].startswith("image/svg+xml")
-    assert svg.text.lstrip().startswith("<svg") or svg.text.startswith("<?xml")
-    assert client.get(path, params={"size": 1000}).status_code == 400
-    assert client.get(path, params={"format": "gif"}).status_code == 400
-    assert client.get("/qr/ck_unknown").status_code == 404
 
 
 def test_transaction_ids_are_opaque_and_distinct(client: TestClient, token: str) -> None:
