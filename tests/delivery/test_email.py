@@ -100,6 +100,13 @@ def start(receiver: Receiver, **options: Any) -> Controller:
     return controller
 
 
+def smtp_at(runtime: Runtime, port: int, security: SmtpSecurity, **changes: Any) -> Runtime:
+    """``runtime`` sending through the SMTP server on loopback at ``port``."""
+    return with_settings(
+        runtime, smtp_host="127.0.0.1", smtp_port=port, smtp_security=security, **changes
+    )
+
+
 @pytest.fixture
 def smtp(receiver: Receiver) -> Iterator[int]:
     """A plain SMTP server on loopback; yields its port."""
@@ -111,11 +118,10 @@ def smtp(receiver: Receiver) -> Iterator[int]:
 @pytest.fixture
 def mailing(runtime: Runtime, smtp: int) -> Runtime:
     """The runtime, sending through the loopback SMTP server without TLS."""
-    return with_settings(
+    return smtp_at(
         runtime,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp,
-        smtp_security=SmtpSecurity.NONE,
+        smtp,
+        SmtpSecurity.NONE,
         smtp_from="Payments <payments@mobip.test>",
     )
 
@@ -562,9 +568,7 @@ def test_message_data_refused_for_good_fails_the_message(
 
 
 def test_an_unreachable_server_is_retried(runtime: Runtime, merchant: Account) -> None:
-    unreachable = with_settings(
-        runtime, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security=SmtpSecurity.NONE
-    )
+    unreachable = smtp_at(runtime, free_port(), SmtpSecurity.NONE)
     transaction = new_request(unreachable, merchant)
     deliver(unreachable)
     [row] = messages_of(unreachable, transaction)
@@ -577,9 +581,7 @@ def test_an_unreachable_server_is_retried(runtime: Runtime, merchant: Account) -
 def test_attempts_back_off_with_jitter_and_the_last_one_fails_the_message_with_its_error(
     runtime: Runtime, merchant: Account, clock: ManualClock
 ) -> None:
-    unreachable = with_settings(
-        runtime, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security=SmtpSecurity.NONE
-    )
+    unreachable = smtp_at(runtime, free_port(), SmtpSecurity.NONE)
     transaction = new_request(unreachable, merchant)
     delays: list[timedelta] = []
     for attempt in range(1, MESSAGE_POLICY.max_attempts + 1):
@@ -682,11 +684,10 @@ def test_with_smtputf8_a_non_ascii_local_part_is_sent_with_smtputf8(
 ) -> None:
     controller = start(receiver, enable_SMTPUTF8=True)
     try:
-        utf8 = with_settings(
+        utf8 = smtp_at(
             runtime,
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_security=SmtpSecurity.NONE,
+            controller.port,
+            SmtpSecurity.NONE,
             smtp_from="Payments <payments@mobip.test>",
             smtp_smtputf8=True,
         )
@@ -708,11 +709,10 @@ def test_smtputf8_allowed_but_not_advertised_by_the_server_fails_at_once(
 ) -> None:
     controller = start(receiver, enable_SMTPUTF8=False)  # no SMTPUTF8 in its EHLO reply
     try:
-        utf8 = with_settings(
+        utf8 = smtp_at(
             runtime,
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_security=SmtpSecurity.NONE,
+            controller.port,
+            SmtpSecurity.NONE,
             smtp_smtputf8=True,
         )
         transaction = new_request(utf8, merchant, customer_email="zoé@example.com")
@@ -747,11 +747,10 @@ def test_starttls_with_login(
         auth_required=True,
     )
     try:
-        secured = with_settings(
+        secured = smtp_at(
             runtime,
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_security=SmtpSecurity.STARTTLS,
+            controller.port,
+            SmtpSecurity.STARTTLS,
             smtp_username="mobip",
             smtp_password=SecretStr("s3cret-pass"),
             smtp_ca_file=certificate[0],
@@ -783,11 +782,10 @@ def test_implicit_tls(
     # (aiosmtpd offers AUTH only after STARTTLS, so login is tested above.)
     controller = start(receiver, ssl_context=server_context(certificate))
     try:
-        secured = with_settings(
+        secured = smtp_at(
             runtime,
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_security=SmtpSecurity.TLS,
+            controller.port,
+            SmtpSecurity.TLS,
             smtp_ca_file=certificate[0],
         )
         transaction = new_request(secured, merchant)
@@ -803,9 +801,7 @@ def test_starttls_is_required_not_opportunistic(
     runtime: Runtime, merchant: Account, receiver: Receiver, smtp: int
 ) -> None:
     # The plain server offers no STARTTLS: the message is not sent in the clear.
-    strict = with_settings(
-        runtime, smtp_host="127.0.0.1", smtp_port=smtp, smtp_security=SmtpSecurity.STARTTLS
-    )
+    strict = smtp_at(runtime, smtp, SmtpSecurity.STARTTLS)
     transaction = new_request(strict, merchant)
     deliver(strict)
     assert receiver.messages == []
@@ -820,11 +816,10 @@ def test_an_untrusted_certificate_is_refused(
 ) -> None:
     controller = start(receiver, ssl_context=server_context(certificate))
     try:
-        untrusting = with_settings(
+        untrusting = smtp_at(
             runtime,
-            smtp_host="127.0.0.1",
-            smtp_port=controller.port,
-            smtp_security=SmtpSecurity.TLS,
+            controller.port,
+            SmtpSecurity.TLS,
         )
         transaction = new_request(untrusting, merchant)
         deliver(untrusting)
