@@ -20,17 +20,11 @@ from mobip.checkout.qr_images import CACHE_CONTROL as QR_CACHE_CONTROL
 from mobip.config import Environment, Settings
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
+from transactions.support import valid_request
 
 API = "/api/2.0/mobip"
 HSTS = "max-age=63072000; includeSubDomains"
-CREATE = {
-    "item_amount_in_cents": 1250,
-    "tax_amount": 250,
-    "redirect_url": "https://shop.example/thanks",
-    "item_name": "Blue mug",
-    "customer_email": "ada@example.com",
-    "media": "EMAIL",
-}
+CREATE = valid_request()  # send_payment_request's fields
 
 
 def no_store(reply: httpx.Response) -> bool:

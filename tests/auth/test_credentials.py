@@ -18,16 +18,10 @@ from factories import form, make_account, token_for
 from mobip.auth import service as auth_service
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
+from transactions.support import valid_request
 
 API = "/api/2.0/mobip"
-CREATE = {
-    "item_amount_in_cents": 1250,
-    "tax_amount": 250,
-    "redirect_url": "https://shop.example/thanks",
-    "item_name": "Blue mug",
-    "customer_email": "ada@example.com",
-    "media": "EMAIL",
-}
+CREATE = valid_request()  # send_payment_request's fields
 
 
 @pytest.fixture
