@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from mobip.cli import app
+from mobip.delivery import repository
+from mobip.delivery.models import OutboxMessage
+from mobip.delivery.service import enqueue
+from mobip.kit.clock import SystemClock
+from mobip.kit.db import Database
 
 
 @pytest.fixture
@@ -153,3 +162,342 @@ def test_serve_gives_uvicorn_the_keep_alive_setting(
     code, output = run("serve", "--workers", workers)
     assert code == 0, output
     assert [call["timeout_keep_alive"] for call in calls] == [7]
+
+
+# --- output for people (tables with headers) and for scripts (--json) ---------------------------
+
+
+def run_json(*args: str) -> Any:
+    code, output = run(*args, "--json")
+    assert code == 0, output
+    return json.loads(output)
+
+
+ACCOUNT_KEYS = {
+    "uid",
+    "api_account_id",
+    "name",
+    "role",
+    "parent_uid",
+    "currency",
+    "language",
+    "external_account_id",
+    "is_test",
+    "created_at",
+}
+
+
+def test_every_account_command_prints_json(env: dict[str, str], tmp_path: Path) -> None:
+    created = run_json("account", "create", "--name", "Shop", "--language", "FR", "--test")
+    assert set(created) == ACCOUNT_KEYS | {"api_secret_key"}
+    uid = created["uid"]
+    listed = run_json("account", "list")
+    assert isinstance(listed, list) and [a["name"] for a in listed] == ["Platform", "Shop"]
+    assert all(set(account) == ACCOUNT_KEYS for account in listed)  # never a secret
+    platform, shop = listed
+    assert (shop["parent_uid"], platform["parent_uid"]) == (platform["uid"], None)
+    assert (shop["language"], shop["is_test"]) == ("FR", True)
+
+    rotated = run_json("account", "rotate-secret", uid)
+    assert set(rotated) == {"uid", "api_account_id", "api_secret_key"}
+    assert rotated["api_secret_key"].startswith("mbs_")
+    assert rotated["api_secret_key"] != created["api_secret_key"]
+
+    provider = run_json(
+        "account", "set-provider", uid, "--provider", "stripe", "--private-key", "sk_test_123456"
+    )
+    assert provider == {
+        "uid": uid,
+        "provider": "stripe",
+        "public_key": None,
+        "login": None,
+        "private_key_set": True,
+    }
+
+    document = tmp_path / "kbis.pdf"
+    document.write_bytes(b"%PDF")
+    stored = run_json("account", "add-document", uid, str(document), "--name", "kbis.pdf")
+    assert stored == {
+        "uid": uid,
+        "name": "kbis.pdf",
+        "content_type": "application/pdf",
+        "size": 4,
+        "sha256": hashlib.sha256(b"%PDF").hexdigest(),
+    }
+
+    secret = run_json("account", "callback-secret", uid)
+    assert set(secret) == {"uid", "callback_secret", "rotated"}
+    assert secret["callback_secret"].startswith("whsec_") and secret["rotated"] is False
+    replaced = run_json("account", "callback-secret", uid, "--rotate")
+    assert replaced["rotated"] is True
+    assert replaced["callback_secret"] not in (secret["callback_secret"], "")
+
+
+def test_account_list_has_a_header_and_shows_language_and_test_flag(env: dict[str, str]) -> None:
+    run("account", "create", "--name", "Boutique", "--language", "FR", "--test")
+    code, output = run("account", "list")
+    assert code == 0, output
+    header, *rows = output.splitlines()
+    assert header.split() == [
+        "NAME",
+        "ROLE",
+        "UID",
+        "API_ACCOUNT_ID",
+        "CURRENCY",
+        "LANGUAGE",
+        "TEST",
+        "EXTERNAL_ACCOUNT_ID",
+    ]
+    [boutique] = [row for row in rows if "Boutique" in row]
+    assert boutique.split()[1:] == [
+        "merchant",
+        boutique.split()[2],
+        boutique.split()[3],
+        "EUR",
+        "FR",
+        "yes",
+    ]
+    # Each value stands under its header.
+    assert boutique.index("FR") == header.index("LANGUAGE")
+    assert boutique.index("yes") == header.index("TEST")
+
+
+def test_a_terminal_gets_the_whole_table(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a terminal (rich), the table keeps every column and never cuts an id short."""
+    monkeypatch.setattr("mobip.cli._is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal
+    created = run_json("account", "create", "--name", "Shop")
+    code, output = run("account", "list")
+    assert code == 0, output
+    for header in ("NAME", "UID", "API_ACCOUNT_ID", "LANGUAGE", "TEST", "EXTERNAL_ACCOUNT_ID"):
+        assert header in output
+    assert created["uid"] in output and created["api_account_id"] in output
+    assert "…" not in output
+
+
+def add_messages(db_url: str) -> dict[str, int]:
+    """Three messages as the worker leaves them: an e-mail delivered at the second attempt (its
+    first failed without an HTTP status), a callback that failed for good, a pending callback."""
+    clock = SystemClock()
+    database = Database(db_url)
+    now = clock.now()
+    try:
+        with database.transaction() as session:
+            mail = enqueue(
+                session,
+                kind="receipt",
+                target="zoe@example.com",
+                payload={},
+                clock=clock,
+                subject="tr_mail",
+                max_attempts=8,
+            ).id
+            failed = enqueue(
+                session,
+                kind="callback",
+                target="https://shop.example.com/cb?order=1",
+                payload={},
+                clock=clock,
+                subject="tr_failed",
+                max_attempts=12,
+            ).id
+            pending = enqueue(
+                session,
+                kind="callback",
+                target="https://shop.example.com/cb?order=2",
+                payload={},
+                clock=clock,
+                subject="tr_pending",
+                max_attempts=12,
+                not_before=now + timedelta(hours=1),
+            ).id
+            states = {
+                mail: {"status": "done", "attempts": 2, "delivered_at": now},
+                failed: {"status": "failed", "attempts": 12, "last_error": "HTTP 500"},
+                pending: {"attempts": 1, "last_error": "HTTP 503"},
+            }
+            for message_id, values in states.items():
+                session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+                )
+            attempt = {"worker_id": "w1", "started_at": now, "duration_ms": 35, "error": None}
+            repository.add_attempts(
+                session,
+                [
+                    attempt
+                    | {
+                        "message_id": mail,
+                        "number": 1,
+                        "outcome": "retry",
+                        "status_code": None,
+                        "response_excerpt": None,
+                        "error": "SMTP connection refused",
+                    },
+                    attempt
+                    | {
+                        "message_id": mail,
+                        "number": 2,
+                        "outcome": "delivered",
+                        "status_code": None,
+                        "response_excerpt": None,
+                    },
+                    attempt
+                    | {
+                        "message_id": failed,
+                        "number": 12,
+                        "outcome": "failed",
+                        "status_code": 500,
+                        "response_excerpt": "oops",
+                        "error": "HTTP 500",
+                    },
+                    attempt
+                    | {
+                        "message_id": pending,
+                        "number": 1,
+                        "outcome": "retry",
+                        "status_code": 503,
+                        "response_excerpt": None,
+                        "error": "HTTP 503",
+                    },
+                ],
+            )
+    finally:
+        database.dispose()
+    return {"mail": mail, "failed": failed, "pending": pending}
+
+
+MESSAGE_KEYS = {
+    "id",
+    "kind",
+    "status",
+    "attempts",
+    "max_attempts",
+    "subject",
+    "target",
+    "created_at",
+    "next_attempt_at",
+    "delivered_at",
+    "last_error",
+    "attempt_log",
+}
+ATTEMPT_KEYS = {
+    "number",
+    "started_at",
+    "outcome",
+    "duration_ms",
+    "status_code",
+    "response_excerpt",
+    "error",
+    "worker_id",
+}
+
+
+def test_outbox_list_json(env: dict[str, str], db_url: str) -> None:
+    ids = add_messages(db_url)
+    listed = run_json("outbox", "list")
+    assert [m["id"] for m in listed] == [ids["pending"], ids["failed"], ids["mail"]]
+    assert all(set(m) == MESSAGE_KEYS for m in listed)
+    pending, failed, mail = listed
+    assert mail["target"] == "z***@example.com"  # a customer's address stays masked
+    assert failed["target"] == "https://shop.example.com/cb?order=1"
+    assert (failed["status"], failed["attempts"], failed["max_attempts"]) == ("failed", 12, 12)
+    assert pending["next_attempt_at"] is not None and failed["next_attempt_at"] is None
+    assert [a["outcome"] for a in mail["attempt_log"]] == ["retry", "delivered"]
+    assert all(set(a) == ATTEMPT_KEYS for m in listed for a in m["attempt_log"])
+    assert [m["id"] for m in run_json("outbox", "list", "--failed")] == [ids["failed"]]
+
+
+def test_outbox_list_explains_attempts_and_prints_no_placeholders(
+    env: dict[str, str], db_url: str
+) -> None:
+    ids = add_messages(db_url)
+    code, output = run("outbox", "list", "--attempts")
+    assert code == 0, output
+    messages, attempts = output.split("\n\n")
+    header, *rows = messages.splitlines()
+    assert "ATTEMPTS (made/allowed)" in header
+    assert header.split()[:3] == ["ID", "KIND", "STATUS"]
+    [failed] = [row for row in rows if row.startswith(f"{ids['failed']} ")]
+    assert "12/12" in failed and "gave up" in failed and "HTTP 500" in failed
+    [pending] = [row for row in rows if row.startswith(f"{ids['pending']} ")]
+    assert "1/12" in pending and "next attempt" in pending
+    title, attempt_header, *attempt_rows = attempts.splitlines()
+    assert title.startswith("Attempts")
+    assert attempt_header.split()[:4] == ["MESSAGE", "ATTEMPT", "STARTED", "OUTCOME"]
+    assert "HTTP STATUS" in attempt_header and "REPLY" in attempt_header
+    assert len(attempt_rows) == 4
+    for row in attempt_rows:
+        assert "''" not in row and " - " not in row and "None" not in row
+    smtp_failure = next(row for row in attempt_rows if "SMTP" in row)
+    assert "failed, will retry" in smtp_failure
+    http_failure = next(row for row in attempt_rows if "oops" in row)
+    assert "500" in http_failure and "failed, gave up" in http_failure
+    assert http_failure.index("500") == attempt_header.index("HTTP STATUS")
+
+
+def test_outbox_retry_gives_a_failed_message_fresh_attempts_and_a_pending_one_none(
+    env: dict[str, str], db_url: str
+) -> None:
+    ids = add_messages(db_url)
+    code, output = run("outbox", "retry", str(ids["pending"]))
+    assert code == 0, output
+    assert "it was pending; the attempts allowed are unchanged" in output
+    assert "next is attempt 2 of 12" in output
+    [pending] = [m for m in run_json("outbox", "list") if m["id"] == ids["pending"]]
+    assert (pending["status"], pending["max_attempts"]) == ("pending", 12)
+    assert datetime.fromisoformat(pending["next_attempt_at"]) <= datetime.now(UTC)
+
+    retried = run_json("outbox", "retry", str(ids["failed"]))
+    assert retried == retried | {
+        "id": ids["failed"],
+        "kind": "callback",
+        "previous_status": "failed",
+        "status": "pending",
+        "attempts": 12,
+        "max_attempts": 24,
+    }
+    # Retried again while pending: due now, still 24 allowed (no budget growing at each retry).
+    again = run_json("outbox", "retry", str(ids["failed"]))
+    assert (again["previous_status"], again["max_attempts"]) == ("pending", 24)
+
+    code, output = run("outbox", "retry", str(ids["mail"]))
+    assert code == 1 and "already delivered" in output
+
+
+def test_outbox_retry_help_says_what_it_does_to_a_pending_message() -> None:
+    code, output = run("outbox", "retry", "--help")
+    assert code == 0
+    text = " ".join(output.split())
+    assert "A pending message" in text and "allowed attempts stay as they are" in text
+
+
+# --- the settings the CLI reads ------------------------------------------------------------------
+
+
+def test_without_the_servers_settings_the_cli_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MOBIP_DATA_DIR", "MOBIP_DATABASE_URL", "MOBIP_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    for command in (["account", "list"], ["outbox", "list"], ["account", "create", "--name", "X"]):
+        code, output = run(*command)
+        assert code == 2
+        assert f"no MOBIP database at {tmp_path / 'var' / 'mobip.sqlite3'}" in output
+        assert "MOBIP_DATA_DIR" in output and "mobip migrate" in output
+    assert list(tmp_path.iterdir()) == []  # no ./var, no database, no secret key
+
+
+def test_an_empty_database_is_named_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    monkeypatch.setenv("MOBIP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MOBIP_DATABASE_URL", f"sqlite:///{empty}")
+    code, output = run("account", "list")
+    assert code == 2
+    assert f"the database at sqlite:///{empty} (as MOBIP_DATABASE_URL says) has no MOBIP" in output
+    assert "run 'mobip migrate'" in output

@@ -1,4 +1,10 @@
-"""The operator's command line: serve, worker, migrate, account …"""
+"""The operator's command line: serve, worker, migrate, account …, outbox …
+
+Every command reads the same ``MOBIP_*`` settings as the server (src/mobip/config.py); the
+account and outbox commands work on the database those settings name and refuse to create one.
+A command that prints data prints a table with a header (rich in a terminal, aligned plain text
+in a pipe) or, with ``--json``, JSON for scripts: one object, or a list of objects for ``list``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
 from mobip.accounts import service as accounts_service
@@ -20,22 +28,39 @@ from mobip.auth import service as auth_service
 from mobip.config import ConfigurationError, Settings
 from mobip.kit.errors import MobipError
 from mobip.kit.logging import configure_logging
-from mobip.kit.migrate import is_current, upgrade
-from mobip.kit.runtime import Runtime
+from mobip.kit.migrate import current_revision, head_revision, is_current, upgrade
+from mobip.kit.runtime import Runtime, sqlite_path
+
+if TYPE_CHECKING:
+    from mobip.delivery.models import OutboxAttempt, OutboxMessage
 
 T = TypeVar("T")
 
-app = typer.Typer(help="MOBIP server: payment requests by e-mail, SMS and QR code.")
+app = typer.Typer(
+    help=(
+        "MOBIP server: payment requests by e-mail, SMS and QR code. Every command reads the "
+        "server's MOBIP_* environment variables (MOBIP_DATA_DIR, MOBIP_DATABASE_URL, …): run "
+        "it with the same values as the server."
+    )
+)
 account_app = typer.Typer(help="Manage accounts (admin → partner → merchant).")
 app.add_typer(account_app, name="account")
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
 
 @contextmanager
-def _runtime() -> Iterator[Runtime]:
-    """The command's runtime; its database connections close when the command ends."""
+def _runtime(*, existing_database: bool = False) -> Iterator[Runtime]:
+    """The command's runtime; its database connections close when the command ends.
+
+    ``existing_database``: the command works on the server's database and must not create one
+    (a SQLite file, a data folder and a secret key where the operator did not mean them).
+    """
     settings = Settings()
     try:
         settings.check()
+        if existing_database:
+            _require_database(settings)
         runtime = Runtime.from_settings(settings)
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -44,6 +69,37 @@ def _runtime() -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.database.dispose()
+
+
+def _settings_in_use(settings: Settings) -> str:
+    """Where the settings point, said in the environment variables' own terms."""
+    if settings.database_url:
+        return "as MOBIP_DATABASE_URL says"
+    folder = settings.data_dir
+    if "data_dir" not in settings.model_fields_set:
+        return (
+            "neither MOBIP_DATABASE_URL nor MOBIP_DATA_DIR is set, so the data folder is ./var "
+            f"in the current directory: {folder.resolve()}"
+        )
+    return f"MOBIP_DATABASE_URL is not set and MOBIP_DATA_DIR is {folder} ({folder.resolve()})"
+
+
+def _shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _require_database(settings: Settings) -> None:
+    """A SQLite database that does not exist: say which settings the CLI read, create nothing."""
+    path = sqlite_path(settings.resolved_database_url)
+    if path is None or path.exists():
+        return
+    raise ConfigurationError(
+        f"no MOBIP database at {path} ({_settings_in_use(settings)}).\n"
+        "The CLI reads the same MOBIP_* environment variables as the server: run it with the "
+        "server's MOBIP_DATA_DIR (or MOBIP_DATABASE_URL), e.g.\n"
+        "  MOBIP_DATA_DIR=/path/to/the/server/var mobip account list\n"
+        "or create a new, empty database there with 'mobip migrate'."
+    )
 
 
 def _unit_of_work(runtime: Runtime, work: Callable[[Session], T], *, writes: bool = True) -> T:
@@ -64,9 +120,95 @@ def _unit_of_work(runtime: Runtime, work: Callable[[Session], T], *, writes: boo
 
 def _require_current_schema(runtime: Runtime) -> None:
     database = runtime.database
-    if not database.retry_busy(lambda: is_current(database.engine)):
-        typer.echo("error: the database schema is not current: run 'mobip migrate'", err=True)
-        raise typer.Exit(2)
+    if database.retry_busy(lambda: is_current(database.engine)):
+        return
+    settings = runtime.settings
+    url = settings.resolved_database_url
+    revision = database.retry_busy(lambda: current_revision(database.engine))
+    where = f"{_shown_url(url)} ({_settings_in_use(settings)})"
+    if revision is None:
+        message = (
+            f"the database at {where} has no MOBIP tables.\n"
+            "If the server uses another database, run this command with the server's MOBIP_* "
+            "settings; to set up this one, run 'mobip migrate' with the same settings."
+        )
+    else:
+        message = (
+            f"the database schema at {where} is not current (revision {revision}, this "
+            f"version of MOBIP needs {head_revision(url)}): run 'mobip migrate' with the same "
+            "MOBIP_* settings"
+        )
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+# --- output: tables for people, JSON for scripts -------------------------------------------------
+
+
+def _utc(moment: datetime | None) -> str:
+    """``2026-11-30 12:34:56 UTC`` (tables); JSON uses ``_iso``."""
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment is not None else ""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+# A column whose cells are this long or shorter holds identifiers or short values: a terminal
+# table never cuts or wraps them. Longer free text wraps, at this width at least.
+_NEVER_CUT = 30
+_TEXT_WIDTH = 40
+
+
+def _print_rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str) -> None:
+    """The table for a terminal: drawn wider than a narrow terminal rather than cut short."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, title_justify="left")
+    needed = 0
+    for index, header in enumerate(headers):
+        longest = max([len(header)] + [len(row[index]) for row in rows])
+        if longest <= _NEVER_CUT:
+            table.add_column(header, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(header, overflow="fold", min_width=min(longest, _TEXT_WIDTH))
+        needed += min(longest, _TEXT_WIDTH) + 3  # rich's padding and separator
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: no rich markup in our data
+    console = Console(highlight=False)
+    if console.width < needed:
+        console = Console(highlight=False, width=needed)
+    console.print(table)
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str = "") -> None:
+    """A table with a header: rich in a terminal, aligned plain text (two spaces) otherwise.
+
+    An empty cell means the value does not exist (no HTTP status for an SMTP attempt).
+    """
+    if _is_terminal():
+        _print_rich_table(headers, rows, title)
+        return
+    if title:
+        typer.echo(title)
+    widths = [
+        max([len(header)] + [len(row[i]) for row in rows]) for i, header in enumerate(headers)
+    ]
+    for line in [headers, *rows]:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 @app.command()
@@ -172,10 +314,28 @@ def worker() -> None:
     from mobip.delivery.runner import run_standalone
     from mobip.wiring import wire
 
-    with _runtime() as runtime:
+    with _runtime(existing_database=True) as runtime:
         configure_logging(runtime.settings.log_level)
         _require_current_schema(runtime)
         run_standalone(wire(runtime))
+
+
+def _account_record(account: Account) -> dict[str, Any]:
+    """What the CLI shows of an account (never its secret: that is shown once, by its command)."""
+    # The path is the uids from the root, "/admin/partner/merchant/": the parent is next to last.
+    uids = account.path.strip("/").split("/")
+    return {
+        "uid": account.uid,
+        "api_account_id": account.api_account_id,
+        "name": account.name,
+        "role": account.role,
+        "parent_uid": uids[-2] if len(uids) > 1 else None,
+        "currency": account.currency,
+        "language": account.language,
+        "external_account_id": account.external_account_id,
+        "is_test": account.is_test,
+        "created_at": _iso(account.created_at),
+    }
 
 
 @account_app.command("create")
@@ -186,13 +346,13 @@ def account_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 currency")] = "EUR",
     language: Annotated[Language, typer.Option(help="EN or FR")] = Language.EN,
     external_id: Annotated[str | None, typer.Option(help="External_AccountID")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    as_json: JsonOption = False,
     test: Annotated[
         bool, typer.Option("--test", help="A test account (sandbox payments in production)")
     ] = False,
 ) -> None:
     """Create an account and print its API credentials (the secret is shown once)."""
-    with _runtime() as runtime:
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         created = _unit_of_work(
             runtime,
@@ -208,50 +368,61 @@ def account_create(
                 is_test=test,
             ),
         )
-        account = created.account
-        record = {
-            "uid": account.uid,
-            "api_account_id": account.api_account_id,
-            "api_secret_key": created.api_secret_key,
-            "name": account.name,
-            "role": account.role,
-            "currency": account.currency,
-            "language": account.language,
-            "external_account_id": account.external_account_id,
-            "is_test": account.is_test,
-        }
+        record = _account_record(created.account)
+        record["api_secret_key"] = created.api_secret_key
         if as_json:
-            typer.echo(json.dumps(record))
+            _print_json(record)
             return
         for key, value in record.items():
-            typer.echo(f"{key:<20} {value if value is not None else ''}")
+            typer.echo(f"{key:<20} {'' if value is None else value}")
+        typer.echo("The api_secret_key is shown only now: keep it.")
 
 
 @account_app.command("list")
-def account_list() -> None:
-    """List every account, tree order."""
-    with _runtime() as runtime:
+def account_list(as_json: JsonOption = False) -> None:
+    """List every account in tree order (children indented under their parent)."""
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         accounts = _unit_of_work(runtime, accounts_service.all_accounts, writes=False)
-        for account in accounts:
-            depth = account.path.count("/") - 2
-            typer.echo(
-                f"{'  ' * depth}{account.uid}  {account.role:<8}  {account.api_account_id}  "
-                f"{account.currency}  {account.name}"
-            )
+    if as_json:
+        _print_json([_account_record(account) for account in accounts])
+        return
+    rows = [
+        [
+            "  " * (account.path.count("/") - 2) + account.name,
+            account.role,
+            account.uid,
+            account.api_account_id,
+            account.currency,
+            account.language,
+            "yes" if account.is_test else "no",
+            account.external_account_id or "",
+        ]
+        for account in accounts
+    ]
+    headers = ["NAME", "ROLE", "UID", "API_ACCOUNT_ID", "CURRENCY", "LANGUAGE", "TEST"]
+    _print_table([*headers, "EXTERNAL_ACCOUNT_ID"], rows)
 
 
 @account_app.command("rotate-secret")
-def account_rotate_secret(uid: str) -> None:
-    """Issue a new API secret key; the old one and its tokens stop working."""
-    with _runtime() as runtime:
+def account_rotate_secret(uid: str, as_json: JsonOption = False) -> None:
+    """Issue a new API secret key (shown once); the old one and its tokens stop working."""
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         created = _unit_of_work(
             runtime,
             lambda session: auth_service.rotate_secret(session, uid, runtime.clock.now()),
         )
-        typer.echo(f"api_account_id {created.account.api_account_id}")
-        typer.echo(f"api_secret_key {created.api_secret_key}")
+    record = {
+        "uid": created.account.uid,
+        "api_account_id": created.account.api_account_id,
+        "api_secret_key": created.api_secret_key,
+    }
+    if as_json:
+        _print_json(record)
+        return
+    typer.echo(f"api_account_id {created.account.api_account_id}")
+    typer.echo(f"api_secret_key {created.api_secret_key}")
 
 
 @account_app.command("set-provider")
@@ -261,11 +432,12 @@ def account_set_provider(
     public_key: Annotated[str | None, typer.Option(help="Public (publishable) key")] = None,
     private_key: Annotated[str | None, typer.Option(help="Private key (encrypted at rest)")] = None,
     login: Annotated[str | None, typer.Option(help="Provider login")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Set the account's payment provider and keys."""
-    with _runtime() as runtime:
+    """Set the account's payment provider and keys (the private key is never printed)."""
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
-        _unit_of_work(
+        account = _unit_of_work(
             runtime,
             lambda session: accounts_service.set_provider(
                 session,
@@ -278,7 +450,18 @@ def account_set_provider(
                 now=runtime.clock.now(),
             ),
         )
-        typer.echo(f"provider of {uid} set to {provider.value}")
+    if as_json:
+        _print_json(
+            {
+                "uid": account.uid,
+                "provider": account.provider,
+                "public_key": account.provider_public_key,
+                "login": account.provider_login,
+                "private_key_set": account.provider_private_key_encrypted is not None,
+            }
+        )
+        return
+    typer.echo(f"provider of {uid} set to {provider.value}")
 
 
 @account_app.command("add-document")
@@ -287,9 +470,10 @@ def account_add_document(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     name: Annotated[str, typer.Option(help="Document name (used in document_list)")],
     content_type: Annotated[str | None, typer.Option(help="Default: guessed from the name")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Attach a document to an account (replaces one of the same name)."""
-    with _runtime() as runtime:
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         content = file.read_bytes()
         document = _unit_of_work(
@@ -303,7 +487,18 @@ def account_add_document(
                 now=runtime.clock.now(),
             ),
         )
-        typer.echo(f"stored {document.name} ({document.size} bytes, sha256 {document.sha256})")
+    if as_json:
+        _print_json(
+            {
+                "uid": uid,
+                "name": document.name,
+                "content_type": document.content_type,
+                "size": document.size,
+                "sha256": document.sha256,
+            }
+        )
+        return
+    typer.echo(f"stored {document.name} ({document.size} bytes, sha256 {document.sha256})")
 
 
 # --- callbacks and the outbox (delivery) --------------------------------------------------------
@@ -316,11 +511,12 @@ app.add_typer(outbox_app, name="outbox")
 def account_callback_secret(
     uid: str,
     rotate: Annotated[bool, typer.Option("--rotate", help="Replace it with a new secret")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show (or rotate) the whsec_ secret that signs the account's callbacks."""
     from mobip.delivery import service as delivery_service
 
-    with _runtime() as runtime:
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
 
         def show_or_rotate(session: Session) -> str:
@@ -330,22 +526,88 @@ def account_callback_secret(
             )
 
         secret = _unit_of_work(runtime, show_or_rotate)
-        if rotate:
-            typer.echo("rotated: callbacks are signed with the new secret within 30 seconds")
-        typer.echo(secret)
+    if as_json:
+        _print_json({"uid": uid, "callback_secret": secret, "rotated": rotate})
+        return
+    if rotate:
+        typer.echo("rotated: callbacks are signed with the new secret within 30 seconds")
+    typer.echo(secret)
+
+
+# What each attempt's outcome means for the message (outbox_attempts.outcome).
+_OUTCOMES = {
+    "delivered": "delivered",
+    "retry": "failed, will retry",
+    "failed": "failed, gave up",
+}
+
+
+def _when(message: OutboxMessage) -> str:
+    """When the message was delivered, when it was given up, or when its next attempt comes."""
+    if message.status == "done":
+        return f"delivered {_utc(message.delivered_at)}"
+    if message.status == "failed":
+        return f"gave up {_utc(message.updated_at)}"
+    return f"next attempt {_utc(message.next_attempt_at)}"
+
+
+def _shown_target(message: OutboxMessage) -> str:
+    from mobip.transactions.service import mask_recipient
+
+    # A callback URL is the merchant's; an address or phone number is a customer's.
+    return message.target if message.kind == "callback" else mask_recipient(message.target)
+
+
+def _message_record(message: OutboxMessage, log: Sequence[OutboxAttempt]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "status": message.status,
+        "attempts": message.attempts,
+        "max_attempts": message.max_attempts,
+        "subject": message.subject,
+        "target": _shown_target(message),
+        "created_at": _iso(message.created_at),
+        "next_attempt_at": _iso(message.next_attempt_at) if message.status == "pending" else None,
+        "delivered_at": _iso(message.delivered_at),
+        "last_error": message.last_error,
+        "attempt_log": [
+            {
+                "number": attempt.number,
+                "started_at": _iso(attempt.started_at),
+                "outcome": attempt.outcome,
+                "duration_ms": attempt.duration_ms,
+                "status_code": attempt.status_code,
+                "response_excerpt": attempt.response_excerpt,
+                "error": attempt.error,
+                "worker_id": attempt.worker_id,
+            }
+            for attempt in log
+        ],
+    }
+
+
+def _shortened(text: str | None, limit: int) -> str:
+    text = " ".join((text or "").split())  # one line per row
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @outbox_app.command("list")
 def outbox_list(
     failed: Annotated[bool, typer.Option("--failed", help="Only failed messages")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Newest N messages")] = 50,
-    attempts: Annotated[bool, typer.Option("--attempts", help="Show each attempt")] = False,
+    attempts: Annotated[bool, typer.Option("--attempts", help="Also list each attempt")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """List the newest outbox messages: id, kind, status, attempts, subject, last error."""
-    from mobip.delivery import service as delivery_service
-    from mobip.transactions.service import mask_recipient
+    """List the newest outbox messages, newest first; ``--attempts`` adds each attempt.
 
-    with _runtime() as runtime:
+    ATTEMPTS is "made/allowed": 3/12 is three attempts made of the twelve this message may have.
+    JSON: a list of objects, each with its ``attempt_log`` (whether or not --attempts is given).
+    E-mail addresses and phone numbers are masked; callback URLs are shown whole.
+    """
+    from mobip.delivery import service as delivery_service
+
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         rows = _unit_of_work(
             runtime,
@@ -354,44 +616,91 @@ def outbox_list(
             ),
             writes=False,
         )
-        for message, log in rows:
-            target = (
-                message.target if message.kind == "callback" else mask_recipient(message.target)
-            )
-            typer.echo(
-                f"{message.id:>8}  {message.kind:<16} {message.status:<8} "
-                f"{message.attempts}/{message.max_attempts}  {message.subject or '-'}  {target}  "
-                f"{(message.last_error or '')[:120]}"
-            )
-            if not attempts:
-                continue
-            for attempt in log:
-                typer.echo(
-                    f"          #{attempt.number} {attempt.started_at.isoformat()} "
-                    f"{attempt.outcome:<9} {attempt.status_code or '-'} {attempt.duration_ms}ms "
-                    f"{(attempt.response_excerpt or '')[:60]!r} {(attempt.error or '')[:80]}"
-                )
+    if as_json:
+        _print_json([_message_record(message, log) for message, log in rows])
+        return
+    _print_table(
+        ["ID", "KIND", "STATUS", "ATTEMPTS (made/allowed)", "WHEN", "SUBJECT", "TO", "LAST ERROR"],
+        [
+            [
+                str(message.id),
+                message.kind,
+                message.status,
+                f"{message.attempts}/{message.max_attempts}",
+                _when(message),
+                message.subject or "",
+                _shown_target(message),
+                _shortened(message.last_error, 100),
+            ]
+            for message, _ in rows
+        ],
+    )
+    if not attempts:
+        return
+    typer.echo("")
+    _print_table(
+        ["MESSAGE", "ATTEMPT", "STARTED", "OUTCOME", "DURATION", "HTTP STATUS", "REPLY", "ERROR"],
+        [
+            [
+                str(message.id),
+                f"#{attempt.number}",
+                _utc(attempt.started_at),
+                _OUTCOMES.get(attempt.outcome, attempt.outcome),
+                f"{attempt.duration_ms} ms",
+                str(attempt.status_code) if attempt.status_code is not None else "",
+                _shortened(attempt.response_excerpt, 60),
+                _shortened(attempt.error, 80),
+            ]
+            for message, log in rows
+            for attempt in log
+        ],
+        title="Attempts (HTTP STATUS and REPLY: what the receiver answered, when it did)",
+    )
 
 
 @outbox_app.command("retry")
-def outbox_retry(message_id: int) -> None:
-    """Make a failed message due now, with a fresh set of attempts."""
+def outbox_retry(message_id: int, as_json: JsonOption = False) -> None:
+    """Make a failed or pending message due now.
+
+    A failed message gets a fresh set of attempts of its kind (12 for a callback, 8 for an
+    e-mail or SMS): 12/12 becomes 12/24, its next attempt the 13th. A pending message (waiting
+    for its next attempt) is only made due now: its allowed attempts stay as they are. A
+    delivered message, or one a worker is sending, is refused.
+    """
     from mobip.delivery import service as delivery_service
 
-    with _runtime() as runtime:
+    with _runtime(existing_database=True) as runtime:
         _require_current_schema(runtime)
         try:
-            message = _unit_of_work(
+            retried = _unit_of_work(
                 runtime,
                 lambda session: delivery_service.retry_message(session, message_id, runtime.clock),
             )
         except delivery_service.OutboxRetryRefused as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(
-            f"message {message.id} ({message.kind}) is due now: "
-            f"attempt {message.attempts + 1} of {message.max_attempts}"
+    message = retried.message
+    if as_json:
+        _print_json(
+            {
+                "id": message.id,
+                "kind": message.kind,
+                "previous_status": retried.previous_status,
+                "status": message.status,
+                "attempts": message.attempts,
+                "max_attempts": message.max_attempts,
+                "next_attempt_at": _iso(message.next_attempt_at),
+            }
         )
+        return
+    if retried.previous_status == "failed":
+        change = f"it had failed; {retried.added_attempts} more attempts allowed"
+    else:
+        change = "it was pending; the attempts allowed are unchanged"
+    typer.echo(
+        f"message {message.id} ({message.kind}) is due now: {change}; next is attempt "
+        f"{message.attempts + 1} of {message.max_attempts}"
+    )
 
 
 def main() -> None:

@@ -212,7 +212,7 @@ def test_retry_refuses_a_message_in_a_workers_hands_until_its_lease_ends(
 
     clock.set(lease_end)  # the worker died: its lease has run out
     with database.transaction() as session:
-        retried = retry_message(session, message_id, clock)
+        retried = retry_message(session, message_id, clock).message
     assert retried.lease_owner is None and retried.status == OutboxStatus.PENDING
     assert retried.next_attempt_at == lease_end
 

@@ -201,19 +201,25 @@ def messages_about(session: Session, account_id: int, subject: str) -> Sequence[
     ).all()
 
 
-def list_messages(session: Session, *, failed_only: bool, limit: int) -> Sequence[OutboxMessage]:
-    """The newest messages first (operator tools: the platform's view, every account)."""
+def list_messages(
+    session: Session, *, failed_only: bool, limit: int, kind: str | None = None
+) -> Sequence[OutboxMessage]:
+    """The newest messages first, of ``kind`` if given (operator tools: every account)."""
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if failed_only:
         stmt = stmt.where(OutboxMessage.status == OutboxStatus.FAILED.value)
+    if kind is not None:
+        stmt = stmt.where(OutboxMessage.kind == kind)
     return session.scalars(stmt).all()
 
 
-def requeue(session: Session, message_id: int, now: datetime, max_attempts: int) -> bool:
+def requeue(
+    session: Session, message_id: int, now: datetime, max_attempts: int, status: str | None = None
+) -> bool:
     """Make a pending or failed message due now with ``max_attempts``.
 
-    False if it is done, or held by a worker's live lease (clearing that lease would drop the
-    worker's outcome and send the message twice).
+    False if it is done, held by a worker's live lease (clearing that lease would drop the
+    worker's outcome and send the message twice), or, with ``status``, no longer in it.
     """
     stmt = (
         update(OutboxMessage)
@@ -221,6 +227,7 @@ def requeue(session: Session, message_id: int, now: datetime, max_attempts: int)
             OutboxMessage.id == message_id,
             OutboxMessage.status != OutboxStatus.DONE.value,
             or_(OutboxMessage.lease_expires_at.is_(None), OutboxMessage.lease_expires_at <= now),
+            *([OutboxMessage.status == status] if status is not None else []),
         )
         .values(
             status=OutboxStatus.PENDING.value,

@@ -286,27 +286,42 @@ def default_max_attempts(kind: str) -> int:
     return CALLBACK_MAX_ATTEMPTS if kind == CALLBACK else MESSAGE_MAX_ATTEMPTS
 
 
-def retry_message(session: Session, message_id: int, clock: Clock) -> OutboxMessage:
-    """Make a failed or pending message due now, with a fresh set of attempts of its kind.
+@dataclass(frozen=True)
+class Retried:
+    """A message ``retry_message`` made due now, and what it was before."""
 
-    A message in a worker's hands (live lease) is refused: its outcome is still to come.
-    ``attempts`` keeps counting (the attempt log stays in order); ``max_attempts`` grows by the
-    kind's usual number of attempts.
+    message: OutboxMessage
+    previous_status: str  # "failed" or "pending"
+    added_attempts: int  # attempts added to max_attempts: 0 for a pending message
+
+
+def retry_message(session: Session, message_id: int, clock: Clock) -> Retried:
+    """Make a failed or pending message due now (the operator's ``mobip outbox retry``).
+
+    A failed message gets a fresh set of attempts of its kind: ``attempts`` keeps counting (the
+    attempt log stays in order) and ``max_attempts`` grows by the kind's usual number. A pending
+    message (waiting for its next attempt) is only made due now: its ``max_attempts`` stays.
+    A delivered message, and one in a worker's hands (live lease: its outcome is still to come),
+    are refused.
     """
     message = repository.get(session, message_id)
     if message is None:
         raise OutboxRetryRefused(f"no outbox message {message_id}")
     if message.status == OutboxStatus.DONE.value:
         raise OutboxRetryRefused(f"message {message_id} was already delivered")
-    max_attempts = message.attempts + default_max_attempts(message.kind)
-    if not repository.requeue(session, message_id, clock.now(), max_attempts):
+    previous_status = message.status
+    added = default_max_attempts(message.kind) if previous_status == OutboxStatus.FAILED else 0
+    max_attempts = message.attempts + added if added else message.max_attempts
+    if not repository.requeue(
+        session, message_id, clock.now(), max_attempts, status=previous_status
+    ):
         raise OutboxRetryRefused(
             f"message {message_id} is being sent by {message.lease_owner} (lease until "
-            f"{message.lease_expires_at}) or was delivered meanwhile; try again later"
+            f"{message.lease_expires_at}) or its status changed meanwhile; try again later"
         )
     updated = repository.get(session, message_id)
     assert updated is not None
-    return updated
+    return Retried(updated, previous_status, added)
 
 
 def messages_about(session: Session, *, account_id: int, subject: str) -> Sequence[OutboxMessage]:
@@ -315,9 +330,10 @@ def messages_about(session: Session, *, account_id: int, subject: str) -> Sequen
 
 
 def list_messages(
-    session: Session, *, failed_only: bool = False, limit: int = 50
+    session: Session, *, failed_only: bool = False, limit: int = 50, kind: str | None = None
 ) -> list[tuple[OutboxMessage, list[OutboxAttempt]]]:
-    """The newest messages with their attempt logs (operator view; two queries in all)."""
-    messages = repository.list_messages(session, failed_only=failed_only, limit=limit)
+    """The newest messages (of ``kind`` if given) with their attempt logs (operator view and
+    /dev/outbox's callbacks; two queries in all)."""
+    messages = repository.list_messages(session, failed_only=failed_only, limit=limit, kind=kind)
     logs = repository.attempts_by_message(session, [message.id for message in messages])
     return [(message, logs[message.id]) for message in messages]
