@@ -170,8 +170,8 @@ def allowed(reply: httpx.Response) -> set[str]:
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
-        ("TRACE", f"{API}/get_token", {"GET"}),
-        ("PUT", f"{API}/get_token", {"GET"}),
+        ("TRACE", f"{API}/get_token", {"GET", "HEAD", "POST"}),
+        ("PUT", f"{API}/get_token", {"GET", "HEAD", "POST"}),
         ("TRACE", f"{API}/send_payment_request", {"POST"}),
         ("GET", f"{API}/login", {"POST"}),
         ("POST", "/api/2.0/openapi.json", {"GET", "HEAD"}),

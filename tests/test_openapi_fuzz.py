@@ -4,9 +4,10 @@ The app runs in process on a fresh migrated SQLite database, with a merchant (an
 operations, its partner) whose token goes in the Bearer header, so authenticated operations get
 past authentication. Every operation is fed
 requests the document calls valid (the server must not refuse them: ST202) and requests it calls
-invalid (the server must refuse them: ST201), as multipart and urlencoded bodies, GET included; no
-reply may be a 5xx, and every reply must match its documented status, media type and schema, XML
-replies included (parsed back with the document's own shapes).
+invalid (the server must refuse them: ST201), as multipart and urlencoded bodies, GET included
+(and each read's POST form, an operation of its own); no reply may be a 5xx, and every reply must
+match its documented status, media type and schema, XML replies included (parsed back with the
+document's own shapes).
 
 A bounded, derandomized run is part of `make test`; `make fuzz` sets MOBIP_FUZZ_EXAMPLES for a
 longer one.
@@ -42,7 +43,7 @@ from starlette.testclient import TestClient
 
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
-from mobip.api.openapi import build_openapi
+from mobip.api.openapi import POST_FORM_SUFFIX, build_openapi
 from mobip.app import ENDPOINTS, create_app
 from mobip.config import Settings
 from mobip.kit.clock import ManualClock
@@ -161,6 +162,12 @@ class Callers:
 ACCOUNT_OPERATIONS = {"get_account", "get_account_by_external_id", "update_account"}
 
 
+def endpoint_name(operation: dict[str, Any]) -> str:
+    """The endpoint an operation calls: a read's POST form (get_account_post) is the read's."""
+    operation_id: str = operation["operationId"]
+    return operation_id.removesuffix(POST_FORM_SUFFIX)
+
+
 @pytest.fixture(scope="module")
 def callers(fuzz_settings: Settings) -> Callers:
     runtime = _runtime(fuzz_settings)
@@ -236,7 +243,7 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
       add two fields): a larger generated sum is discarded, not sent;
     - account_data is drawn as its contentSchema says (see ACCOUNT_DATA).
     """
-    operation = case.operation.definition.raw["operationId"]
+    operation = endpoint_name(case.operation.definition.raw)
     headers = case.headers or {}
     if "Idempotency-Key" in headers:
         headers["Idempotency-Key"] = headers["Idempotency-Key"][:200] + f"-{next(_KEYS)}"
@@ -282,7 +289,7 @@ def test_the_server_takes_what_its_openapi_document_allows(
     # the case is about the headers themselves (e.g. a negative case without Authorization).
     operation = case.operation.definition.raw
     if operation.get("security") and not case.meta.is_negative_at(ParameterLocation.HEADER):
-        token = callers.token_for(operation["operationId"])
+        token = callers.token_for(endpoint_name(operation))
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
     response = case.call_and_validate(app=fuzz_app, checks=CHECKS)
     if case.method == "GET" and positive and isinstance(case.body, dict) and case.body:

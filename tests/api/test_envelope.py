@@ -181,10 +181,15 @@ def test_malformed_multipart(client: TestClient) -> None:
 
 
 def test_wrong_method_is_405_in_the_envelope(client: TestClient) -> None:
-    reply = client.post(GET_TOKEN, files=form(api_account_id="a"))
+    # A write answers POST only; a read GET, HEAD and POST (tests/api/test_read_methods.py).
+    reply = client.get("/api/2.0/mobip/send_payment_request", params={"item_name": "a"})
     assert reply.status_code == 405
     assert reply.json()["return_code"] == "4005"
-    assert reply.headers["allow"] == "GET"
+    assert reply.headers["allow"] == "POST"
+    reply = client.put(GET_TOKEN, files=form(api_account_id="a"))
+    assert reply.status_code == 405
+    assert reply.json()["return_code"] == "4005"
+    assert reply.headers["allow"] == "GET, HEAD, POST"
 
 
 def test_unknown_endpoint_is_404_in_the_envelope(client: TestClient) -> None:

@@ -208,7 +208,32 @@ def test_the_create_endpoints_take_an_idempotency_key(spec: dict[str, Any]) -> N
 def test_schemathesis_reads_every_operation(spec: dict[str, Any]) -> None:
     schema = schemathesis.openapi.from_dict(spec)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == len(ENDPOINTS)
+    # A read has its POST form beside its GET operation.
+    assert len(operations) == len(ENDPOINTS) + sum(endpoint.reads for endpoint in ENDPOINTS)
+
+
+def test_a_read_has_a_post_operation_the_same_as_its_get_one(spec: dict[str, Any]) -> None:
+    operation_ids = []
+    for endpoint in ENDPOINTS:
+        operations = spec["paths"][endpoint.full_path]
+        operation_ids += [operation["operationId"] for operation in operations.values()]
+        if not endpoint.reads:
+            assert set(operations) == {"post"}, endpoint.name
+            continue
+        assert set(operations) == {"get", "post"}, endpoint.name
+        get, post = operations["get"], operations["post"]
+        assert get["operationId"] == endpoint.name
+        assert post["operationId"] == f"{endpoint.name}_post"
+        assert endpoint.full_path in post["description"]
+        assert "extension" in post["description"]
+        # The fields, the replies, the security and the tag are the GET operation's.
+        named = {"operationId", "summary", "description"}
+        assert {k: v for k, v in post.items() if k not in named} == {
+            k: v for k, v in get.items() if k not in named
+        }
+    assert len(operation_ids) == len(set(operation_ids))
+    described = spec["info"]["description"]
+    assert all(f"`{e.name}`" in described for e in ENDPOINTS if e.reads)
 
 
 def test_rules_across_fields_are_stated(spec: dict[str, Any]) -> None:

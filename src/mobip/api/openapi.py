@@ -7,6 +7,8 @@ refuses what the document rules out:
 - every operation, GET included, takes its inputs as a multipart/form-data or urlencoded body
   (the spec's multipart GET); the query string also works for non-secret fields but is not
   described, so no generated client puts a secret in a URL;
+- a read (the spec's GET) also answers POST alike (api/routing): its path has a second operation,
+  ``<name>_post``, the same as the GET one but for its operationId, summary and description;
 - each input carries the constraints its ``Field`` declares (length, range, enum, format,
   pattern); text fields also carry the server's rule on control characters as a ``pattern``;
 - integers travel as text in a form, so they are ``type: integer`` with the range the server
@@ -30,6 +32,8 @@ from mobip.kit.errors import MobipError, all_error_classes
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 REPLY_MEDIA_TYPES = ("application/json", "application/xml")
 XML_ROOT = {"name": "mobip"}
+# A read's POST operation is named like the read with this suffix (get_token_post).
+POST_FORM_SUFFIX = "_post"
 
 # The server reads integers written as -?[0-9]{1,18} (api/envelope): a range that keeps every
 # generated value within 18 digits whatever bounds a field leaves open.
@@ -192,6 +196,12 @@ twice, is refused (400). The access token goes in `Authorization: Bearer <token>
 (root element `<mobip>`, list items as `<item>`) with `format=xml` or `Accept: application/xml`.
 Every reply has `return_code` ("0" when OK) and, on error, `return_message`; the HTTP status
 mirrors the error class (table below).
+
+Our extension of the spec: a read operation (the spec's GET) also answers POST, with the same
+fields and the same reply, for HTTP clients that cannot send a body with GET (browsers' `fetch`,
+so the "Try it out" of the interactive docs at `/docs`, among them). Each read has a second
+operation named `<name>_post`: {reads}. A write operation answers POST only (any other method:
+405, with `Allow`).
 """
 
 
@@ -392,12 +402,32 @@ def _operation(endpoint: Endpoint, codes: Sequence[type[MobipError]]) -> dict[st
     return operation
 
 
+def _post_form(endpoint: Endpoint, operation: dict[str, Any]) -> dict[str, Any]:
+    """A read's POST operation: its GET operation under another operationId, with its purpose."""
+    said = (
+        f"The same as `GET {endpoint.full_path}` (`{endpoint.name}`), sent with POST: the same "
+        "fields, the same reply. Our extension of the spec, for clients that cannot send a body "
+        "with GET (browsers among them)."
+    )
+    shared = operation.get("description")
+    return {
+        **operation,
+        "operationId": f"{endpoint.name}{POST_FORM_SUFFIX}",
+        "summary": f"{endpoint.summary} (POST form)",
+        "description": f"{said}\n\n{shared}" if shared else said,
+    }
+
+
 def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     codes = error_table()
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
         operation = _operation(endpoint, codes)
-        paths.setdefault(endpoint.full_path, {})[endpoint.method.lower()] = operation
+        operations = paths.setdefault(endpoint.full_path, {})
+        operations[endpoint.method.lower()] = operation
+        if endpoint.reads:
+            operations["post"] = _post_form(endpoint, operation)
+    reads = ", ".join(f"`{endpoint.name}`" for endpoint in endpoints if endpoint.reads)
     table = "\n".join(
         f"| {cls.return_code} | {cls.http_status} | {cls.__name__} | {cls.default_message} |"
         for cls in codes
@@ -407,7 +437,7 @@ def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         "info": {
             "title": "MOBIP API",
             "version": f"2.0 (server {__version__})",
-            "description": DESCRIPTION
+            "description": DESCRIPTION.format(reads=reads)
             + "\n## Error codes\n\n| return_code | HTTP | name | meaning |\n|---|---|---|---|\n"
             + table,
         },

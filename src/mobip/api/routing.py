@@ -4,7 +4,8 @@ An endpoint is a module-level function of its domain's endpoints.py, named like 
 a declaration (``Endpoint``) of its fields, who may call it and how it may be served. Routing
 reads the declaration and picks the path (fast read, group commit or unit of work); the unit
 of work is kit/db's ``Database.run``, committed on success and rolled back on error (unless the
-error says to keep the changes).
+error says to keep the changes). A read (the spec's GET) also answers HEAD and POST alike
+(``Endpoint.methods``); any other method gets the envelope's 405 with ``Allow``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ API_PREFIX = "/api/2.0"
 # A request retries a unit of work that met a busy SQLite for this long, then answers 500.
 _BUSY_RETRY_SECONDS = 10.0
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# What a read (the spec's GET) answers: HEAD with GET, and POST with the same fields and reply,
+# our extension for clients that cannot send a body with GET (browsers' fetch, many libraries).
+READ_METHODS = ("GET", "HEAD", "POST")
 # Taken by every endpoint: the token (also sent as a Bearer header) and the reply format.
 ALWAYS_ALLOWED = ("access_token", "format")
 _REPLY_FORMATS = ("json", "xml")
@@ -244,6 +248,8 @@ class Endpoint:
     group_commit: bool = False
 
     def __post_init__(self) -> None:
+        if self.method not in ("GET", "POST"):
+            raise ValueError(f"{self.path}: the spec's methods are GET (a read) and POST")
         if bool(self.roles) != (self.access is Access.RESTRICTED):
             raise ValueError(f"{self.path}: roles are what a RESTRICTED endpoint declares")
 
@@ -254,6 +260,16 @@ class Endpoint:
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def reads(self) -> bool:
+        """A read: the spec's GET, answered alike to GET, HEAD and POST (READ_METHODS)."""
+        return self.method == "GET"
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this endpoint answers; any other gets a 405 listing these in ``Allow``."""
+        return READ_METHODS if self.reads else (self.method,)
 
 
 @dataclass(frozen=True)
@@ -347,6 +363,9 @@ def build_route(
     input_rules = InputRules.of(endpoint)
     inputs = input_rules.fields
     roles = endpoint.roles
+    methods = endpoint.methods
+    allow = ", ".join(methods)
+    said_methods = " or ".join(m for m in methods if m != "HEAD")
 
     def admitted(principal: Principal, log_ctx: dict[str, Any]) -> Principal:
         log_ctx["account_uid"] = principal.uid
@@ -440,12 +459,10 @@ def build_route(
         params: Params | None = None
         log_ctx = log_context(request)
         try:
-            if request.method != endpoint.method and not (
-                endpoint.method == "GET" and request.method == "HEAD"
-            ):
+            if request.method not in methods:
                 raise MethodNotAllowed(
-                    f"{endpoint.name} is called with {endpoint.method}, not {request.method}",
-                    headers={"Allow": endpoint.method},
+                    f"{endpoint.name} is called with {said_methods}, not {request.method}",
+                    headers={"Allow": allow},
                 )
             body = await read_body(request, settings.max_body_bytes)
             params = parse_params(
