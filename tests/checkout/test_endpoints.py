@@ -277,10 +277,10 @@ def test_declines_say_why_and_the_third_denies_the_transaction(
 ) -> None:
     first = submit(client, transaction, DECLINED)
     assert first.status_code == 402
-    assert alert(first.text) == "Your card was declined. You can try again (2 attempt(s) left)."
+    assert alert(first.text) == "Your card was declined. You can try again (2 attempts remaining)."
     second = submit(client, transaction, NO_FUNDS)
     assert alert(second.text) == (
-        "Your card was declined: insufficient funds. You can try again (1 attempt(s) left)."
+        "Your card was declined: insufficient funds. You can try again (1 attempt remaining)."
     )
     assert reload(runtime, transaction).status == "PENDING"
     assert [k for k, _, _ in outbox(runtime, transaction)] == ["payment_request"]
@@ -480,7 +480,7 @@ def test_attempts_per_transaction_are_limited_in_a_window(
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == str(900 - 60 + 1)
     assert heading(refused.text) == "Too many attempts" and "7002" in refused.text
-    assert "wait 15 minute(s)" in refused.text
+    assert "Please wait 15 minutes and try again." in refused.text
     assert reload(runtime, transaction).status == "PENDING"
     assert len(attempts(runtime, transaction)) == 2
     clock.advance(seconds=900 - 60)  # the first attempt leaves the window

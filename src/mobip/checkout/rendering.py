@@ -20,30 +20,59 @@ from mobip.checkout.errors import (
     ProviderUnreachable,
     TooManyPaymentAttempts,
 )
-from mobip.checkout.i18n import translate, when
+from mobip.checkout.i18n import text, when
 from mobip.checkout.providers.base import PaymentProvider, Result, url_origin
 from mobip.checkout.views import PageState, PageView
 from mobip.config import Settings
 from mobip.kit.errors import MobipError
-from mobip.kit.i18n import LANGUAGES, money
+from mobip.kit.i18n import LANGUAGES, N_, money, translate, translations
 
-_templates = Environment(
-    loader=PackageLoader("mobip.checkout", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
+_UNAVAILABLE = N_("This merchant cannot take payments at the moment. Please try again later.")
+# Error pages: error class → (title, text); TooManyPaymentAttempts' text counts the minutes.
+ERROR_TEXTS: dict[type[MobipError], tuple[str, str]] = {
+    CheckoutNotFound: (
+        N_("Payment not found"),
+        N_("This payment link is not valid. Check the link you received."),
+    ),
+    CsrfCheckFailed: (
+        N_("Page expired"),
+        N_(
+            "This form is no longer valid (cookies may be blocked). Nothing was charged. "
+            "Open the payment page again."
+        ),
+    ),
+    TooManyPaymentAttempts: (N_("Too many attempts"), ""),
+    ProviderNotAvailable: (N_("Payment unavailable"), _UNAVAILABLE),
+    ProviderMisconfigured: (N_("Payment unavailable"), _UNAVAILABLE),
+    ProviderUnreachable: (
+        N_("Payment unavailable"),
+        N_(
+            "The payment provider could not be reached. No payment was taken. "
+            "Please try again in a few minutes."
+        ),
+    ),
+}
+OTHER_ERROR = (
+    N_("Payment error"),
+    N_("The payment provider reported an error. No payment was taken. Contact the merchant."),
 )
 
-# Error pages: error class → (title key, text key).
-ERROR_TEXTS: dict[type[MobipError], tuple[str, str]] = {
-    CheckoutNotFound: ("not_found_title", "not_found_text"),
-    CsrfCheckFailed: ("csrf_title", "csrf_text"),
-    TooManyPaymentAttempts: ("throttled_title", "throttled_text"),
-    ProviderNotAvailable: ("unavailable_title", "unavailable_text"),
-    ProviderMisconfigured: ("unavailable_title", "unavailable_text"),
-    ProviderUnreachable: ("unavailable_title", "provider_down_text"),
-}
+
+@cache
+def templates(language: str) -> Environment:
+    """The page templates with ``language``'s translations (Jinja2's i18n extension)."""
+    environment = Environment(
+        loader=PackageLoader("mobip.checkout", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    environment.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(language), newstyle=True
+    )
+    return environment
 
 
 class SecurityHeaders:
@@ -110,17 +139,21 @@ def render(
     cookie_value = cookie if new_cookie is None else new_cookie
     assert cookie_value is not None
 
-    def t(key: str, **values: object) -> str:
-        return translate(language, key, **values)
+    def keyed(key: str) -> str:
+        return text(language, key)
 
     secret_key = settings.resolved_secret_key
-    html = _templates.get_template(template).render(
-        t=t,
-        language=language,
-        languages=LANGUAGES,
-        token=token,
-        csrf_token=csrf.form_token(secret_key, cookie_value, token) if token else "",
-        **context,
+    html = (
+        templates(language)
+        .get_template(template)
+        .render(
+            text=keyed,
+            language=language,
+            languages=LANGUAGES,
+            token=token,
+            csrf_token=csrf.form_token(secret_key, cookie_value, token) if token else "",
+            **context,
+        )
     )
     response = HTMLResponse(html, status, headers={"Cache-Control": "no-store", **(headers or {})})
     if new_cookie is not None and token is not None:
@@ -169,10 +202,7 @@ def render_error(
     request: Request, settings: Settings, error: MobipError, language: str, token: str | None
 ) -> Response:
     """The page of a refused request (not found, CSRF, throttled, provider unavailable…)."""
-    title, text = ERROR_TEXTS.get(type(error), ("error_title", "error_text"))
-    minutes = 1
-    if isinstance(error, TooManyPaymentAttempts):
-        minutes = max(1, -(-error.retry_after_seconds // 60))
+    title, message = error_texts(error, language)
     return render(
         request,
         settings,
@@ -181,11 +211,24 @@ def render_error(
         error.http_status,
         token if not isinstance(error, CheckoutNotFound) else None,
         headers=error.headers,
-        title_key=title,
-        text_key=text,
-        minutes=minutes,
+        title=title,
+        message=message,
         code=error.return_code,
     )
+
+
+def error_texts(error: MobipError, language: str) -> tuple[str, str]:
+    """The title and the text of ``error``'s page in ``language``."""
+    title, message = ERROR_TEXTS.get(type(error), OTHER_ERROR)
+    if isinstance(error, TooManyPaymentAttempts):
+        minutes = max(1, -(-error.retry_after_seconds // 60))
+        text = translations(language).ngettext(
+            "Too many payment attempts. Please wait %(num)d minute and try again.",
+            "Too many payment attempts. Please wait %(num)d minutes and try again.",
+            minutes,
+        )
+        return translate(language, title), text % {"num": minutes}
+    return translate(language, title), translate(language, message)
 
 
 @cache

@@ -4,10 +4,11 @@ e-mail or SMS, and the payment receipt by e-mail, in EN or FR.
 These are the composers of the outbox kinds transactions queue (``delivery.service``'s
 PAYMENT_REQUEST and RECEIPT), registered with delivery by ``register`` (``mobip.wiring``). At send
 time a composer loads the transaction and returns what to send; delivery does the rest (MIME,
-SMTP, SMS gateways, retries). Templates are in ``templates/`` (Jinja2): ``email/{en,fr}/``
-``payment_request``, ``reminder`` and ``receipt`` (``.txt`` holds the subject and the text part,
-``.html`` the HTML part, which for a request shows the QR code of the checkout link inline), and
-``sms/{en,fr}/``. A request that can no longer be paid is not sent (PermanentFailure).
+SMTP, SMS gateways, retries). Templates are in ``templates/`` (Jinja2), one per message for every
+language (their texts are gettext messages, translated from ``mobip/locale``'s catalogs):
+``email/`` ``payment_request``, ``reminder`` and ``receipt`` (``.txt`` holds the subject and the
+text part, ``.html`` the HTML part, which for a request shows the QR code of the checkout link
+inline), and ``sms/``. A request that can no longer be paid is not sent (PermanentFailure).
 """
 
 from __future__ import annotations
@@ -123,12 +124,13 @@ def _render(
     view: PaymentView, template: str, png: bytes | None, cid: str | None, **html: Any
 ) -> MailContent:
     """``template``'s ``.txt`` (subject and text part) and ``.html`` in ``view``'s language."""
-    name = f"email/{view.language.value.lower()}/{template}"
+    name = f"email/{template}"
+    language = view.language.value
     return MailContent(
         from_name=view.merchant_name,
-        subject=TEMPLATES.render_block(f"{name}.txt", "subject", view=view),
-        text=TEMPLATES.render_block(f"{name}.txt", "body", view=view) + "\n",
-        html=TEMPLATES.render(f"{name}.html", view=view, **html),
+        subject=TEMPLATES.render_block(f"{name}.txt", "subject", language, view=view),
+        text=TEMPLATES.render_block(f"{name}.txt", "body", language, view=view) + "\n",
+        html=TEMPLATES.render(f"{name}.html", language, view=view, **html),
         inline_png=png,
         inline_cid=cid,
     )
@@ -153,11 +155,18 @@ def payment_request_text(
 ) -> str:
     """The SMS of a payment request, within ``max_segments`` when shortening the names allows:
     the item name first, then the merchant's; the link is never cut."""
-    template = f"sms/{language_of(language).value.lower()}/{template_for(occasion)}.txt"
+    template = f"sms/{template_for(occasion)}.txt"
+    lang = language_of(language).value
 
     def text(names: Mapping[str, str]) -> str:
         return TEMPLATES.render_block(
-            template, "body", merchant=names["merchant"], item=names["item"], total=total, url=url
+            template,
+            "body",
+            lang,
+            merchant=names["merchant"],
+            item=names["item"],
+            total=total,
+            url=url,
         )
 
     names = {"item": item_name, "merchant": merchant_name}  # the order they are shortened in
