@@ -1,5 +1,7 @@
 """The development outbox: without SMTP or an SMS provider, development writes e-mails (.eml) and
-SMS (.json) to DATA_DIR/outbox/, and /dev/outbox lists them with their links (404 in production)."""
+SMS (.json) to DATA_DIR/outbox/, and /dev/outbox lists them with their links, then the callbacks
+with their attempts, every date in one format (404 in production). Its layout at 1280 px:
+tests/e2e/test_devoutbox_browser.py."""
 
 from __future__ import annotations
 
@@ -12,21 +14,25 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import zxingcpp
+from markupsafe import escape
 from PIL import Image
 from starlette.testclient import TestClient
 
+from callback_receiver import Receiver, Reply
 from delivery.support import deliver, messages_of, new_request, with_settings
 from mobip.accounts.models import Account
 from mobip.app import create_app
 from mobip.config import Environment
-from mobip.delivery import devoutbox
+from mobip.delivery import devoutbox, service
 from mobip.delivery.handlers import register_all
 from mobip.delivery.models import OutboxStatus
 from mobip.delivery.service import PAYMENT_REQUEST
 from mobip.delivery.worker import Handlers
+from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.wiring import wire
@@ -193,3 +199,80 @@ def test_entries_are_newest_first_by_time_then_id(folder: Path) -> None:
         "20260101T120000-sms-9.json",
         "20251231T235959-sms-11.json",
     ]
+
+
+def queue_callback(runtime: Runtime, merchant: Account, url: str, trid: str, resp_code: str) -> int:
+    with runtime.database.transaction() as session:
+        return service.queue_callback(
+            session,
+            url=url,
+            trid=trid,
+            track_id="order-42",
+            resp_code=resp_code,
+            account_id=merchant.id,
+            clock=runtime.clock,
+        ).id
+
+
+def test_the_page_lists_callbacks_with_what_was_sent_where_and_each_attempt(
+    runtime: Runtime, clock: ManualClock, merchant: Account, client: TestClient, receiver: Receiver
+) -> None:
+    receiver.reply("/callback", Reply(500, b"down for maintenance"), Reply(200, b"ok"))
+    url = receiver.url("/callback") + "?shop=7"
+    sent = queue_callback(runtime, merchant, url, "tr_sent", "PROCESSED")
+    deliver(runtime)  # HTTP 500: retried later
+    clock.advance(hours=1)
+    deliver(runtime)  # HTTP 200
+    queued = queue_callback(
+        runtime, merchant, "https://shop.example.com/cb", "tr_queued", "CANCELLED"
+    )
+
+    html = client.get("/dev/outbox").text
+    assert "No callback yet." not in html
+    # Newest first: the queued one, then the one sent.
+    queued_row = html[html.index(f'id="callback-{queued}"') : html.index(f'id="callback-{sent}"')]
+    sent_row = html[html.index(f'id="callback-{sent}"') :]
+
+    requested = url + "&resp_code=PROCESSED&trid=tr_sent&track_id=order-42"
+    assert f"POST {escape(requested)}</code>" in sent_row
+    got = receiver.requests[-1]  # the page shows the URL the receiver was really sent
+    assert (got.method, got.path, got.query) == (
+        "POST",
+        "/callback",
+        parse_qs(urlsplit(requested).query),
+    )
+    for field in ("resp_code=PROCESSED", "trid=tr_sent", "track_id=order-42"):
+        assert f"<li><code>{field}</code></li>" in sent_row
+    assert f"webhook-id: msg_mobip_{sent}" in sent_row
+    first, second = sent_row.split("<td>#")[1:3]
+    for expected in ("1</td>", "2026-01-01 12:00:00 UTC", "failed, retried later", "<td>500</td>"):
+        assert expected in first
+    assert "down for maintenance" in first and "HTTP 500" in first
+    for expected in ("2</td>", "2026-01-01 13:00:00 UTC", "delivered", "<td>200</td>", "ok"):
+        assert expected in second
+    assert "delivered 2026-01-01 13:00:00 UTC" in sent_row
+    assert '<td class="nowrap">2 / 12</td>' in sent_row
+
+    assert "POST https://shop.example.com/cb?resp_code=CANCELLED&amp;trid=tr_queued" in queued_row
+    assert "Not attempted yet." in queued_row
+    assert "next attempt 2026-01-01 13:00:00 UTC" in queued_row
+    assert '<td class="nowrap">0 / 12</td>' in queued_row
+
+
+def test_every_date_on_the_page_has_one_format(
+    runtime: Runtime, merchant: Account, client: TestClient
+) -> None:
+    new_request(runtime, merchant, media="EMAIL")
+    new_request(runtime, merchant, media="SMS")
+    deliver(runtime)
+    queue_callback(runtime, merchant, "https://shop.example.com/cb", "tr_x", "PROCESSED")
+    html = client.get("/dev/outbox").text
+    # The e-mail's date, the SMS's, the callback's queued and next-attempt dates.
+    assert html.count("2026-01-01 12:00:00 UTC") == 4
+    assert "Thu, 01 Jan 2026" not in html and "+0000" not in html  # e-mail header style
+    assert "T12:00:00" not in html and "+00:00" not in html  # ISO with a T
+
+
+def test_an_empty_outbox_has_no_callbacks_either(client: TestClient) -> None:
+    html = client.get("/dev/outbox").text
+    assert "No message yet." in html and "No callback yet." in html

@@ -3,8 +3,10 @@
 Without SMTP settings (or SMS provider) in development, the senders write each message to
 ``DATA_DIR/outbox/``: an e-mail as an ``.eml`` file (the exact bytes SMTP would carry), an SMS as a
 small JSON file. The name comes from the outbox row, so a retried message overwrites its own file.
-``/dev/outbox`` lists them newest first with their links; ``/dev/outbox/NAME`` shows one. The
-routes exist only in development (production answers 404).
+``/dev/outbox`` lists them newest first with their links, then the newest callbacks (really sent,
+to the merchant's URL) with each attempt's outcome, read from the outbox tables; every date is in
+one format, ``2026-11-30 12:34:56 UTC``. ``/dev/outbox/NAME`` shows one file. The routes exist
+only in development (production answers 404).
 """
 
 from __future__ import annotations
@@ -12,21 +14,28 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mobip.config import Settings
+from mobip.delivery import service
+from mobip.delivery.callbacks import callback_fields, webhook_id, with_query
+from mobip.delivery.models import OutboxAttempt, OutboxMessage, OutboxStatus
 from mobip.delivery.rendering import TEMPLATES
 from mobip.kit.runtime import Runtime, make_private_folder, write_private_file
 
@@ -35,6 +44,16 @@ _LINK = re.compile(r"https?://[^\s<>\"')]+")
 # A shown e-mail may load only its own inline images (data: URIs) and inline styles.
 _MAIL_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 MAX_ENTRIES = 500
+MAX_CALLBACKS = 100
+
+
+def utc_text(moment: datetime | None) -> str:
+    """The page's one date format: ``2026-11-30 12:34:56 UTC``."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # a date written without a zone is ours, in UTC
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def directory(settings: Settings) -> Path:
@@ -94,11 +113,12 @@ def _email_entry(path: Path) -> Entry:
     message = read_email(path)
     body = message.get_body(("plain",))
     text = body.get_content() if body is not None else ""
+    date = message["Date"]
     return Entry(
         path.name,
         "e-mail",
         str(message["To"] or ""),
-        str(message["Date"] or ""),
+        utc_text(email.utils.parsedate_to_datetime(str(date))) if date else "",
         str(message["Subject"] or ""),
         _links(text),
     )
@@ -107,8 +127,14 @@ def _email_entry(path: Path) -> Entry:
 def _sms_entry(path: Path) -> Entry:
     record: dict[str, Any] = json.loads(path.read_text())
     text = str(record.get("text", ""))
+    date = record.get("date")
     return Entry(
-        path.name, "SMS", str(record.get("to", "")), str(record.get("date", "")), text, _links(text)
+        path.name,
+        "SMS",
+        str(record.get("to", "")),
+        utc_text(datetime.fromisoformat(str(date))) if date else "",
+        text,
+        _links(text),
     )
 
 
@@ -133,6 +159,86 @@ def entries(folder: Path) -> list[Entry]:
         except (OSError, ValueError, UnicodeError):
             continue
     return found
+
+
+# What each attempt's outcome meant for its callback (outbox_attempts.outcome).
+_OUTCOMES = {
+    "delivered": "delivered",
+    "retry": "failed, retried later",
+    "failed": "failed, gave up",
+}
+
+
+@dataclass(frozen=True)
+class CallbackAttempt:
+    """One attempt at a callback: when, how long, what the merchant's server answered."""
+
+    number: int
+    started: str
+    outcome: str
+    duration_ms: int
+    status_code: int | None
+    reply: str  # the first characters of the answer's body
+    error: str
+
+
+@dataclass(frozen=True)
+class CallbackEntry:
+    """One callback, as the page lists it: what was sent where, and each attempt."""
+
+    id: int
+    url: str  # as requested: the merchant's URL with our fields appended to its query
+    fields: list[tuple[str, str]]  # the form body (the same fields)
+    webhook_id: str
+    subject: str  # the trid
+    created: str
+    status: str
+    state: str  # delivered at …, next attempt at …, gave up at …
+    attempts_made: int
+    attempts_allowed: int
+    attempts: list[CallbackAttempt]
+
+
+def _state(message: OutboxMessage) -> str:
+    if message.status == OutboxStatus.DONE.value:
+        return f"delivered {utc_text(message.delivered_at)}"
+    if message.status == OutboxStatus.FAILED.value:
+        return f"gave up {utc_text(message.updated_at)}"
+    return f"next attempt {utc_text(message.next_attempt_at)}"
+
+
+def _callback_entry(message: OutboxMessage, log: Sequence[OutboxAttempt]) -> CallbackEntry:
+    fields = callback_fields(message)
+    return CallbackEntry(
+        id=message.id,
+        url=with_query(message.target, fields),
+        fields=fields,
+        webhook_id=webhook_id(message),
+        subject=message.subject or "",
+        created=utc_text(message.created_at),
+        status=message.status,
+        state=_state(message),
+        attempts_made=message.attempts,
+        attempts_allowed=message.max_attempts,
+        attempts=[
+            CallbackAttempt(
+                number=attempt.number,
+                started=utc_text(attempt.started_at),
+                outcome=_OUTCOMES.get(attempt.outcome, attempt.outcome),
+                duration_ms=attempt.duration_ms,
+                status_code=attempt.status_code,
+                reply=attempt.response_excerpt or "",
+                error=attempt.error or "",
+            )
+            for attempt in log
+        ],
+    )
+
+
+def callback_entries(session: Session, limit: int = MAX_CALLBACKS) -> list[CallbackEntry]:
+    """The newest ``limit`` callbacks with their attempts, newest first."""
+    rows = service.list_messages(session, kind=service.CALLBACK, limit=limit)
+    return [_callback_entry(message, log) for message, log in rows]
 
 
 def email_as_page(message: EmailMessage) -> str:
@@ -160,9 +266,19 @@ def routes(runtime: Runtime) -> list[Route]:
     """``/dev/outbox`` and ``/dev/outbox/NAME``: call only in development."""
     folder = directory(runtime.settings)
 
+    def page() -> str:
+        callbacks = runtime.database.run(callback_entries, immediate=False)
+        return TEMPLATES.render(
+            "devoutbox.html",
+            entries=entries(folder),
+            callbacks=callbacks,
+            max_callbacks=MAX_CALLBACKS,
+            folder=str(folder),
+        )
+
     async def index(_: Request) -> Response:
-        page = TEMPLATES.render("devoutbox.html", entries=entries(folder), folder=str(folder))
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        # Files and a database read: off the event loop.
+        return HTMLResponse(await run_in_threadpool(page), headers={"Cache-Control": "no-store"})
 
     async def show(request: Request) -> Response:
         name = request.path_params["name"]
