@@ -50,10 +50,10 @@ class PageView:
     language: str
     # The merchant's provider, when the transaction is payable through it.
     provider: type[PaymentProvider] | None = None
-    # A message key (i18n) said above the form, e.g. why the last card was declined.
+    # A key of i18n.KEYED said above the form, e.g. why the last card was declined.
     notice: str | None = None
     attempts_left: int | None = None
-    # Card form errors: field name → message key.
+    # Card form errors: field name → a key of i18n.KEYED.
     errors: dict[str, str] = field(default_factory=dict)
     # Values typed that may be shown again (never the card number or the CVC).
     kept: dict[str, str] = field(default_factory=dict)
