@@ -1,10 +1,11 @@
 """The translation catalogs (src/mobip/locale, docs/i18n.md): messages.pot holds exactly the
-messages of the code and the templates, French translates every one of them, and the compiled
-.mo files are those of the .po files. After changing a text: `make translations`, then translate
-what it marked."""
+messages of the code and the templates, French translates every one of them, the compiled .mo
+files are those of the .po files, and the templates write no words outside those messages. After
+changing a text: `make translations`, then translate what it marked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,18 @@ def test_a_message_without_its_translation_is_reported() -> None:
     assert any(problem.startswith("'Total %(amount)s'") for problem in problems)
     french.add("Card number", "Numéro de carte", flags=["fuzzy"])
     assert "fuzzy: 'Card number'" in untranslated(french, template)
+
+
+@pytest.mark.parametrize("domain", ["checkout", "transactions"])
+def test_what_people_read_is_written_in_messages(domain: str) -> None:
+    """No words in the pages' and messages' templates outside {{ _("…") }}: they would not be
+    translated. Only the language switch names each language in its own words."""
+    for path in sorted((ROOT / "src" / "mobip" / domain / "templates").glob("**/*.*")):
+        source = re.sub(r"{[{%#].*?[}%#]}", "", path.read_text(), flags=re.S)
+        shown = re.findall(r'\b(?:alt|title|aria-label|placeholder)="([^"]*)"', source)
+        shown.append(re.sub(r"&\w+;", "", re.sub(r"<[^>]*>", " ", source)))
+        words = {word for text in shown for word in re.findall(r"[^\W\d_]{2,}", text)}
+        assert words <= {"English", "Français"}, f"{path.name}: {words}"
 
 
 def test_the_catalogs_are_current_with_the_code_and_templates() -> None:
