@@ -16,9 +16,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
-from swagger_ui_bundle import swagger_ui_path
 
 from mobip.accounts import endpoints as accounts_endpoints
+from mobip.api import docs as api_docs
 from mobip.api.accesslog import AccessLogMiddleware
 from mobip.api.batch import GroupCommit
 from mobip.api.headers import ResponseHeaders
@@ -40,13 +40,6 @@ ENDPOINTS: list[Endpoint] = [
     *accounts_endpoints.ENDPOINTS,
 ]
 
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MOBIP API 2.0</title>
-<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="/docs/static/swagger-ui-bundle.js"></script>
-<script src="/docs/init.js"></script></body></html>"""
-DOCS_INIT = "window.ui = SwaggerUIBundle({url: '" + API_PREFIX + "/openapi.json', dom_id: '#ui'});"
 _EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -70,13 +63,13 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
                 found.update(allowed_methods(route.routes, {**scope, **child_scope}))
         elif isinstance(route, Route):
             if route.path in _API_METHODS:
-                found.add(_API_METHODS[route.path])
+                found.update(_API_METHODS[route.path])
             else:
                 found.update(route.methods or _EVERY_METHOD)
     return sorted(found)
 
 
-_API_METHODS = {endpoint.full_path: endpoint.method for endpoint in ENDPOINTS}
+_API_METHODS = {endpoint.full_path: endpoint.methods for endpoint in ENDPOINTS}
 
 
 def create_app(
@@ -103,10 +96,11 @@ def create_app(
         return Response(openapi_body, media_type="application/json")
 
     async def docs(_: Request) -> Response:
-        return HTMLResponse(DOCS_PAGE)
+        csp = {"Content-Security-Policy": api_docs.CONTENT_SECURITY_POLICY}
+        return HTMLResponse(api_docs.PAGE, headers=csp)
 
     async def docs_init(_: Request) -> Response:
-        return Response(DOCS_INIT, media_type="text/javascript")
+        return Response(api_docs.INIT, media_type="text/javascript")
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(API_PREFIX):
@@ -136,7 +130,11 @@ def create_app(
         Route(f"{API_PREFIX}/openapi.json", openapi),
         Route("/docs", docs),
         Route("/docs/init.js", docs_init),
-        Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
+        Mount(
+            api_docs.STATIC_PREFIX,
+            StaticFiles(directory=api_docs.SWAGGER_UI_DIR),
+            name="docs-static",
+        ),
     ]
     if not runtime.settings.is_production:
         routes += devoutbox.routes(runtime)  # e-mails and SMS written locally; 404 in production

@@ -270,6 +270,38 @@ def test_account_data_states_the_updatable_attributes(spec: dict[str, Any]) -> N
         assert content["properties"][name] == {"type": ["string", "null"], "maxLength": limit}
 
 
+def test_every_example_is_a_value_the_operation_takes(spec: dict[str, Any]) -> None:
+    # /docs's "Try it out" form starts from them: an example refused would fail there at once.
+    for endpoint in ENDPOINTS:
+        body = _body(spec, endpoint, "multipart/form-data")
+        for name, schema in body["properties"].items():
+            where = f"{endpoint.name}.{name}"
+            assert ("examples" in schema) == (name not in body["required"] or name in EXAMPLED)
+            for example in schema.get("examples", []):
+                assert jsonschema_rs.validator_for(schema).is_valid(example), where
+        examples = {
+            name: schema["examples"][0]
+            for name, schema in body["properties"].items()
+            if schema.get("examples", [""])[0] != ""
+        }
+        if set(body["required"]) <= set(examples):  # the whole form as it starts is valid
+            assert jsonschema_rs.validator_for(body).is_valid(examples), endpoint.name
+
+
+# The required fields with an example (the others are the caller's own: credentials, ids).
+EXAMPLED = {
+    "item_name",
+    "item_amount_in_cents",
+    "tax_amount",
+    "tax_amount_in_cents",
+    "redirect_url",
+    "call_back_url",
+    "customer_email",
+    "media",
+    "account_data",
+}
+
+
 def test_the_document_is_the_golden_copy() -> None:
     """The OpenAPI document (and the error table in it) changes only on purpose: a refactoring
     must leave it byte-identical. After a deliberate change, regenerate the copy with

@@ -211,17 +211,36 @@ def _anchored(pattern: str) -> str:
 
 
 def input_schema(field: Field) -> dict[str, Any]:
-    """The JSON Schema of one form input, with every constraint its Field declares.
+    """The JSON Schema of one form input, with every constraint its Field declares, and the
+    value a reader (and the interactive docs' form) starts from (``examples``).
 
     An empty value counts as absent: a required field has ``minLength: 1``, and an optional one
     also takes "" (the server reads it as not sent) beside the values its constraints allow.
     """
     value = _value_schema(field)
+    example = _EXAMPLES.get(field.name, "" if not field.required else None)
+    examples = {"examples": [example]} if example is not None else {}
     if field.required or _takes_empty(value):
-        return {**value, "description": _described(field)}
+        return {**value, "description": _described(field), **examples}
     if "enum" in value:
-        return {**value, "enum": [*value["enum"], ""], "description": _described(field)}
-    return {"description": _described(field), "anyOf": [value, _EMPTY]}
+        return {**value, "enum": [*value["enum"], ""], "description": _described(field), **examples}
+    return {"description": _described(field), "anyOf": [value, _EMPTY], **examples}
+
+
+# What the docs' form starts from, where a value can be shown; an optional field's is "" (not
+# sent). Without one, Swagger UI makes a value up from the pattern: a random string a newcomer
+# would send as it is. A required field with none (a trid, the credentials) is the caller's own.
+_EXAMPLES: dict[str, Any] = {
+    "item_name": "Blue mug",
+    "item_amount_in_cents": 1250,
+    "tax_amount": 250,
+    "tax_amount_in_cents": 250,
+    "redirect_url": "https://shop.example/thanks",
+    "call_back_url": "https://shop.example/mobip-callback",
+    "customer_email": "jane@shop.example",
+    "media": "EMAIL",
+    "account_data": '{"Payment_Provider_login": "shop-7"}',
+}
 
 
 _EMPTY = {"type": "string", "const": "", "description": "Empty: the same as not sent"}

@@ -117,7 +117,7 @@ TOKEN_MAX_CHARS = 200
 ACCESS_TOKEN = Field(
     "access_token",
     "string",
-    "Connection token from get_token (or send 'Authorization: Bearer <token>')",
+    "Connection token from get_token (or send `Authorization: Bearer <token>`)",
     required=True,
     max_length=TOKEN_MAX_CHARS,
 )
