@@ -6,15 +6,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test fuzz lint typecheck bench clean translations
 
+# The set-up runs once (again when requirements.lock or pyproject.toml change); it says what it
+# does, since installing the pinned dependencies takes about a minute on a first run.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $@
+	@test -x $(BIN)/python || { \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+			echo "MOBIP needs Python 3.11 or newer: try e.g. 'make run PYTHON=python3.12'"; exit 1; }; \
+		echo "==> Creating the virtual environment $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV); }
+	@echo "==> Installing the pinned dependencies of requirements.lock into $(VENV) (about a minute the first time)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -r requirements.lock
+	@echo "==> Installing MOBIP itself into $(VENV) (editable: src/ is used as it is)"
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+	@echo "==> Set-up done"
 
 run: $(STAMP)
-	$(BIN)/mobip serve
+	@echo "==> Starting MOBIP: $(BIN)/mobip serve (settings: the MOBIP_* environment variables, README.md; Ctrl-C stops it)"
+	@$(BIN)/mobip serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
