@@ -43,12 +43,17 @@ def server_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     return env | {f"MOBIP_{name.upper()}": value for name, value in settings.items()}
 
 
+# The first start's banner (cli._create_demo_merchant): a title, the demo merchant's uid,
+# api_account_id and api_secret_key, the platform admin's line.
+BANNER_LINES = 5
+
+
 @dataclass(frozen=True)
 class Served:
     base: str  # http://127.0.0.1:PORT
     port: int
     env: dict[str, str]  # the server's environment, for CLI commands against the same data
-    banner: str  # the demo merchant's credentials, as printed at start-up
+    banner: str  # the demo merchant's and the admin's credentials, as printed at first start
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -99,7 +104,7 @@ def serve(
     try:
         wait_ready(base, process)
         assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(4))
+        banner = "".join(process.stdout.readline() for _ in range(BANNER_LINES))
         yield Served(base, port, env, banner)
     finally:
         stop(process)
