@@ -599,10 +599,10 @@ def outbox_list(
     attempts: Annotated[bool, typer.Option("--attempts", help="Also list each attempt")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List the newest outbox messages, newest first; ``--attempts`` adds each attempt.
+    """List the newest outbox messages, newest first; --attempts adds each attempt.
 
     ATTEMPTS is "made/allowed": 3/12 is three attempts made of the twelve this message may have.
-    JSON: a list of objects, each with its ``attempt_log`` (whether or not --attempts is given).
+    JSON: a list of objects, each with its attempt_log (whether or not --attempts is given).
     E-mail addresses and phone numbers are masked; callback URLs are shown whole.
     """
     from mobip.delivery import service as delivery_service
