@@ -123,10 +123,11 @@ def _ascii_url(value: str, schemes: tuple[str, ...]) -> str:
     netloc = parts.netloc
     host_text, port_text = _split_netloc(netloc)
     rest = value[len(parts.scheme) + 3 + len(netloc) :]
-    try:
-        rest = quote(rest, safe=_PRINTABLE_ASCII)
-    except UnicodeEncodeError:
-        raise Refused("contains characters that are not text (lone surrogates)") from None
+    if not rest.isascii():  # printable ASCII stays as typed (controls are refused above)
+        try:
+            rest = quote(rest, safe=_PRINTABLE_ASCII)
+        except UnicodeEncodeError:
+            raise Refused("contains characters that are not text (lone surrogates)") from None
     return f"{value[: len(parts.scheme)]}://{_url_host(host_text)}{port_text}{rest}"
 
 
