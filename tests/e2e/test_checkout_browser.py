@@ -13,14 +13,13 @@ environment variable CI is set: CI must never pass by silently skipping the brow
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from checkout.support import (
     DECLINED,
@@ -45,17 +44,6 @@ from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CVC = "9317"  # distinctive, to look for it afterwards
 # A secret counts as found when it stands alone, not inside a longer run of letters, digits, "_"
 # and "-" (the alphabet of hex hashes and of our base64url tokens):
@@ -74,42 +62,6 @@ def found(secret: str, haystack: str | bytes) -> bool:
 
 NOT_LUHN = "4242 4242 4242 4241"  # typed in a test: a form error, never stored either
 SCREENSHOT = Path("/tmp/mobip-checkout-mobile.png")
-
-
-def require_chromium(path: Path = CHROMIUM, environ: Mapping[str, str] = os.environ) -> None:
-    """Skip without Chromium on a developer's machine; fail under CI (``CI`` set)."""
-    if path.exists():
-        return
-    if "CI" in environ:
-        pytest.fail(
-            f"{path} is missing and CI is set: the browser tests must run in CI "
-            "(install Debian's chromium, as .ci/run does)",
-            pytrace=False,
-        )
-    pytest.skip(f"{path} is not installed (Debian's chromium); CI would fail here")
-
-
-def test_missing_chromium_fails_under_ci_and_skips_elsewhere(tmp_path: Path) -> None:
-    missing = tmp_path / "chromium"
-    with pytest.raises(pytest.fail.Exception, match="CI is set"):
-        require_chromium(missing, {"CI": "true"})
-    with pytest.raises(pytest.skip.Exception):
-        require_chromium(missing, {})
-    require_chromium(Path(__file__), {"CI": "true"})  # present: nothing happens
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    require_chromium()
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ this rule are those of test_checkout_browser.py).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from checkout.support import serve_app
 from delivery.support import deliver, new_request
@@ -23,17 +20,6 @@ from factories import make_account
 from mobip.delivery import service
 from mobip.kit.runtime import Runtime
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/mobip-devoutbox-1280.png")
 # 600 characters without a space or a hyphen: nowhere a browser would break it by itself.
 LONG_URL = (
@@ -43,28 +29,6 @@ LONG_URL = (
     + "&".join(f"order_reference_{n}=" + "x" * 20 for n in range(14))
 )
 LONG_ITEM = "Ceremonial_grade_matcha_" * 8
-
-
-def require_chromium(path: Path = CHROMIUM, environ: Mapping[str, str] = os.environ) -> None:
-    """Skip without Chromium on a developer's machine; fail under CI (``CI`` set)."""
-    if path.exists():
-        return
-    if "CI" in environ:
-        pytest.fail(
-            f"{path} is missing and CI is set: the browser tests must run in CI "
-            "(install Debian's chromium, as .ci/run does)",
-            pytrace=False,
-        )
-    pytest.skip(f"{path} is not installed (Debian's chromium); CI would fail here")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 # Every element whose right edge is past the viewport's (sub-pixel rounding allowed).

@@ -10,13 +10,12 @@ environment variable CI is set: CI must never pass by silently skipping the brow
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Playwright, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Request, expect
 
 from checkout.support import serve_app
 from factories import make_account
@@ -24,54 +23,7 @@ from mobip.accounts.service import NewCredentials
 from mobip.app import ENDPOINTS
 from mobip.kit.runtime import Runtime
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/mobip-docs.png")
-
-
-def require_chromium(path: Path = CHROMIUM, environ: Mapping[str, str] = os.environ) -> None:
-    """Skip without Chromium on a developer's machine; fail under CI (``CI`` set)."""
-    if path.exists():
-        return
-    if "CI" in environ:
-        pytest.fail(
-            f"{path} is missing and CI is set: the browser tests must run in CI "
-            "(install Debian's chromium, as .ci/run does)",
-            pytrace=False,
-        )
-    pytest.skip(f"{path} is not installed (Debian's chromium); CI would fail here")
-
-
-def test_missing_chromium_fails_under_ci_and_skips_elsewhere(tmp_path: Path) -> None:
-    missing = tmp_path / "chromium"
-    with pytest.raises(pytest.fail.Exception, match="CI is set"):
-        require_chromium(missing, {"CI": "true"})
-    with pytest.raises(pytest.skip.Exception):
-        require_chromium(missing, {})
-    require_chromium(Path(__file__), {"CI": "true"})  # present: nothing happens
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    require_chromium()
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture
