@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from factories import make_account, make_transaction
 from mobip.kit.clock import ManualClock
@@ -45,3 +45,19 @@ def test_last_request_at_is_filled_from_the_outbox(runtime: Runtime, clock: Manu
     with runtime.database.session() as session:
         rows = session.execute(select(Transaction.trid, Transaction.last_request_at)).all()
     assert dict(rows) == expected
+
+
+def test_account_branding_goes_down_and_up_with_its_revision(runtime: Runtime) -> None:
+    """20261130_0007 creates account_branding; going down drops it, going up brings it back."""
+    url = runtime.settings.resolved_database_url
+    runtime.database.engine.dispose()
+    try:
+        command.downgrade(alembic_config(url), "20261130_0006")
+        with runtime.database.engine.connect() as conn:
+            assert "account_branding" not in inspect(conn).get_table_names()
+            assert "transactions" in inspect(conn).get_table_names()
+    finally:
+        upgrade(url)
+    with runtime.database.engine.connect() as conn:
+        assert "account_branding" in inspect(conn).get_table_names()
+    assert is_current(runtime.database.engine)

@@ -75,3 +75,26 @@ class AccountDocument(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccountBranding(Base):
+    """A merchant's logo and accent colour, shown on its checkout pages and in its e-mails.
+
+    One row per account that has any branding; the logo is stored sanitised (re-encoded PNG or
+    JPEG, or filtered SVG), never as uploaded.
+    """
+
+    __tablename__ = "account_branding"
+
+    account_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    # "#rrggbb", lower case, checked for contrast with white text.
+    accent_colour: Mapped[str | None] = mapped_column(String(7))
+    logo_content_type: Mapped[str | None] = mapped_column(String(32))
+    logo_sha256: Mapped[str | None] = mapped_column(String(64))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

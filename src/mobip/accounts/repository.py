@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from mobip.accounts.models import Account, AccountDocument, Role
+from mobip.accounts.models import Account, AccountBranding, AccountDocument, Role
 
 
 def _visible_to(scope: Account) -> Select[Account]:
@@ -110,3 +110,40 @@ def get_document(session: Session, account: Account, name: str) -> AccountDocume
             AccountDocument.account_id == account.id, AccountDocument.name == name
         )
     ).first()
+
+
+# --- branding ---------------------------------------------------------------------------------
+
+
+def branding_of(session: Session, account_id: int) -> tuple[str | None, str | None, str | None]:
+    """(accent colour, logo sha256, logo content type) of ``account_id``, without the logo's
+    bytes; all None when it has no branding."""
+    row = session.execute(
+        select(
+            AccountBranding.accent_colour,
+            AccountBranding.logo_sha256,
+            AccountBranding.logo_content_type,
+        ).where(AccountBranding.account_id == account_id)
+    ).first()
+    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
+
+
+def logo_of(session: Session, account_id: int) -> tuple[str, bytes] | None:
+    row = session.execute(
+        select(AccountBranding.logo_content_type, AccountBranding.logo).where(
+            AccountBranding.account_id == account_id
+        )
+    ).first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return row[0], row[1]
+
+
+def branding_row(session: Session, account: Account) -> AccountBranding | None:
+    return session.get(AccountBranding, account.id)
+
+
+def add_branding(session: Session, branding: AccountBranding) -> AccountBranding:
+    session.add(branding)
+    session.flush()
+    return branding

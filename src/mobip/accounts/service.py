@@ -67,6 +67,20 @@ def _payable_currencies(today: date) -> frozenset[str]:
 PAYABLE_CURRENCIES = _payable_currencies(date.today())
 
 
+@dataclass(frozen=True, slots=True)
+class Branding:
+    """A merchant's branding as pages and e-mails show it (the logo's bytes through get_logo)."""
+
+    accent_colour: str | None  # "#rrggbb", lower case; white text on it has >= 4.5:1 contrast
+    logo_sha256: str | None  # hex digest of the stored, sanitised logo
+    logo_content_type: str | None  # "image/png" | "image/jpeg" | "image/svg+xml"
+
+    @property
+    def logo_version(self) -> str | None:
+        """What a logo URL carries (``?v=``) so that a new logo is a new URL to caches."""
+        return self.logo_sha256[:16] if self.logo_sha256 else None
+
+
 @dataclass(frozen=True)
 class NewCredentials:
     account: Account
@@ -444,3 +458,16 @@ def all_accounts(session: Session) -> Sequence[Account]:
 def any_account_exists(session: Session) -> bool:
     """Whether any account exists yet (the first start creates the demo data)."""
     return repository.any_exists(session)
+
+
+# --- branding (logo and accent colour) ---------------------------------------------------------
+
+
+def get_branding(session: Session, account_id: int) -> Branding:
+    """The branding of ``account_id``: Branding(None, None, None) when it has none."""
+    return Branding(*repository.branding_of(session, account_id))
+
+
+def get_logo(session: Session, account_id: int) -> tuple[str, bytes] | None:
+    """(content type, bytes) of the sanitised logo of ``account_id``, or None."""
+    return repository.logo_of(session, account_id)
