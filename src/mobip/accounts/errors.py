@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mobip.kit.errors import BadRequest, Conflict, Forbidden, NotFound
+from mobip.kit.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 
 
 class RoleNotAllowed(Forbidden):
@@ -43,3 +43,23 @@ class InvalidAccountSetting(BadRequest):
 
     return_code = "1010"
     default_message = "Invalid account setting"
+
+
+class InvalidLogo(InvalidField):
+    """A merchant logo that cannot be stored: its type, size, dimensions or (SVG) content."""
+
+    return_code = "1011"
+    default_message = "Invalid logo"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("logo", reason)
+
+
+class InvalidAccentColour(InvalidField):
+    """An accent colour that is not #rgb/#rrggbb or on which white text is hard to read."""
+
+    return_code = "1012"
+    default_message = "Invalid accent colour"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("accent_colour", reason)

@@ -15,7 +15,7 @@ from babel.core import get_global
 from babel.numbers import get_territory_currencies
 from sqlalchemy.orm import Session
 
-from mobip.accounts import repository
+from mobip.accounts import branding, repository
 from mobip.accounts.errors import (
     AccountNotFound,
     AmbiguousExternalAccountId,
@@ -24,8 +24,16 @@ from mobip.accounts.errors import (
     InvalidAccountSetting,
     RoleNotAllowed,
 )
-from mobip.accounts.models import Account, AccountDocument, Language, Provider, Role
+from mobip.accounts.models import (
+    Account,
+    AccountBranding,
+    AccountDocument,
+    Language,
+    Provider,
+    Role,
+)
 from mobip.kit.characters import described, refused_character, shown
+from mobip.kit.clock import Clock
 from mobip.kit.errors import InvalidField, MissingField
 from mobip.kit.security import Encryptor, hash_secret, mask_secret, new_id
 
@@ -471,3 +479,41 @@ def get_branding(session: Session, account_id: int) -> Branding:
 def get_logo(session: Session, account_id: int) -> tuple[str, bytes] | None:
     """(content type, bytes) of the sanitised logo of ``account_id``, or None."""
     return repository.logo_of(session, account_id)
+
+
+def set_branding(
+    session: Session,
+    account: Account,
+    *,
+    logo: bytes | None = None,
+    accent_colour: str | None = None,
+    clear_logo: bool = False,
+    clear_accent: bool = False,
+    clock: Clock,
+) -> Branding:
+    """Change the logo and/or the accent colour of ``account`` (None: unchanged).
+
+    Everything is checked before anything changes: a logo that is refused leaves the colour as it
+    was, and the reverse (InvalidLogo 1011, InvalidAccentColour 1012). The logo is stored
+    sanitised (accounts.branding); the colour as lower-case "#rrggbb".
+    """
+    if logo is not None and clear_logo:
+        raise InvalidField("logo", "give a new logo or clear it, not both")
+    if accent_colour is not None and clear_accent:
+        raise InvalidField("accent_colour", "give a new accent colour or clear it, not both")
+    colour = branding.accent_colour(accent_colour) if accent_colour is not None else None
+    new_logo = branding.sanitised_logo(logo) if logo is not None else None
+    row = repository.branding_row(session, account)
+    if row is None:
+        if not (colour or new_logo):
+            return get_branding(session, account.id)
+        row = AccountBranding(account_id=account.id)
+    if colour is not None or clear_accent:
+        row.accent_colour = colour
+    if new_logo is not None or clear_logo:
+        row.logo = new_logo.content if new_logo else None
+        row.logo_content_type = new_logo.content_type if new_logo else None
+        row.logo_sha256 = hashlib.sha256(new_logo.content).hexdigest() if new_logo else None
+    row.updated_at = clock.now()
+    repository.add_branding(session, row)
+    return Branding(row.accent_colour, row.logo_sha256, row.logo_content_type)
