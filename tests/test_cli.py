@@ -501,3 +501,77 @@ def test_an_empty_database_is_named_with_the_way_out(
     assert code == 2
     assert f"the database at sqlite:///{empty} (as MOBIP_DATABASE_URL says) has no MOBIP" in output
     assert "run 'mobip migrate'" in output
+
+
+# --- account branding ----------------------------------------------------------------------------
+
+
+def _logo_png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (40, 20), (26, 127, 55)).save(path, "PNG")
+    return path
+
+
+def test_account_branding_round_trip_with_json(env: dict[str, str], tmp_path: Path) -> None:
+    uid = run_json("account", "create", "--name", "Shop")["uid"]
+    empty = {
+        "uid": uid,
+        "accent_colour": None,
+        "logo_content_type": None,
+        "logo_size": None,
+        "logo_sha256": None,
+        "logo_version": None,
+    }
+    assert run_json("account", "branding", uid) == empty
+
+    logo = _logo_png(tmp_path / "logo.png")
+    changed = run_json("account", "branding", uid, "--logo", str(logo), "--accent", "#1A7F37")
+    assert changed["accent_colour"] == "#1a7f37"
+    assert changed["logo_content_type"] == "image/png"
+    assert changed["logo_version"] == changed["logo_sha256"][:16]
+    assert changed["logo_size"] > 0
+    # Shown again without options; the stored logo is the re-encoded one, not the file.
+    assert run_json("account", "branding", uid) == changed
+
+    assert run_json("account", "branding", uid, "--clear-logo") == {
+        **changed,
+        **empty,
+        "accent_colour": "#1a7f37",
+    }
+    assert run_json("account", "branding", uid, "--clear-accent") == empty
+
+
+def test_account_branding_table_and_refusals(env: dict[str, str], tmp_path: Path) -> None:
+    uid = run_json("account", "create", "--name", "Shop")["uid"]
+    code, output = run("account", "branding", uid, "--accent", "#1a7f37")
+    assert code == 0, output
+    header, row = output.strip().splitlines()
+    assert header.split() == ["UID", "ACCENT_COLOUR", "LOGO", "LOGO_BYTES", "LOGO_VERSION"]
+    assert row.split()[:3] == [uid, "#1a7f37", "(none)"]
+
+    code, output = run("account", "branding", uid, "--accent", "#ffff00")
+    assert code == 1
+    assert "contrast ratio of 1.07:1, below the 4.5:1 minimum" in output
+
+    script = tmp_path / "logo.svg"
+    script.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><script>alert(1)</script></svg>'
+    )
+    code, output = run("account", "branding", uid, "--logo", str(script))
+    assert code == 1
+    assert "<script> is not allowed" in output
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 300_000)
+    code, output = run("account", "branding", uid, "--logo", str(huge), "--accent", "#000")
+    assert code == 1
+    assert "300,008 bytes; a logo may be at most 262,144 bytes" in output
+
+    # Nothing of the refused commands was stored.
+    assert run_json("account", "branding", uid)["accent_colour"] == "#1a7f37"
+    assert run_json("account", "branding", uid)["logo_content_type"] is None
+
+    code, output = run("account", "branding", "acct_missing")
+    assert code == 1
+    assert "acct_missing" in output

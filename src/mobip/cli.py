@@ -501,6 +501,100 @@ def account_add_document(
     typer.echo(f"stored {document.name} ({document.size} bytes, sha256 {document.sha256})")
 
 
+def _branding_record(
+    uid: str, branding: accounts_service.Branding, size: int | None
+) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "accent_colour": branding.accent_colour,
+        "logo_content_type": branding.logo_content_type,
+        "logo_size": size,
+        "logo_sha256": branding.logo_sha256,
+        "logo_version": branding.logo_version,
+    }
+
+
+@account_app.command("branding")
+def account_branding(
+    uid: str,
+    logo: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="PNG, JPEG or SVG, at most 256 KiB and 1024x1024 px (stored sanitised)",
+        ),
+    ] = None,
+    clear_logo: Annotated[bool, typer.Option("--clear-logo", help="Remove the logo")] = False,
+    accent: Annotated[
+        str | None,
+        typer.Option(
+            help="Accent colour, #rgb or #rrggbb, with white text readable on it (contrast 4.5:1)"
+        ),
+    ] = None,
+    clear_accent: Annotated[
+        bool, typer.Option("--clear-accent", help="Back to the checkout's own colour")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show or change the merchant's logo and accent colour (checkout pages and e-mails).
+
+    Without options, shows the current branding.
+    """
+    content = _logo_file(logo) if logo is not None else None
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        changes = content is not None or accent is not None or clear_logo or clear_accent
+
+        def show_or_set(session: Session) -> tuple[accounts_service.Branding, int | None]:
+            account = accounts_service.operator_get(session, uid)
+            branding = (
+                accounts_service.set_branding(
+                    session,
+                    account,
+                    logo=content,
+                    accent_colour=accent,
+                    clear_logo=clear_logo,
+                    clear_accent=clear_accent,
+                    clock=runtime.clock,
+                )
+                if changes
+                else accounts_service.get_branding(session, account.id)
+            )
+            stored = accounts_service.get_logo(session, account.id)
+            return branding, len(stored[1]) if stored else None
+
+        branding, size = _unit_of_work(runtime, show_or_set, writes=changes)
+    record = _branding_record(uid, branding, size)
+    if as_json:
+        _print_json(record)
+        return
+    _print_table(
+        ["UID", "ACCENT_COLOUR", "LOGO", "LOGO_BYTES", "LOGO_VERSION"],
+        [
+            [
+                uid,
+                branding.accent_colour or "(none: the checkout's own)",
+                branding.logo_content_type or "(none)",
+                "" if size is None else str(size),
+                branding.logo_version or "",
+            ]
+        ],
+    )
+
+
+def _logo_file(path: Path) -> bytes:
+    """The logo file's bytes; one past the limit is refused without reading it all."""
+    from mobip.accounts.branding import MAX_LOGO_BYTES, logo_size_error
+
+    size = path.stat().st_size
+    if size > MAX_LOGO_BYTES:
+        typer.echo(f"error: {logo_size_error(size).message}", err=True)
+        raise typer.Exit(1)
+    return path.read_bytes()
+
+
 # --- callbacks and the outbox (delivery) --------------------------------------------------------
 
 outbox_app = typer.Typer(help="Inspect and retry outgoing messages (e-mail, SMS, callbacks).")

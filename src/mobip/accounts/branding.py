@@ -79,10 +79,7 @@ def sanitised_logo(data: bytes) -> Logo:
     if not data:
         raise InvalidLogo("the file is empty")
     if len(data) > MAX_LOGO_BYTES:
-        raise InvalidLogo(
-            f"the file is {len(data):,} bytes; a logo may be at most {MAX_LOGO_BYTES:,} bytes "
-            f"({MAX_LOGO_BYTES // 1024} KiB)"
-        )
+        raise logo_size_error(len(data))
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return Logo(PNG, _raster(data, "PNG"))
     if data.startswith(b"\xff\xd8\xff"):
@@ -90,6 +87,14 @@ def sanitised_logo(data: bytes) -> Logo:
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return Logo(SVG, sanitised_svg(data))
     raise InvalidLogo(f"unsupported file type ({_kind(data)}): send a PNG, JPEG or SVG image")
+
+
+def logo_size_error(size: int) -> InvalidLogo:
+    """The error for a logo file of ``size`` bytes, past MAX_LOGO_BYTES."""
+    return InvalidLogo(
+        f"the file is {size:,} bytes; a logo may be at most {MAX_LOGO_BYTES:,} bytes "
+        f"({MAX_LOGO_BYTES // 1024} KiB)"
+    )
 
 
 def _kind(data: bytes) -> str:
