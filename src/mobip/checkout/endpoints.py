@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mobip.checkout import pages, qr_images, webhooks
+from mobip.checkout import logo, pages, qr_images, webhooks
 from mobip.checkout.rendering import SecurityHeaders, is_https
 from mobip.kit.runtime import Runtime
 
@@ -28,6 +28,7 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
         Route("/{token}", pages.pay, methods=["POST"]),
         Route("/{token}/start", pages.start, methods=["POST"]),
         Route("/{token}/return", pages.provider_return, methods=["GET"]),
+        Route("/{token}/logo", logo.logo, methods=["GET", "HEAD"]),
     ]
     headers = Middleware(SecurityHeaders, https=is_https(runtime.settings))
     return [
