@@ -9,10 +9,15 @@ language (their texts are gettext messages, translated from ``mobip/locale``'s c
 ``email/`` ``payment_request``, ``reminder`` and ``receipt`` (``.txt`` holds the subject and the
 text part, ``.html`` the HTML part, which for a request shows the QR code of the checkout link
 inline), and ``sms/``. A request that can no longer be paid is not sent (PermanentFailure).
+
+The e-mails look like the checkout (docs/delivery.md): its accent colour, or the merchant's
+accent and logo (``accounts.service.get_branding``); the Pay button first, the QR code small in
+an aside after it; a TEST MODE mark when the payment is a test, by the checkout's rule.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +27,8 @@ from typing import Any
 from babel.dates import format_date, format_time
 from sqlalchemy.orm import Session
 
-from mobip.accounts.models import Account, Language
+from mobip.accounts.models import Account, Language, Provider
+from mobip.accounts.service import Branding, get_branding
 from mobip.config import Settings
 from mobip.delivery.composing import Composers, Composing, MailContent, SmsContent
 from mobip.delivery.models import OutboxMessage
@@ -38,8 +44,32 @@ from mobip.transactions.models import Media, Transaction, TransactionStatus
 from mobip.transactions.service import checkout_url
 
 TEMPLATES = Templates(Path(__file__).parent / "templates")
-QR_SCALE = 6  # pixels per QR module in the e-mail: about 200 px for a checkout link
+# Pixels per QR module in the PNG; the e-mail shows it at half that size (about 120 px for a
+# checkout link), sharp on a 2x phone screen: small enough not to be the mail's largest element,
+# large enough for a phone's camera across a desk.
+QR_SCALE = 6
 REMINDER = "reminder"  # the occasion of an automatic resend (tasks.send_reminders)
+# The checkout's accent colour (checkout.css --accent), the e-mails' when the merchant has none:
+# indigo, white text on it 6.1:1.
+DEFAULT_ACCENT = "#3b5bdb"
+_COLOUR = re.compile(r"#[0-9a-f]{6}")
+# E-mail clients show PNG and JPEG; most (Gmail, Outlook) do not show an SVG: the name instead.
+EMAIL_LOGO_TYPES = frozenset({"image/png", "image/jpeg"})
+# How the checkout stores a card (providers.base.Outcome.payment_method): "card visa ****4242".
+_STORED_CARD = re.compile(r"card (?P<brand>[a-z0-9_]+) \*{4}(?P<last4>[0-9]{4})")
+# TRANSLATORS: the payment method of a receipt when the card's brand and digits are unknown.
+CARD = i18n.N_("Card")
+# Card brands as people write them (the keys are Stripe's; checkout/cards.py names them alike).
+BRAND_NAMES = {
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "amex": "American Express",
+    "discover": "Discover",
+    "diners": "Diners Club",
+    "jcb": "JCB",
+    "unionpay": "UnionPay",
+    "cartes_bancaires": "Cartes Bancaires",
+}
 
 
 def language_of(value: str | None) -> Language:
@@ -59,6 +89,40 @@ def date_time(moment: datetime, language: Language) -> str:
     return f"{long_date(moment, language)}, {time} UTC"
 
 
+def is_test_payment(merchant: Account) -> bool:
+    """Whether the merchant's payments are tests: the checkout's rule for its TEST MODE mark (a
+    provider with test cards, the sandbox, moves no money)."""
+    return merchant.provider == Provider.SANDBOX.value
+
+
+def accent_of(branding: Branding) -> str:
+    """The merchant's accent colour ("#rrggbb", checked for contrast by accounts), else the
+    checkout's. Checked again here: it is written into style attributes."""
+    colour = (branding.accent_colour or "").lower()
+    return colour if _COLOUR.fullmatch(colour) else DEFAULT_ACCENT
+
+
+def logo_url(settings: Settings, transaction: Transaction, branding: Branding) -> str | None:
+    """The merchant's logo as the checkout serves it (absolute), when an e-mail can show it."""
+    if branding.logo_version is None or branding.logo_content_type not in EMAIL_LOGO_TYPES:
+        return None
+    return f"{checkout_url(settings, transaction)}/logo?v={branding.logo_version}"
+
+
+def card_shown(payment_method: str, language: Language) -> str:
+    """A stored payment method as a receipt names it: ``card visa ****4242`` → ``Visa •••• 4242``,
+    ``card`` (brand and digits unknown) → Card / Carte; anything else as it is stored."""
+    if payment_method == "card":
+        return i18n.translate(language, CARD)
+    found = _STORED_CARD.fullmatch(payment_method)
+    if found is None:
+        return payment_method
+    brand, last4 = found["brand"], found["last4"]
+    if brand in ("card", "unknown"):
+        return f"•••• {last4}"
+    return f"{BRAND_NAMES.get(brand, brand.replace('_', ' ').title())} •••• {last4}"
+
+
 @dataclass(frozen=True)
 class PaymentView:
     """A transaction as its messages show it: every value already formatted for the language."""
@@ -74,11 +138,18 @@ class PaymentView:
     expires_on: str
     trid: str
     paid_at: str
-    payment_method: str
+    payment_method: str  # as a receipt names it: "Visa •••• 4242"
+    test: bool  # a test payment: the e-mails say so
+    accent: str  # "#rrggbb": the button's and links' colour
+    logo_url: str | None  # the merchant's logo (PNG or JPEG), else its name is the header
 
 
 def payment_view(
-    transaction: Transaction, merchant: Account, settings: Settings, language: Language
+    transaction: Transaction,
+    merchant: Account,
+    settings: Settings,
+    language: Language,
+    branding: Branding,
 ) -> PaymentView:
     def amount(value: int) -> str:
         return i18n.money(value, transaction.currency, language)
@@ -95,7 +166,10 @@ def payment_view(
         expires_on=long_date(transaction.expires_at, language),
         trid=transaction.trid,
         paid_at=date_time(transaction.status_changed_at, language),
-        payment_method=transaction.payment_method or "",
+        payment_method=card_shown(transaction.payment_method or "", language),
+        test=is_test_payment(merchant),
+        accent=accent_of(branding),
+        logo_url=logo_url(settings, transaction, branding),
     )
 
 
@@ -112,7 +186,7 @@ def render_payment_request(view: PaymentView, occasion: str, cid_domain: str) ->
     qr_png = render_png(view.checkout_url, scale=QR_SCALE)
     qr_cid = f"qr.{view.trid}@{cid_domain}"
     return _render(
-        view, template_for(occasion), qr_png, qr_cid, qr_cid=qr_cid, qr_size=_png_width(qr_png)
+        view, template_for(occasion), qr_png, qr_cid, qr_cid=qr_cid, qr_size=_png_width(qr_png) // 2
     )
 
 
@@ -214,7 +288,8 @@ def payment_request(message: OutboxMessage, composing: Composing) -> MailContent
                 url=checkout_url(composing.settings, transaction),
             )
         )
-    view = payment_view(transaction, merchant, composing.settings, language)
+    branding = get_branding(composing.session, merchant.id)
+    view = payment_view(transaction, merchant, composing.settings, language, branding)
     return render_payment_request(view, occasion, composing.mail_domain)
 
 
@@ -225,7 +300,8 @@ def receipt(message: OutboxMessage, composing: Composing) -> MailContent:
     if transaction.status != TransactionStatus.PAID:
         raise PermanentFailure(f"no receipt: the transaction is {transaction.status}")
     language = language_of(str(payload.get("language") or transaction.language))
-    view = payment_view(transaction, merchant, composing.settings, language)
+    branding = get_branding(composing.session, merchant.id)
+    view = payment_view(transaction, merchant, composing.settings, language, branding)
     return render_receipt(view)
 
 
