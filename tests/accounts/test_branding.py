@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import zlib
 from typing import Any
+from xml.etree.ElementTree import Element, fromstring, tostring
 
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from factories import make_account
 from mobip.accounts import service
-from mobip.accounts.branding import accent_colour, contrast_with_white, sanitised_svg
+from mobip.accounts.branding import (
+    SVG_NS,
+    accent_colour,
+    contrast_with_white,
+    sanitised_logo,
+    sanitised_svg,
+)
 from mobip.accounts.errors import InvalidAccentColour, InvalidLogo
 from mobip.accounts.models import Account, AccountBranding
 from mobip.accounts.service import Branding
@@ -335,3 +345,89 @@ def test_nothing_to_change_stores_no_row(runtime: Runtime) -> None:
     assert _set(runtime, merchant, clear_logo=True, clear_accent=True) == Branding(None, None, None)
     with runtime.database.session() as session:
         assert session.get(AccountBranding, merchant.id) is None
+
+
+# --- the sanitiser against generated input -------------------------------------------------------
+
+MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"<svg ", b"GIF89a"]
+
+
+@given(prefix=st.sampled_from(MAGIC), rest=st.binary(max_size=2048))
+def test_any_bytes_give_a_logo_or_invalid_logo(prefix: bytes, rest: bytes) -> None:
+    """Damaged or arbitrary files: never another exception (which would be a 500)."""
+    try:
+        logo = sanitised_logo(prefix + rest)
+    except InvalidLogo:
+        return
+    assert logo.content_type in ("image/png", "image/jpeg", "image/svg+xml")
+
+
+# Mostly allowed names and values, so that many documents pass and their output is checked.
+ELEMENT_NAMES = ["g", "rect", "path", "text", "use", "style"] * 4 + [
+    "script",
+    "foreignObject",
+    "image",
+]
+ATTRIBUTE_VALUES = {
+    "fill": ["#fff", "url(#g)", "url(https://evil.example/x)", "URL( 'http://e.example' )"],
+    "style": ["stroke: red", "fill: url(#a)", "background: url(//e.example/p)", "@import 'x'"],
+    "href": ["#a", "https://evil.example/", "#b", "javascript:alert(1)", "data:,x"],
+    "onload": ["alert(1)"],
+    "onmouseover": ["x()"],
+    "width": ["10"],
+    "class": ["a"],
+    "d": ["M0 0h10"],
+    "data-x": ["1"],
+}
+SAFE_KEYS = ["width", "class", "d", "fill", "style", "href"] * 3
+_attributes = st.dictionaries(
+    st.sampled_from(sorted(ATTRIBUTE_VALUES) + SAFE_KEYS),
+    st.integers(0, 4),
+    max_size=3,
+).map(
+    lambda picks: {k: ATTRIBUTE_VALUES[k][i % len(ATTRIBUTE_VALUES[k])] for k, i in picks.items()}
+)
+
+
+def _element(children: st.SearchStrategy[list[Element]]) -> st.SearchStrategy[Element]:
+    def build(name: str, attributes: dict[str, str], text: str, kids: list[Element]) -> Element:
+        element = Element(f"{{{SVG_NS}}}{name}", attributes)
+        element.text = text or None
+        element.extend(kids)
+        return element
+
+    return st.builds(
+        build, st.sampled_from(ELEMENT_NAMES), _attributes, st.text(max_size=8), children
+    )
+
+
+_trees = st.recursive(
+    _element(st.just([])),
+    lambda inner: _element(st.lists(inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@given(body=st.lists(_trees, max_size=3))
+def test_a_generated_svg_is_refused_or_written_safe_and_stable(body: list[Element]) -> None:
+    root = Element(f"{{{SVG_NS}}}svg", {"viewBox": "0 0 10 10"})
+    root.extend(body)
+    data = tostring(root)
+    try:
+        stored = sanitised_svg(data)
+    except InvalidLogo:
+        event("refused")
+        return
+    event("accepted")
+    assert sanitised_svg(stored) == stored  # what is stored is accepted again, unchanged
+    parsed = fromstring(stored)
+    for element in parsed.iter():
+        assert element.tag.split("}")[1] not in ("script", "foreignObject", "image")
+        for key, value in element.attrib.items():
+            assert not key.split("}")[-1].startswith("on")
+            if key.split("}")[-1] == "href":
+                assert value.startswith("#")
+        for value in [*element.attrib.values(), element.text or ""]:
+            for target in re.findall(r"url\s*\(\s*['\"]?([^)'\"]*)", value, flags=re.I):
+                assert target.strip().startswith("#")
+            assert "@import" not in value
