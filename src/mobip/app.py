@@ -119,10 +119,11 @@ def create_app(
     group_commit = GroupCommit(
         runtime.database, delay=runtime.settings.group_commit_delay_ms / 1000
     )
-    routes: list[BaseRoute] = [
+    api_routes = [
         build_route(endpoint, runtime, auth_endpoints.AUTHENTICATION, limiter, group_commit)
         for endpoint in ENDPOINTS
     ]
+    routes: list[BaseRoute] = [*api_routes]
     routes += [
         *checkout_endpoints.build_routes(runtime),
         Route("/healthz", healthz),
@@ -159,9 +160,10 @@ def create_app(
     app.state.runtime = runtime
     app.state.group_commit = group_commit
     app.add_middleware(
-        ResponseHeaders,
-        no_store_prefixes=(f"{API_PREFIX}/",),
-        hsts=runtime.settings.is_production,
+        AccessLogMiddleware,
+        headers=ResponseHeaders(
+            no_store_prefixes=(f"{API_PREFIX}/",), hsts=runtime.settings.is_production
+        ),
+        exact={route.path: route.endpoint for route in api_routes},
     )
-    app.add_middleware(AccessLogMiddleware)
     return app

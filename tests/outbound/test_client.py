@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from callback_receiver import Receiver, Reply, running_receiver
 from mobip.config import ConfigurationError, Environment, Settings
 from mobip.outbound.client import (
+    _REFUSED_IN_URL,
     LOOPBACK,
     AddressPolicy,
     OutboundClient,
@@ -533,3 +534,16 @@ def test_an_ipv6_address_embedding_a_refused_ipv4_is_refused(
 def test_an_ipv6_address_embedding_a_public_ipv4_is_allowed(form: str) -> None:
     """Control for the test above: the forms are refused for what they embed, not as such."""
     assert AddressPolicy().refusal(embedding(form, "93.184.216.34")) is None
+
+
+def test_a_url_with_any_space_control_or_backslash_is_refused_and_no_other_character() -> None:
+    """parse_url's one regular expression refuses exactly str.isspace()'s characters, the C0
+    controls, DEL and the backslash (every code point is tried), and parse_url says so."""
+    for code in range(0x110000):
+        char = chr(code)
+        expected = char.isspace() or code < 32 or code == 127 or char == "\\"
+        assert bool(_REFUSED_IN_URL.search(char)) == expected, f"U+{code:04X}"
+    for char in (" ", "\t", "\x85", "\u3000", "\x7f", "\\"):
+        with pytest.raises(OutboundRefused, match="spaces, control characters"):
+            parse_url(f"https://shop.example/a{char}b")
+    assert parse_url("https://shop.example/a~b").path == "/a~b"

@@ -10,10 +10,10 @@ import asyncio
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from mobip.api.formdata import boundary_from_content_type, parse_multipart, parse_urlencoded
@@ -231,14 +231,28 @@ async def read_body(request: Request, max_bytes: int, *, timeout: float | None =
 
 
 async def _read(request: Request, max_bytes: int) -> bytes:
+    # Request.stream() without its async generator (a small body is one message); the body is
+    # kept on the request as Request.body() keeps it, so a later reader gets it too.
+    if (kept := getattr(request, "_body", None)) is not None:
+        return cast(bytes, kept)
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLarge(f"Request body larger than {max_bytes} bytes")
+        if not message.get("more_body", False):
+            body = b"".join((*chunks, chunk)) if chunks else chunk
+            request._body = body
+            return body
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _read_with_timer(request: Request, max_bytes: int, timeout: float) -> bytes:
