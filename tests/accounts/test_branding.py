@@ -252,18 +252,24 @@ REFUSED_LOGOS = {
 
 
 @pytest.mark.parametrize("case", REFUSED_LOGOS)
-def test_a_refused_logo_names_what_is_wrong_and_changes_nothing(
-    runtime: Runtime, case: str
-) -> None:
-    merchant = make_account(runtime).account
-    before = _set(runtime, merchant, logo=_png(), accent_colour="#1a7f37")
+def test_a_refused_logo_names_what_is_wrong(case: str) -> None:
     data, reason = REFUSED_LOGOS[case]
     with pytest.raises(InvalidLogo) as refused:
-        _set(runtime, merchant, logo=data, accent_colour="#000000")
+        sanitised_logo(data)
     assert refused.value.return_code == "1011"
     assert refused.value.http_status == 400
     assert refused.value.message.startswith("Invalid value for field 'logo': ")
     assert reason in refused.value.message
+
+
+# One of each kind of check, through set_branding and the database.
+@pytest.mark.parametrize("case", ["oversize", "too wide", "bomb", "gif", "script", "entities"])
+def test_a_refused_logo_changes_nothing(runtime: Runtime, case: str) -> None:
+    merchant = make_account(runtime).account
+    before = _set(runtime, merchant, logo=_png(), accent_colour="#1a7f37")
+    data, reason = REFUSED_LOGOS[case]
+    with pytest.raises(InvalidLogo, match=re.escape(reason)):
+        _set(runtime, merchant, logo=data, accent_colour="#000000")
     stored, logo = _branding(runtime, merchant)
     assert stored == before
     assert logo is not None
