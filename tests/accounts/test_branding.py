@@ -240,6 +240,10 @@ REFUSED_LOGOS = {
         _svg("<rect fill=\"url('http://evil.example/#g')\"/>"),
         "only url(#fragment) is allowed",
     ),
+    "style with elements": (
+        _svg("<style><g/>@import url(https://evil.example/x.css);</style>"),
+        "elements inside <style>",
+    ),
     "css escape": (_svg("<style>rect { fill: u\\72l(x) }</style>"), "CSS escape"),
     "unknown attribute": (_svg('<rect data-x="1"/>'), "attribute data-x on <rect>"),
     "no size": (
@@ -247,6 +251,7 @@ REFUSED_LOGOS = {
         "needs a viewBox or a width and a height",
     ),
     "html": (b"<html><body>hi</body></html>", "root element is not <svg>"),
+    "deep": (_svg("<g>" * 5000 + "</g>" * 5000), "nested more than 64 levels deep"),
     "not xml": (b"<svg <<", "not well-formed XML"),
 }
 

@@ -24,6 +24,7 @@ from mobip.accounts.errors import InvalidAccentColour, InvalidLogo
 MAX_LOGO_BYTES = 256 * 1024
 MAX_LOGO_PIXELS = 1024  # width and height, each
 MIN_LOGO_PIXELS = 16
+MAX_SVG_DEPTH = 64
 MIN_CONTRAST = 4.5  # WCAG 2 AA for normal text: white text on the accent colour
 PNG, JPEG, SVG = "image/png", "image/jpeg", "image/svg+xml"
 
@@ -223,25 +224,36 @@ def sanitised_svg(data: bytes) -> bytes:
     if not root.get("viewBox") and not (root.get("width") and root.get("height")):
         raise InvalidLogo("the SVG needs a viewBox or a width and a height")
     out: list[str] = []
-    _write(root, out, is_root=True)
-    return "".join(out).encode("utf-8")
+    _write(root, out)
+    svg = "".join(out)
+    if " xlink:href=" in svg:
+        # Declared on the root only when written (a dropped element's use does not count), so
+        # that sanitising the stored logo again gives the same bytes.
+        svg = svg.replace(f' xmlns="{SVG_NS}"', f' xmlns="{SVG_NS}" xmlns:xlink="{XLINK_NS}"', 1)
+    return svg.encode("utf-8")
 
 
-def _write(element: Element, out: list[str], *, is_root: bool = False) -> None:
+def _write(element: Element, out: list[str], *, depth: int = 0) -> None:
+    if depth > MAX_SVG_DEPTH:
+        # Written recursively: a deeper document would exhaust Python's stack (a 500).
+        raise InvalidLogo(f"the SVG's elements are nested more than {MAX_SVG_DEPTH} levels deep")
+    is_root = depth == 0
     name = _element_name(element.tag)
     attributes = [_attribute(name, key, value) for key, value in element.attrib.items()]
     if is_root:
         attributes.insert(0, f' xmlns="{SVG_NS}"')
-        if any(key == f"{{{XLINK_NS}}}href" for child in element.iter() for key in child.attrib):
-            attributes.insert(1, f' xmlns:xlink="{XLINK_NS}"')
     out.append(f"<{name}{''.join(a for a in attributes if a)}>")
+    if name == "style" and len(element):
+        # A style sheet is the text of all its children: text after an element inside <style>
+        # would be CSS that the check below does not see.
+        raise InvalidLogo("the SVG has elements inside <style>")
     if element.text:
         if name == "style":
             _check_css(element.text, "<style>")
         out.append(escape(element.text))
     for child in element:
         if not _dropped(child.tag):
-            _write(child, out)
+            _write(child, out, depth=depth + 1)
         if child.tail:
             out.append(escape(child.tail))
     out.append(f"</{name}>")
