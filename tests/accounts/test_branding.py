@@ -244,6 +244,10 @@ REFUSED_LOGOS = {
         _svg("<style><g/>@import url(https://evil.example/x.css);</style>"),
         "elements inside <style>",
     ),
+    "image-set": (
+        _svg("<rect style=\"fill: image-set('https://evil.example/p.png' 1x)\"/>"),
+        "image-set(...) in the style attribute of <rect>",
+    ),
     "css escape": (_svg("<style>rect { fill: u\\72l(x) }</style>"), "CSS escape"),
     "unknown attribute": (_svg('<rect data-x="1"/>'), "attribute data-x on <rect>"),
     "no size": (

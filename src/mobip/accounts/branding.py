@@ -297,13 +297,18 @@ def _attribute(element: str, key: str, value: str) -> str:
 
 
 def _check_css(text: str, where: str) -> None:
-    """No @import and no url() to anything but a #fragment, in a style sheet or an attribute."""
+    """No @import, image-set() or src(), and no url() to anything but a #fragment, in a style
+    sheet or an attribute."""
     if _CSS_ESCAPE.search(text):
         # CSS escapes could spell url( or @import past these checks.
         raise InvalidLogo(f"the SVG has a backslash (a CSS escape) in {where}")
-    if "@import" in text.lower():
-        raise InvalidLogo(f"the SVG has an @import in {where}")
     lowered = text.lower()
+    if "@import" in lowered:
+        raise InvalidLogo(f"the SVG has an @import in {where}")
+    # CSS functions that load a resource from a plain string, without url().
+    for loader in ("image-set(", "src("):
+        if loader in lowered:
+            raise InvalidLogo(f"the SVG has {loader}...) in {where}: it could load from elsewhere")
     for match in _URL.finditer(text):
         if not match.group(2).strip().startswith("#"):
             raise InvalidLogo(
