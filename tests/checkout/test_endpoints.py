@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -93,8 +94,37 @@ def test_payable_page_shows_merchant_item_amounts_customer_and_the_test_form(
     ]:
         assert f'<label for="{name}">{label}</label>' in html
         assert f'id="{name}" name="{name}"' in html
-    assert '<button type="submit" class="pay">Pay</button>' in html
-    assert "<script" not in html and "http://" not in html.replace("https://shop.example", "")
+    assert button(html) == "Pay €15.00"
+    assert html.count("TEST MODE") == 1  # one discreet mark, not a banner and a panel
+    assert "Customer" not in html  # the payer's name is in the form, not a summary row
+    # Our own script only (formatting as you type), nothing from elsewhere.
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/pay/static/checkout.js" defer>']
+    assert "http://" not in html.replace("https://shop.example", "")
+
+
+def button(html: str) -> str:
+    """The text of the page's submit button (its accessible name)."""
+    match = re.search(r'<button type="submit" class="pay">(.*?)</button>', html, re.S)
+    assert match, "no Pay button"
+    # Collapses spaces but keeps the no-break space French writes before "€".
+    return re.sub(r"[ \t\n]+", " ", re.sub(r"<[^>]+>", " ", match.group(1))).strip()
+
+
+@pytest.mark.parametrize(
+    ("language", "currency", "expected"),
+    [("EN", "EUR", "Pay €15.00"), ("FR", "EUR", "Payer 15,00\u00a0€"), ("EN", "JPY", "Pay ¥1,500")],
+)
+def test_the_pay_button_says_the_total_as_the_language_writes_it(
+    runtime: Runtime, client: TestClient, language: str, currency: str, expected: str
+) -> None:
+    shop = make_account(runtime, currency=currency).account
+    amounts = (
+        {"item_amount": 1250, "tax_amount": 250}
+        if currency == "EUR"
+        else {"item_amount": 1400, "tax_amount": 100}
+    )
+    transaction = make_transaction(runtime, shop, language=language, **amounts)
+    assert button(client.get(pay_path(transaction)).text) == expected
 
 
 def test_the_page_is_in_the_transactions_language_and_switchable(
@@ -107,15 +137,20 @@ def test_the_page_is_in_the_transactions_language_and_switchable(
     assert "12,50\u00a0€" in french and "15,00\u00a0€" in french
     english = client.get(pay_path(transaction) + "?lang=EN").text
     assert '<html lang="en">' in english and "Card number" in english and "€15.00" in english
-    assert f'href="{pay_path(transaction)}?lang=FR"' in english
+    # The switch names the other language, in its own words.
+    assert f'<a href="{pay_path(transaction)}?lang=FR" lang="fr" hreflang="fr">Français</a>' in (
+        english
+    )
+    assert f'href="{pay_path(transaction)}?lang=EN"' in french and "Français</a>" not in french
 
 
-def test_the_customer_name_only_when_known(
+def test_the_customer_name_prefills_the_name_on_card_only_when_known(
     runtime: Runtime, client: TestClient, merchant: Account
 ) -> None:
     anonymous = make_transaction(runtime, merchant, customer_name=None)
     html = client.get(pay_path(anonymous)).text
-    assert "Blue mug" in html and "Customer" not in html and "Ada Lovelace" not in html
+    assert "Blue mug" in html and "Ada Lovelace" not in html
+    assert 'id="name_on_card" name="name_on_card" type="text" autocomplete="cc-name"' in html
 
 
 def test_every_form_carries_the_csrf_token() -> None:
@@ -147,16 +182,20 @@ def test_security_headers_on_pages_and_static_files(
         reply = client.get(path)
         csp = reply.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-        assert "script-src" not in csp
+        # Scripts from our origin only (checkout.js): no inline script, no eval.
+        assert "script-src 'self';" in csp and "unsafe" not in csp
         assert reply.headers["x-content-type-options"] == "nosniff"
         assert reply.headers["referrer-policy"] == "no-referrer"
         assert reply.headers["x-frame-options"] == "DENY"
     assert client.get("/pay/static/checkout.css").headers["content-type"].startswith("text/css")
     assert client.get(pay_path(transaction)).headers["cache-control"] == "no-store"
-    # The payment form may end on the merchant's site (the redirect after paying), nowhere else.
+    # The card form ends on our own confirmation page: it posts nowhere else.
     page_csp = client.get(pay_path(transaction)).headers["content-security-policy"]
-    assert "form-action 'self' https://shop.example;" in page_csp
+    assert "form-action 'self';" in page_csp
     assert "form-action 'self';" in client.get("/pay/ck_unknown").headers["content-security-policy"]
+    script = client.get("/pay/static/checkout.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
 
 
 def test_unknown_link_is_a_404_page(client: TestClient) -> None:
@@ -169,18 +208,24 @@ def test_unknown_link_is_a_404_page(client: TestClient) -> None:
 # --- paying -----------------------------------------------------------------------------------
 
 
-def test_paid_redirects_with_trid_and_status_and_queues_receipt_and_callback(
+def test_paid_shows_the_confirmation_and_queues_receipt_and_callback(
     runtime: Runtime, client: TestClient, transaction: Transaction
 ) -> None:
     reply = submit(client, transaction)
     assert reply.status_code == 303
     location = urlsplit(reply.headers["location"])
-    assert (location.scheme, location.netloc, location.path) == ("https", "shop.example", "/thanks")
-    assert parse_qs(location.query) == {
+    assert location.path == pay_path(transaction) and not location.netloc
+    assert parse_qs(location.query) == {"lang": ["EN"], "paid": ["1"]}
+    page = client.get(reply.headers["location"])
+    assert heading(page.text) == "Payment successful"
+    # It continues to the merchant's page by itself, and by a button.
+    back = merchant_link(page.text)
+    assert parse_qs(urlsplit(back).query) == {
         "order": ["7"],
         "trid": [transaction.trid],
         "status": ["PAID"],
     }
+    assert f'<meta http-equiv="refresh" content="6;url={html.escape(back)}">' in page.text
     paid = reload(runtime, transaction)
     assert paid.status == "PAID" and paid.reason is None
     assert paid.payment_method == "card visa ****4242"
@@ -228,18 +273,63 @@ def test_hsts_when_served_over_https(runtime: Runtime, transaction: Transaction)
         assert "Secure" in page.headers["set-cookie"]
 
 
-def test_a_paid_link_shows_already_paid_with_the_date(
+def input_value(page: str, name: str) -> str:
+    """The value a page's input ``name`` holds."""
+    match = re.search(rf'<input id="{name}" name="{name}"[^>]* value="([^"]*)"', page)
+    assert match, f"no input {name}"
+    return html.unescape(match.group(1))
+
+
+def merchant_link(page: str) -> str:
+    """Where the page's button leads back to the merchant."""
+    match = re.search(r'<a class="button" href="([^"]+)"', page)
+    assert match, "no button back to the merchant"
+    return html.unescape(match.group(1))
+
+
+def confirmation_facts(page: str) -> dict[str, str]:
+    """The confirmation page's check mark, title, amount, merchant, details and receipt line."""
+    facts = {"title": heading(page)}
+    facts["check mark"] = str('<svg class="check"' in page)
+    for name, pattern in [
+        ("amount", r'<p class="amount">(.*?)</p>'),
+        ("paid to", r'<p class="paid-to">(.*?)</p>'),
+        ("receipt", r'<p class="receipt-sent">(.*?)</p>'),
+    ]:
+        if (match := re.search(pattern, page, re.S)) is not None:
+            facts[name] = html.unescape(match.group(1))
+    for term, value in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", page):
+        facts[html.unescape(term)] = html.unescape(re.sub(r"<[^>]+>", "", value))
+    return facts
+
+
+def test_the_confirmation_page_says_what_was_paid_with_which_card_and_where_the_receipt_went(
     client: TestClient, transaction: Transaction
 ) -> None:
     submit(client, transaction)
-    page = client.get(pay_path(transaction))
+    page = client.get(pay_path(transaction))  # the link opened again later: the same page
     assert page.status_code == 200
-    assert heading(page.text) == "Already paid"
-    assert "This payment was made on January 1, 2026" in page.text
+    assert confirmation_facts(page.text) == {
+        "title": "Payment successful",
+        "check mark": "True",
+        "amount": "€15.00",
+        "paid to": "Paid to Café Lumière",
+        "Date": "January 1, 2026, 12:00:00\u202fPM UTC",
+        "Card": "Visa •••• 4242",
+        "Item": "Blue mug",
+        "Reference": transaction.trid,
+        "receipt": "Receipt sent to a***@example.com",
+    }
+    assert "TEST MODE" in page.text  # a test payment stays marked after paying
     assert 'name="card_number"' not in page.text
-    assert f"trid={transaction.trid}" in page.text  # the way back to the merchant
+    # Opened later, it does not leave by itself: only right after paying.
+    assert 'http-equiv="refresh"' not in page.text
+    assert f"trid={transaction.trid}" in merchant_link(page.text)
     french = client.get(pay_path(transaction) + "?lang=FR").text
-    assert "Déjà payé" in french and "1 janvier 2026" in french
+    facts = confirmation_facts(french)
+    assert facts["title"] == "Paiement réussi" and facts["amount"] == "15,00\u00a0€"
+    assert facts["Carte"] == "Visa •••• 4242" and "1 janvier 2026" in facts["Date"]
+    assert facts["receipt"] == "Reçu envoyé à a***@example.com"
 
 
 def test_a_paid_one_use_qr_shows_already_paid(
@@ -249,8 +339,9 @@ def test_a_paid_one_use_qr_shows_already_paid(
         runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
     )
     assert submit(client, qr).status_code == 303
-    assert heading(client.get(pay_path(qr)).text) == "Already paid"
-    # No customer e-mail: no receipt, the callback still goes.
+    facts = confirmation_facts(client.get(pay_path(qr)).text)
+    assert facts["title"] == "Payment successful" and "receipt" not in facts
+    # No customer e-mail and none typed: no receipt, the callback still goes.
     assert [kind for kind, _, _ in outbox(runtime, qr)] == ["callback"]
 
 
@@ -267,7 +358,7 @@ def test_paying_again_after_paid_takes_nothing(
         pay_path(transaction), data={"csrf_token": token, **card()}, follow_redirects=False
     )
     assert second.status_code == 409
-    assert heading(second.text) == "Already paid"
+    assert heading(second.text) == "Payment successful"
     assert [a.outcome for a in attempts(runtime, transaction)] == ["paid"]
     assert [k for k, _, _ in outbox(runtime, transaction)].count("callback") == 1
 
@@ -277,10 +368,13 @@ def test_declines_say_why_and_the_third_denies_the_transaction(
 ) -> None:
     first = submit(client, transaction, DECLINED)
     assert first.status_code == 402
-    assert alert(first.text) == "Your card was declined. You can try again (2 attempts remaining)."
+    assert alert(first.text) == (
+        "Your card was declined. Visa •••• 0002 — You can try again (2 attempts remaining)."
+    )
     second = submit(client, transaction, NO_FUNDS)
     assert alert(second.text) == (
-        "Your card was declined: insufficient funds. You can try again (1 attempt remaining)."
+        "Your card was declined: insufficient funds. Visa •••• 9995 — "
+        "You can try again (1 attempt remaining)."
     )
     assert reload(runtime, transaction).status == "PENDING"
     assert [k for k, _, _ in outbox(runtime, transaction)] == ["payment_request"]
@@ -350,10 +444,100 @@ def test_form_errors_name_the_field_and_record_nothing(
     reply = submit(client, transaction, number, **values)
     assert reply.status_code == 400
     assert f'<p class="field-error" id="{field}-error">{message}</p>' in reply.text
-    assert f'aria-invalid="true" aria-describedby="{field}-error"' in reply.text
+    assert f'aria-describedby="{field}-error" aria-invalid="true"' in reply.text
     assert "4242 4242 4242 4241" not in reply.text and 'value="123"' not in reply.text
     assert attempts(runtime, transaction) == []
     assert reload(runtime, transaction).status == "PENDING"
+
+
+def test_the_number_and_expiry_as_the_script_formats_them_are_accepted(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    reply = submit(client, transaction, "4242 4242 4242 4242", expiry="12 / 34", cvc=" 123 ")
+    assert reply.status_code == 303
+    assert reload(runtime, transaction).status == "PAID"
+
+
+def test_the_number_and_expiry_unformatted_are_accepted(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    assert submit(client, transaction, "4242424242424242", expiry="12/34").status_code == 303
+    assert reload(runtime, transaction).status == "PAID"
+
+
+def test_a_decline_keeps_the_name_expiry_and_email_typed_never_the_card_number_or_cvc(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    qr = make_transaction(
+        runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
+    )
+    reply = submit(
+        client,
+        qr,
+        DECLINED,
+        expiry="11 / 31",
+        cvc="987",
+        name_on_card="Grace Hopper",
+        receipt_email="zoe@example.com",
+    )
+    assert reply.status_code == 402
+    page = reply.text
+    assert 'id="expiry" name="expiry"' in page and 'value="11 / 31"' in page
+    assert 'value="Grace Hopper"' in page and 'value="zoe@example.com"' in page
+    assert input_value(page, "card_number") == "" and input_value(page, "cvc") == ""
+    assert "987" not in page
+    # The decline is said at the top of the form, before its first field.
+    assert page.index('class="notice"') < page.index('id="card_number"')
+    assert page.index("<form") < page.index('class="notice"')
+
+
+def test_the_receipt_goes_to_the_address_typed_when_the_merchant_gave_none(
+    runtime: Runtime, client: TestClient, merchant: Account
+) -> None:
+    qr = make_transaction(
+        runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
+    )
+    form = client.get(pay_path(qr)).text
+    assert '<label for="receipt_email">E-mail for your receipt</label>' in form
+    assert 'type="email" autocomplete="email"' in form
+    reply = submit(client, qr, receipt_email="  Zoe@Example.COM ")
+    assert reply.status_code == 303
+    paid = reload(runtime, qr)
+    assert (paid.status, paid.customer_email) == ("PAID", None)
+    receipts = [(target, p) for kind, target, p in outbox(runtime, qr) if kind == "receipt"]
+    assert receipts == [(paid.receipt_email, {"trid": qr.trid, "language": "EN"})]
+    assert paid.receipt_email is not None and paid.receipt_email.lower() == "zoe@example.com"
+    facts = confirmation_facts(client.get(reply.headers["location"]).text)
+    assert facts["receipt"] == f"Receipt sent to {paid.receipt_email[0]}***@example.com"
+
+
+@pytest.mark.parametrize("address", ["zoe", "zoe@", "zoe@example", "a b@example.com", "x" * 300])
+def test_an_invalid_receipt_address_is_a_field_error_and_changes_nothing(
+    runtime: Runtime, client: TestClient, merchant: Account, address: str
+) -> None:
+    qr = make_transaction(
+        runtime, merchant, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
+    )
+    reply = submit(client, qr, receipt_email=address, cvc="12")
+    assert reply.status_code == 400
+    # Every field at fault at once, each next to its field.
+    assert '<p class="field-error" id="receipt_email-error">Enter an e-mail address' in reply.text
+    assert '<p class="field-error" id="cvc-error">' in reply.text
+    assert reload(runtime, qr).status == "PENDING" and attempts(runtime, qr) == []
+    assert outbox(runtime, qr) == []
+
+
+def test_with_the_merchants_customer_email_the_form_asks_no_address_and_says_where_it_goes(
+    runtime: Runtime, client: TestClient, transaction: Transaction
+) -> None:
+    form = client.get(pay_path(transaction)).text
+    assert 'name="receipt_email"' not in form
+    assert "The receipt will be sent to a***@example.com." in form
+    # An address posted anyway is not used: the merchant's customer_email wins.
+    assert submit(client, transaction, receipt_email="eve@example.com").status_code == 303
+    receipts = [target for kind, target, _ in outbox(runtime, transaction) if kind == "receipt"]
+    assert receipts == ["ada@example.com"]
+    assert reload(runtime, transaction).receipt_email is None
 
 
 def test_expiry_this_month_is_accepted(

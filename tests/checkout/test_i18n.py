@@ -86,14 +86,16 @@ def notice(html: str) -> str:
     [
         (
             "EN",
-            "Your card was declined. You can try again (2 attempts remaining).",
-            "Your card was declined: insufficient funds. You can try again (1 attempt remaining).",
+            "Your card was declined. Visa •••• 0002 — You can try again (2 attempts remaining).",
+            "Your card was declined: insufficient funds. Visa •••• 9995 — "
+            "You can try again (1 attempt remaining).",
         ),
         (
             "FR",
-            "Votre carte a été refusée. Vous pouvez réessayer (2 tentatives restantes).",
-            "Votre carte a été refusée : fonds insuffisants. Vous pouvez réessayer "
-            "(1 tentative restante).",
+            "Votre carte a été refusée. Visa •••• 0002 — Vous pouvez réessayer "
+            "(2 tentatives restantes).",
+            "Votre carte a été refusée : fonds insuffisants. Visa •••• 9995 — "
+            "Vous pouvez réessayer (1 tentative restante).",
         ),
     ],
 )

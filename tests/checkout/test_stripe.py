@@ -8,8 +8,10 @@ the way Stripe signs them and checked by ``stripe.Webhook.construct_event``.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,7 +164,7 @@ def test_the_page_sends_the_customer_to_a_checkout_session_for_the_transaction(
     assert "Continue to payment" in page.text and "€15.00" in page.text
     assert 'name="card_number"' not in page.text and "TEST MODE" not in page.text
     csp = page.headers["content-security-policy"]
-    assert f"form-action 'self' {fake.url} https://shop.example;" in csp
+    assert f"form-action 'self' {fake.url};" in csp  # our forms, and the start to Stripe's page
 
     location = start(stripe_client, transaction)
     assert location.startswith(f"{fake.url}/c/pay/cs_test_")
@@ -359,7 +361,7 @@ def test_an_undecryptable_key_at_the_return_or_webhook_applies_once_the_key_is_r
     )
     assert reload(runtime, transaction).status == "PAID"
     back = stripe_client.get(path, follow_redirects=False)
-    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+    assert (back.status_code, back.headers["location"]) == (303, confirmation(transaction))
 
 
 def test_an_undecryptable_webhook_secret_is_refused_until_it_is_readable(
@@ -435,6 +437,11 @@ def test_start_is_rate_limited(
 # --- the customer's return -------------------------------------------------------------------
 
 
+def confirmation(transaction: Transaction) -> str:
+    """Our confirmation page, where a paid customer is sent (it continues to the merchant)."""
+    return f"{pay_path(transaction)}?lang=EN&paid=1"
+
+
 def test_return_after_paying_marks_paid_and_redirects(
     runtime: Runtime, stripe_client: TestClient, fake: FakeStripe, transaction: Transaction
 ) -> None:
@@ -443,8 +450,14 @@ def test_return_after_paying_marks_paid_and_redirects(
     reply = stripe_client.get(
         f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
     )
-    assert reply.status_code == 303
-    query = parse_qs(urlsplit(reply.headers["location"]).query)
+    assert (reply.status_code, reply.headers["location"]) == (303, confirmation(transaction))
+    # Our confirmation page: the card as Stripe reported it, and the way on to the merchant.
+    page = stripe_client.get(reply.headers["location"]).text
+    assert "Payment successful" in page and "Mastercard •••• 4444" in page
+    assert "TEST MODE" not in page  # Stripe moves real money (its own test mode is its own)
+    link = re.search(r'<a class="button" href="([^"]+)"', page)
+    assert link is not None
+    query = parse_qs(urlsplit(html.unescape(link.group(1))).query)
     assert query == {"order": ["7"], "trid": [transaction.trid], "status": ["PAID"]}
     paid = reload(runtime, transaction)
     assert (paid.status, paid.payment_method) == ("PAID", "card mastercard ****4444")
@@ -551,7 +564,7 @@ def test_webhook_confirms_the_payment_once(
     back = stripe_client.get(
         f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
     )
-    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+    assert (back.status_code, back.headers["location"]) == (303, confirmation(transaction))
     assert [a.outcome for a in attempts(runtime, transaction)] == ["started", "paid"]
 
 
@@ -796,7 +809,7 @@ def test_a_webhook_that_cannot_be_registered_does_not_stop_the_payment(
     back = stripe_client.get(
         f"{pay_path(transaction)}/return?session_id={session_id}", follow_redirects=False
     )
-    assert back.status_code == 303 and "status=PAID" in back.headers["location"]
+    assert (back.status_code, back.headers["location"]) == (303, confirmation(transaction))
     assert reload(runtime, transaction).status == "PAID"
     # The next start registers it.
     fake.failing.clear()

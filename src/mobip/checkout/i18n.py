@@ -21,13 +21,15 @@ KEYED: dict[str, str] = {
     "test_card_declined": N_("declined"),
     "test_card_funds": N_("insufficient funds"),
     "test_card_error": N_("provider error"),
-    # Card form errors (service.parse_card, and the test-card check of service.pay_with_card).
+    # Card form errors (service.parse_card, service.parse_receipt_email, and the test-card check
+    # of service.pay_with_card).
     "error_card_number": N_("This card number is not valid."),
     "error_not_test_card": N_("In test mode, use one of the test cards listed above."),
     "error_expiry_format": N_("Enter the expiry date as MM/YY."),
     "error_expiry_past": N_("This card has expired."),
     "error_cvc": N_("Enter the 3 or 4 digits on the back of the card."),
     "error_name": N_("Enter the name printed on the card."),
+    "error_receipt_email": N_("Enter an e-mail address like name@example.com, or leave it empty."),
     # Notices above the form or on a state page (outcomes, views).
     "declined_card_declined": N_("Your card was declined."),
     "declined_insufficient_funds": N_("Your card was declined: insufficient funds."),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
 from mobip.checkout import repository
+from mobip.checkout.cards import card_shown
 from mobip.checkout.models import AttemptOutcome, PaymentAttempt
 from mobip.checkout.providers.base import Outcome, PaymentProvider, ProviderError, Result
 from mobip.checkout.views import (
@@ -24,7 +25,7 @@ from mobip.checkout.views import (
     Applied,
     PageState,
     PageView,
-    merchant_return_url,
+    confirmation_url,
     no_longer_payable,
     view,
 )
@@ -53,6 +54,8 @@ class _Attempt:
     key: str
     runtime: Runtime
     language: str | None
+    # The address the customer typed for the receipt (checked), if any.
+    receipt_email: str | None = None
 
     def page(self) -> PageView:
         return view(
@@ -92,9 +95,15 @@ def apply_outcome(
     runtime: Runtime,
     *,
     language: str | None = None,
+    receipt_email: str | None = None,
 ) -> Applied:
-    """Record the attempt and move the transaction: PAID, a decline (DENIED at the third), ERROR."""
-    attempt = _Attempt(session, transaction, merchant, provider, key, runtime, language)
+    """Record the attempt and move the transaction: PAID, a decline (DENIED at the third), ERROR.
+
+    Paid, the customer is sent to the confirmation page; the receipt goes to the transaction's
+    customer_email, else to ``receipt_email`` (typed on the page), in this same unit of work."""
+    attempt = _Attempt(
+        session, transaction, merchant, provider, key, runtime, language, receipt_email
+    )
     return _apply(attempt, outcome)
 
 
@@ -122,6 +131,7 @@ def _apply(attempt: _Attempt, outcome: Outcome) -> Applied:
     if page.state is PageState.PAYABLE:
         reason = outcome.reason if outcome.reason in DECLINE_TEXTS else "card_declined"
         page.notice = f"declined_{reason}"
+        page.tried_card = card_shown(outcome.card_brand, outcome.card_last4)
         page.status_code = 402
     return Applied(page=page)
 
@@ -148,17 +158,22 @@ def _apply_paid(attempt: _Attempt, outcome: Outcome) -> Applied:
         attempt.session, transaction, outcome.payment_method, clock.now()
     )
     attempt.record(outcome, AttemptOutcome.PAID)
-    if transaction.customer_email:
+    if attempt.receipt_email and not transaction.customer_email:
+        transactions.set_receipt_email(
+            attempt.session, transaction, attempt.receipt_email, clock.now()
+        )
+    receipt_to = transactions.receipt_address(transaction)
+    if receipt_to:
         delivery.queue_receipt(
             attempt.session,
-            target=transaction.customer_email,
+            target=receipt_to,
             trid=transaction.trid,
             language=transaction.language,
             account_id=transaction.account_id,
             clock=clock,
         )
     attempt.queue_callback("PROCESSED")
-    return Applied(redirect=merchant_return_url(transaction))
+    return Applied(redirect=confirmation_url(transaction, attempt.language, just_paid=True))
 
 
 def _paid_already(attempt: _Attempt, outcome: Outcome) -> Applied:
@@ -172,7 +187,7 @@ def _paid_already(attempt: _Attempt, outcome: Outcome) -> Applied:
     paid = repository.paid_reference(session, transaction)
     if paid == outcome.reference:
         # The same payment confirmed twice (the return and the webhook): already applied.
-        return Applied(redirect=merchant_return_url(transaction))
+        return Applied(redirect=confirmation_url(transaction, attempt.language, just_paid=True))
     handled = repository.attempt_with_reference(
         session, transaction, AttemptOutcome.DUPLICATE, outcome.reference
     )

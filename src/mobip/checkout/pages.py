@@ -41,18 +41,22 @@ FormWork = Callable[[Runtime, str, dict[str, str], str], Applied]
 
 
 async def page(request: Request) -> Response:
-    """GET /pay/{token}: the page of a checkout link (``?lang=``, ``?notice=not_completed``)."""
+    """GET /pay/{token}: the page of a checkout link (``?lang=``, ``?notice=not_completed``,
+    ``?paid=1``: the confirmation page right after paying)."""
     runtime: Runtime = request.app.state.runtime
     token = request.path_params["token"]
     lang = request.query_params.get("lang")
     notice = request.query_params.get("notice")
+    just_paid = request.query_params.get("paid") == "1"
     if (refused := _not_ours(request, runtime, token, lang)) is not None:
         return refused
 
     def work() -> PageView:
         # Opening a page may write (a lazy expiry): retried while SQLite is busy.
         return runtime.database.run(
-            lambda session: open_page(session, token, runtime, language=lang, notice=notice),
+            lambda session: open_page(
+                session, token, runtime, language=lang, notice=notice, just_paid=just_paid
+            ),
             immediate=False,
         )
 

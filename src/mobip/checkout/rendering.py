@@ -3,8 +3,12 @@ token, and the security headers every response under /pay carries."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -21,8 +25,8 @@ from mobip.checkout.errors import (
     TooManyPaymentAttempts,
 )
 from mobip.checkout.i18n import text, when
-from mobip.checkout.providers.base import PaymentProvider, Result, url_origin
-from mobip.checkout.views import PageState, PageView
+from mobip.checkout.providers.base import PaymentProvider, Result
+from mobip.checkout.views import CONTINUE_AFTER_SECONDS, PageState, PageView
 from mobip.config import Settings
 from mobip.kit.errors import MobipError
 from mobip.kit.i18n import LANGUAGES, N_, money, translate, translations
@@ -52,6 +56,7 @@ ERROR_TEXTS: dict[type[MobipError], tuple[str, str]] = {
         ),
     ),
 }
+_COLOUR = re.compile(r"#[0-9a-f]{6}")
 OTHER_ERROR = (
     N_("Payment error"),
     N_("The payment provider reported an error. No payment was taken. Contact the merchant."),
@@ -76,7 +81,7 @@ def templates(language: str) -> Environment:
 
 
 class SecurityHeaders:
-    """Strict CSP (our own CSS only, no script), no framing, no referrer, no sniffing."""
+    """Strict CSP (our own CSS and script only), no framing, no referrer, no sniffing."""
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
@@ -107,14 +112,29 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def content_security_policy(*form_origins: str) -> str:
-    """Our own CSS only, no script, no framing; forms post to us (and a page's payment forms
-    may end on the merchant's site or the provider's page, so those origins are named)."""
+def content_security_policy(*form_origins: str, style_hashes: tuple[str, ...] = ()) -> str:
+    """Our own CSS and script only (no inline script), no framing; forms post to us (and the
+    start of a redirect payment ends on the provider's page, so its origin is named). A page's
+    one inline style, the merchant's accent colour, is allowed by its hash."""
     allowed = " ".join(["'self'", *sorted(set(form_origins))])
+    styles = " ".join(["'self'", *(f"'sha256-{digest}'" for digest in style_hashes)])
     return (
-        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"default-src 'none'; style-src {styles}; img-src 'self'; script-src 'self'; "
         f"form-action {allowed}; frame-ancestors 'none'; base-uri 'none'"
     )
+
+
+def accent_css(colour: str | None) -> str | None:
+    """The stylesheet that gives a page the merchant's accent colour (``#rrggbb``, validated by
+    accounts), written in the page's head; None for the default colour of checkout.css."""
+    if colour is None or _COLOUR.fullmatch(colour) is None:
+        return None
+    return f":root{{--accent:{colour}}}"
+
+
+def css_hash(css: str) -> str:
+    """The CSP hash (base64 SHA-256) of an inline style element's exact text."""
+    return base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
 
 
 def is_https(settings: Settings) -> bool:
@@ -172,23 +192,28 @@ def render_page(request: Request, settings: Settings, page: PageView) -> Respons
     """A checkout link's page: the payment form, or the state the transaction reached."""
     transaction = page.transaction
     lang = page.language
+    token = transaction.checkout_token
     template = "pay.html" if page.state is PageState.PAYABLE else "state.html"
-    # A payment form ends with a redirect to the merchant (or first to the provider's page).
-    merchant_origin = url_origin(transaction.redirect_url)
-    form_origins = [merchant_origin] if merchant_origin else []
+    # A card form ends on our confirmation page; starting a redirect payment, on the provider's.
     provider_origin = page.provider.payment_page_origin(settings) if page.provider else None
-    if provider_origin:
-        form_origins.append(provider_origin)
+    form_origins = [provider_origin] if provider_origin else []
+    accent = accent_css(page.branding.accent_colour)
+    csp = content_security_policy(*form_origins, style_hashes=(css_hash(accent),) if accent else ())
+    logo_version = page.branding.logo_version
     return render(
         request,
         settings,
         template,
         lang,
         page.status_code,
-        transaction.checkout_token,
-        headers={"Content-Security-Policy": content_security_policy(*form_origins)},
+        token,
+        headers={"Content-Security-Policy": csp},
         page=page,
         merchant_name=page.merchant.name,
+        accent_css=accent,
+        logo_url=f"/pay/{token}/logo?{urlencode({'v': logo_version})}" if logo_version else None,
+        test_mode=page.test_mode,
+        continue_after=CONTINUE_AFTER_SECONDS,
         item_name=transaction.item_name,
         item=money(transaction.item_amount, transaction.currency, lang),
         tax=money(transaction.tax_amount, transaction.currency, lang),
@@ -211,6 +236,7 @@ def render_error(
         error.http_status,
         token if not isinstance(error, CheckoutNotFound) else None,
         headers=error.headers,
+        accent_css=None,
         title=title,
         message=message,
         code=error.return_code,

@@ -93,6 +93,18 @@ def attempt_with_reference(
     ).first()
 
 
+def paid_attempt(session: Session, transaction: Transaction) -> PaymentAttempt | None:
+    """The attempt that paid ``transaction`` (its provider, card brand and last 4)."""
+    return session.scalars(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.transaction_id == transaction.id,
+            PaymentAttempt.outcome == AttemptOutcome.PAID.value,
+        )
+        .limit(1)
+    ).first()
+
+
 def paid_reference(session: Session, transaction: Transaction) -> str | None:
     return session.scalar(
         select(PaymentAttempt.provider_reference)

@@ -37,14 +37,27 @@ from mobip.checkout.providers.base import (
     luhn_ok,
 )
 from mobip.checkout.providers.registry import provider_for
-from mobip.checkout.views import Applied, PageView, load, no_longer_payable, open_page, view
+from mobip.checkout.views import (
+    Applied,
+    PageState,
+    PageView,
+    load,
+    no_longer_payable,
+    open_page,
+    view,
+)
+from mobip.kit.errors import InvalidField
 from mobip.kit.runtime import Runtime
+from mobip.kit.validation import email_address
 from mobip.transactions.models import Transaction, TransactionStatus
 
 # A provider's payment page stays open this long; a newer attempt reuses it meanwhile.
 OPEN_SESSION_REUSE = timedelta(hours=23)
 _EXPIRY = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*$")
 _CARD_SEPARATORS = re.compile(r"[\s-]")
+RECEIPT_EMAIL = "receipt_email"
+# Fields shown again after an error or a decline → how much of them (the inputs' maxlength).
+KEPT_FIELDS = {"expiry": 7, "name_on_card": 100, RECEIPT_EMAIL: 254}
 
 
 def payment_of(transaction: Transaction, runtime: Runtime) -> Payment:
@@ -95,8 +108,33 @@ def check_rate_limits(
 
 
 def parse_card(form: Mapping[str, str], now: datetime) -> Card:
-    """The card form's fields, checked; ``CardFormInvalid`` names the fields at fault."""
+    """The card form's fields, checked; ``CardFormInvalid`` names the fields at fault.
+
+    The number and the expiry are taken as typed or as the page's script formats them
+    (``4242 4242 4242 4242``, ``12 / 34``)."""
     errors: dict[str, str] = {}
+    card = _card_of(form, now, errors)
+    if card is None:
+        raise CardFormInvalid(errors)
+    return card
+
+
+def parse_receipt_email(
+    form: Mapping[str, str], transaction: Transaction, runtime: Runtime
+) -> str | None:
+    """The optional address typed for the receipt, checked by the API's e-mail rule; None when
+    empty, or when the transaction already has the merchant's customer_email (which wins)."""
+    typed = form.get("receipt_email", "").strip()
+    if not typed or transaction.customer_email:
+        return None
+    try:
+        return email_address(RECEIPT_EMAIL, typed, smtputf8=runtime.settings.smtp_smtputf8)
+    except InvalidField:
+        raise CardFormInvalid({RECEIPT_EMAIL: "error_receipt_email"}) from None
+
+
+def _card_of(form: Mapping[str, str], now: datetime, errors: dict[str, str]) -> Card | None:
+    """The card typed, or None with ``errors`` filled (field name → message key)."""
     number = _CARD_SEPARATORS.sub("", form.get("card_number", ""))
     if not (12 <= len(number) <= 19 and luhn_ok(number)):
         errors["card_number"] = "error_card_number"
@@ -116,8 +154,24 @@ def parse_card(form: Mapping[str, str], now: datetime) -> Card:
     if not 1 <= len(name) <= 100:
         errors["name_on_card"] = "error_name"
     if errors:
-        raise CardFormInvalid(errors)
+        return None
     return Card(number=number, expiry_month=month, expiry_year=year, cvc=cvc, name=name)
+
+
+def _read_card_form(
+    form: Mapping[str, str], transaction: Transaction, runtime: Runtime
+) -> tuple[Card, str | None]:
+    """The card and the receipt address typed; every field at fault named at once."""
+    errors: dict[str, str] = {}
+    card = _card_of(form, runtime.clock.now(), errors)
+    receipt_email = None
+    try:
+        receipt_email = parse_receipt_email(form, transaction, runtime)
+    except CardFormInvalid as error:
+        errors.update(error.errors)
+    if card is None or errors:
+        raise CardFormInvalid(errors)
+    return card, receipt_email
 
 
 def pay_with_card(
@@ -141,14 +195,25 @@ def pay_with_card(
         raise ProviderNotAvailable("This merchant's provider takes cards on its own page")
     key = client_key(runtime, client_ip)
     check_rate_limits(session, transaction, key, runtime)
-    card = parse_card(form, runtime.clock.now())
+    card, receipt_email = _read_card_form(form, transaction, runtime)
     if provider.test_cards and card.number not in provider.test_cards:
         # A real card typed into a test provider is never a payment nor a decline.
         raise CardFormInvalid({"card_number": "error_not_test_card"})
     outcome = provider.charge(payment_of(transaction, runtime), card)
-    return apply_outcome(
-        session, transaction, merchant, provider, outcome, key, runtime, language=language
+    applied = apply_outcome(
+        session,
+        transaction,
+        merchant,
+        provider,
+        outcome,
+        key,
+        runtime,
+        language=language,
+        receipt_email=receipt_email,
     )
+    if applied.page is not None and applied.page.state is PageState.PAYABLE:
+        applied.page.kept = kept_fields(form)  # declined: try again without typing it all
+    return applied
 
 
 def form_errors_page(
@@ -158,15 +223,18 @@ def form_errors_page(
     error: CardFormInvalid,
     runtime: Runtime,
 ) -> PageView:
-    """The card form again with what was wrong; only the expiry and the name typed are kept."""
+    """The card form again with what was wrong, and what was typed that may be shown again."""
     page = open_page(session, token, runtime, language=form.get("lang"))
     page.errors = error.errors
-    page.kept = {
-        "expiry": form.get("expiry", "")[:7],
-        "name_on_card": form.get("name_on_card", "")[:100],
-    }
+    page.kept = kept_fields(form)
     page.status_code = error.http_status
     return page
+
+
+def kept_fields(form: Mapping[str, str]) -> dict[str, str]:
+    """The fields typed that a page shows again after an error or a decline: the expiry, the
+    name and the receipt address; never the card number nor the CVC."""
+    return {name: form.get(name, "")[:limit] for name, limit in KEPT_FIELDS.items()}
 
 
 # --- paying on the provider's page: start, return ---------------------------------------------

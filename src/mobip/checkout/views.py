@@ -11,12 +11,15 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.orm import Session
 
+from mobip.accounts import service as accounts
 from mobip.accounts.models import Account
+from mobip.accounts.service import Branding
 from mobip.checkout import repository
+from mobip.checkout.cards import card_shown
 from mobip.checkout.errors import CheckoutNotFound, ProviderNotAvailable
 from mobip.checkout.models import AttemptOutcome
 from mobip.checkout.providers.base import PaymentProvider
-from mobip.checkout.providers.registry import provider_class
+from mobip.checkout.providers.registry import PROVIDERS, provider_class
 from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import stored_http_url
@@ -24,10 +27,13 @@ from mobip.transactions import service as transactions
 from mobip.transactions.models import Transaction, TransactionStatus
 
 MAX_DECLINES = 3
+# The confirmation page continues to the merchant's site by itself after this many seconds.
+CONTINUE_AFTER_SECONDS = 6
 
 # A checkout token as transactions.service makes it (kit.security.new_id("ck", 24)): 24 random
 # bytes in URL-safe base64, without padding.
 _CHECKOUT_TOKEN = re.compile(r"ck_[A-Za-z0-9_-]{32}")
+NO_BRANDING = Branding(None, None, None)
 
 
 class PageState(StrEnum):
@@ -57,6 +63,17 @@ class PageView:
     errors: dict[str, str] = field(default_factory=dict)
     # Values typed that may be shown again (never the card number or the CVC).
     kept: dict[str, str] = field(default_factory=dict)
+    # The card just declined, as the notice names it ("Visa •••• 0002").
+    tried_card: str | None = None
+    # Where the receipt goes (payable) or went (paid), masked; the card that paid.
+    paid_card: str | None = None
+    receipt_to: str | None = None
+    # The confirmation page right after paying: it continues to the merchant's site by itself.
+    just_paid: bool = False
+    # A payment through a provider that moves no money (the sandbox): marked TEST MODE.
+    test_mode: bool = False
+    # The merchant's logo and accent colour (accounts' branding).
+    branding: Branding = field(default_factory=lambda: NO_BRANDING)
     status_code: int = 200
 
     @property
@@ -66,6 +83,11 @@ class PageView:
     @property
     def return_url(self) -> str:
         return merchant_return_url(self.transaction)
+
+    @property
+    def asks_receipt_email(self) -> bool:
+        """Whether the card form asks where to send the receipt (the merchant gave none)."""
+        return not self.transaction.customer_email
 
 
 @dataclass(frozen=True)
@@ -105,10 +127,14 @@ def open_page(
     *,
     language: str | None = None,
     notice: str | None = None,
+    just_paid: bool = False,
 ) -> PageView:
-    """The page of a checkout link: payable, or the final state it reached."""
+    """The page of a checkout link: payable, or the final state it reached (``just_paid``: the
+    confirmation page the customer is sent to after paying)."""
     transaction, merchant = load(session, token, runtime)
-    return view(session, transaction, merchant, runtime, language=language, notice=notice)
+    page = view(session, transaction, merchant, runtime, language=language, notice=notice)
+    page.just_paid = just_paid and page.state is PageState.PAID
+    return page
 
 
 def view(
@@ -123,13 +149,20 @@ def view(
     """The page of ``transaction`` as it stands, in ``language`` (else the transaction's)."""
     lang = language_of(language, default=language_of(transaction.language))
     page = PageView(_state_of(transaction), transaction, merchant, lang)
+    page.branding = accounts.get_branding(session, merchant.id)
+    if page.state is PageState.PAID:
+        return _paid(session, page)
+    page.test_mode = _moves_no_money(merchant.provider)
     if page.state is not PageState.PAYABLE:
         return page
+    if transaction.customer_email:
+        page.receipt_to = transactions.mask_recipient(transaction.customer_email)
     try:
         page.provider = provider_class(merchant, runtime)
     except ProviderNotAvailable:
         page.state = PageState.UNAVAILABLE
         page.status_code = ProviderNotAvailable.http_status
+        page.test_mode = False
         return page
     page.notice = notice if notice == "not_completed" else None
     declines = repository.count_outcomes(session, transaction, AttemptOutcome.DECLINED)
@@ -148,6 +181,30 @@ def no_longer_payable(
     page = view(session, transaction, merchant, runtime, language=language)
     page.status_code = 409
     return page
+
+
+def confirmation_url(transaction: Transaction, language: str | None, *, just_paid: bool) -> str:
+    """Our page of a paid link (``paid=1``: right after paying, it continues by itself)."""
+    lang = language_of(language, default=language_of(transaction.language))
+    query = {"lang": lang, **({"paid": "1"} if just_paid else {})}
+    return f"/pay/{transaction.checkout_token}?{urlencode(query)}"
+
+
+def _paid(session: Session, page: PageView) -> PageView:
+    """A paid link's page: the card that paid (brand and last 4, as stored) and the receipt."""
+    attempt = repository.paid_attempt(session, page.transaction)
+    if attempt is not None:
+        page.paid_card = card_shown(attempt.card_brand, attempt.card_last4)
+    page.test_mode = _moves_no_money(attempt.provider if attempt else page.merchant.provider)
+    receipt_to = transactions.receipt_address(page.transaction)
+    page.receipt_to = transactions.mask_recipient(receipt_to) if receipt_to else None
+    return page
+
+
+def _moves_no_money(provider_name: str) -> bool:
+    """Whether a payment through ``provider_name`` is a test (a provider with test cards)."""
+    provider = PROVIDERS.get(provider_name)
+    return provider is not None and bool(provider.test_cards)
 
 
 def merchant_return_url(transaction: Transaction) -> str:

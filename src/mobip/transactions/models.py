@@ -82,6 +82,9 @@ class Transaction(Base):
     # When the newest payment request (initial, manual or reminder) was queued: the reminders'
     # period counts from it. None for a one-use QR, which sends none.
     last_request_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The address the customer typed on the payment page for the receipt (a transaction without
+    # customer_email); None when none was typed.
+    receipt_email: Mapped[str | None] = mapped_column(String(320))
 
     @property
     def total_amount(self) -> int:

@@ -206,6 +206,18 @@ def set_payment_method(
     session.refresh(transaction)
 
 
+def set_receipt_email(
+    session: Session, transaction: Transaction, address: str, now: datetime
+) -> None:
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == transaction.id)
+        .values(receipt_email=address, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(transaction)
+
+
 def change_status(
     session: Session,
     transaction: Transaction,

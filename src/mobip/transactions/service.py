@@ -337,6 +337,19 @@ def set_payment_method(
     repository.set_payment_method(session, transaction, payment_method, now)
 
 
+def set_receipt_email(
+    session: Session, transaction: Transaction, address: str, now: datetime
+) -> None:
+    """Record the address the customer gave on the payment page for the receipt."""
+    repository.set_receipt_email(session, transaction, address, now)
+
+
+def receipt_address(transaction: Transaction) -> str | None:
+    """Where the receipt of ``transaction`` goes: the merchant's customer_email, else the
+    address the customer typed on the payment page; None when there is neither."""
+    return transaction.customer_email or transaction.receipt_email
+
+
 def mark_paid(session: Session, transaction: Transaction, *, now: datetime) -> bool:
     """PENDING → PAID; False when the status table forbids it or another change came first."""
     return repository.change_status(

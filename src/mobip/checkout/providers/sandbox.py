@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
+from mobip.checkout.cards import brand_of
 from mobip.checkout.providers.base import (
     Card,
     CardFormProvider,
@@ -36,16 +37,6 @@ TEST_CARDS: Mapping[str, tuple[Result, str | None]] = MappingProxyType(
 )
 
 
-def card_brand(number: str) -> str:
-    if number.startswith("4"):
-        return "visa"
-    if number[:2] in {"34", "37"}:
-        return "amex"
-    if "51" <= number[:2] <= "55" or "2221" <= number[:4] <= "2720":
-        return "mastercard"
-    return "card"
-
-
 class SandboxProvider(CardFormProvider):
     name: ClassVar[str] = "sandbox"
     label: ClassVar[str] = "sandbox"
@@ -63,7 +54,7 @@ class SandboxProvider(CardFormProvider):
         return Outcome(
             result=result,
             reason=reason,
-            card_brand=card_brand(card.number),
+            card_brand=brand_of(card.number),
             card_last4=card.last4,
             reference=new_id("sbx", 12),
             trid=payment.trid,
