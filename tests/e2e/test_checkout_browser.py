@@ -1,5 +1,6 @@
 """The hosted payment page in Debian's Chromium (driven by Playwright), against the whole app
-served by uvicorn on loopback, with JavaScript disabled (the page must work without it).
+served by uvicorn on loopback: with JavaScript disabled (the page must work without it) and
+enabled (checkout.js formats the number and the expiry as they are typed and shows the brand).
 
 Each test runs on SQLite and on PostgreSQL. After paying, the card numbers and CVC typed are
 looked for in every row of every table (and, on SQLite, in the raw bytes of the database file and
@@ -42,7 +43,7 @@ from mobip.kit.clock import ManualClock
 from mobip.kit.logging import JsonFormatter
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions_service
-from mobip.transactions.models import Transaction
+from mobip.transactions.models import Transaction, TransactionKind
 
 CVC = "9317"  # distinctive, to look for it afterwards
 # A secret counts as found when it stands alone, not inside a longer run of letters, digits, "_"
@@ -116,6 +117,13 @@ def pay(page: Page, number: str) -> None:
     page.get_by_role("button", name="Pay").click()
 
 
+def continue_to_shop(page: Page) -> None:
+    """On the confirmation page: the button on to the merchant (it also goes by itself)."""
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    page.get_by_role("link", name="Continue to Café Lumière").click()
+    page.wait_for_url(re.compile(r"/thanks\?"))
+
+
 def assert_no_card_data(
     runtime: Runtime, caplog: pytest.LogCaptureFixture, transaction: Transaction
 ) -> None:
@@ -166,11 +174,19 @@ def test_pay_and_land_on_the_merchants_page(
 ) -> None:
     transaction = transaction_for(runtime, merchant, shop)
     page.goto(base + pay_path(transaction))
-    expect(page.get_by_text("TEST MODE").first).to_be_visible()
+    expect(page.get_by_text("TEST MODE")).to_have_count(1)
     expect(page.locator("h1")).to_contain_text("Café Lumière")
+    expect(page.locator("h1")).to_contain_text("€15.00")
     expect(page.locator(".total")).to_contain_text("€15.00")
-    pay(page, PAID)
-    page.wait_for_url(re.compile(r"/thanks\?"))
+    # Without the script: typed unformatted, accepted as typed; no brand shown.
+    pay(page, PAID.replace(" ", ""))
+    # Our confirmation page, which goes on to the merchant by itself (<meta refresh>).
+    page.wait_for_url(re.compile(r"/pay/ck_[^?]+\?lang=EN&paid=1$"))
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
+    expect(page.get_by_text("Receipt sent to a***@example.com")).to_be_visible()
+    expect(page.get_by_text("TEST MODE")).to_have_count(1)
+    page.wait_for_url(re.compile(r"/thanks\?"), timeout=15_000)
     expect(page.locator("h1")).to_have_text("Thank you for your order")
     landed = urlsplit(page.url)
     assert landed.netloc == urlsplit(shop).netloc
@@ -183,9 +199,11 @@ def test_pay_and_land_on_the_merchants_page(
     assert (paid.status, paid.payment_method) == ("PAID", "card visa ****4242")
     kinds = [kind for kind, _, _ in outbox(runtime, transaction)]
     assert kinds.count("receipt") == 1 and kinds.count("callback") == 1
-    # Back on the link: already paid.
+    # Back on the link: the same confirmation, which stays.
     page.goto(base + pay_path(transaction))
-    expect(page.locator("h1")).to_have_text("Already paid")
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
     assert_no_card_data(runtime, caplog, transaction)
 
 
@@ -207,7 +225,7 @@ def test_decline_then_succeed(
     expect(page.get_by_role("alert")).to_contain_text("Your card was declined.")
     expect(page.get_by_role("alert")).to_contain_text("2 attempts remaining")
     pay(page, PAID)
-    page.wait_for_url(re.compile(r"/thanks\?"))
+    continue_to_shop(page)
     assert [a.outcome for a in attempts(runtime, transaction)] == ["declined", "paid"]
     assert_no_card_data(runtime, caplog, transaction)
 
@@ -254,10 +272,10 @@ def test_cancelled_expired_and_paid_links(
     paid = transaction_for(runtime, merchant, shop)
     page.goto(base + pay_path(paid))
     pay(page, PAID)
-    page.wait_for_url(re.compile(r"/thanks\?"))
+    continue_to_shop(page)
     page.goto(base + pay_path(paid))
-    expect(page.locator("h1")).to_have_text("Already paid")
-    expect(page.get_by_text("This payment was made on January 1, 2026")).to_be_visible()
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    expect(page.get_by_text("January 1, 2026")).to_be_visible()
 
     expiring = transaction_for(runtime, merchant, shop, ttl_days=1)
     clock.advance(days=2)
@@ -343,7 +361,7 @@ def test_phone_sized_viewport_and_keyboard_only(
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "name_on_card"
         page.keyboard.press("Enter")
-        page.wait_for_url(re.compile(r"/thanks\?"))
+        expect(page.locator("h1")).to_have_text("Payment successful")
         assert reload(runtime, transaction).status == "PAID"
     finally:
         context.close()
@@ -373,6 +391,215 @@ def test_a_provider_error_shows_its_own_page(
     page.get_by_role("link", name="Retour vers Café Lumière").click()
     page.wait_for_url(re.compile(r"status=ERROR"))
     assert_no_card_data(runtime, caplog, transaction)
+
+
+# --- with JavaScript: formatting as you type, the brand, the same payment -------------------------
+
+
+@pytest.fixture
+def scripted(browser: Browser) -> Iterator[Page]:
+    """A page with JavaScript on; any script error or CSP violation fails the test."""
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(message.text)
+            if message.type == "error" and not message.location["url"].endswith("/favicon.ico")
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert problems == []
+
+
+def test_with_javascript_typing_formats_the_number_shows_the_brand_and_pays(
+    runtime: Runtime,
+    base: str,
+    shop: str,
+    scripted: Page,
+    merchant: Account,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    page = scripted
+    transaction = transaction_for(runtime, merchant, shop)
+    page.goto(base + pay_path(transaction))
+    number = page.get_by_label("Card number")
+    brand = page.locator("#card_brand")
+    expect(brand).to_be_hidden()  # nothing typed, no brand
+    number.press_sequentially("378282246310005")
+    expect(number).to_have_value("3782 822463 10005")  # American Express: 4-6-5
+    expect(brand).to_have_text("American Express")
+    number.fill("")
+    number.press_sequentially("5555555555554444")
+    expect(number).to_have_value("5555 5555 5555 4444")
+    expect(brand).to_have_text("Mastercard")
+    number.fill("")
+    number.press_sequentially(PAID.replace(" ", ""))
+    expect(number).to_have_value(PAID)
+    expect(brand).to_have_text("Visa")
+    expiry = page.get_by_label("Expiry (MM/YY)")
+    expiry.press_sequentially("1230")
+    expect(expiry).to_have_value("12 / 30")
+    expiry.press("Backspace")
+    expect(expiry).to_have_value("12 / 3")
+    expiry.press("Backspace")  # the separator goes with the last digit of the year
+    expect(expiry).to_have_value("12")
+    expiry.press_sequentially("30")
+    expect(expiry).to_have_value("12 / 30")
+    cvc = page.get_by_label("CVC")
+    cvc.press_sequentially(f"{CVC}x")
+    expect(cvc).to_have_value(CVC)
+    page.get_by_role("button", name="Pay €15.00").click()
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
+    page.wait_for_url(re.compile(r"/thanks\?"))  # by itself, after a few seconds
+    assert parse_qs(urlsplit(page.url).query)["status"] == ["PAID"]
+    assert reload(runtime, transaction).status == "PAID"
+    assert_no_card_data(runtime, caplog, transaction)
+
+
+def test_the_script_and_the_server_detect_the_same_brand(
+    runtime: Runtime, base: str, shop: str, scripted: Page, merchant: Account
+) -> None:
+    from checkout.test_cards import NUMBERS
+    from mobip.checkout.cards import brand_of
+
+    scripted.goto(base + pay_path(transaction_for(runtime, merchant, shop)))
+    numbers = [*NUMBERS, *(n[:k] for n in NUMBERS for k in (1, 2, 3, 4, 6))]
+    in_browser = scripted.evaluate(
+        "(ns) => ns.map((n) => window.mobipCheckout.brandOf(n))", numbers
+    )
+    assert dict(zip(numbers, in_browser, strict=True)) == {n: brand_of(n) for n in numbers}
+
+
+# --- declines, errors and the receipt address (JavaScript off) ------------------------------------
+
+
+def test_a_decline_keeps_the_name_and_expiry_and_is_said_by_the_form(
+    runtime: Runtime, base: str, shop: str, page: Page, merchant: Account
+) -> None:
+    transaction = transaction_for(runtime, merchant, shop)
+    page.goto(base + pay_path(transaction))
+    fill_card(page, DECLINED, expiry="11/31", name="Grace Hopper")
+    page.get_by_role("button", name="Pay").click()
+    notice = page.locator(".notice")
+    expect(notice).to_contain_text("Your card was declined.")
+    expect(notice).to_contain_text("Visa •••• 0002")
+    expect(page.get_by_label("Name on card")).to_have_value("Grace Hopper")
+    expect(page.get_by_label("Expiry (MM/YY)")).to_have_value("11/31")
+    expect(page.get_by_label("Card number")).to_have_value("")
+    expect(page.get_by_label("CVC")).to_have_value("")
+    # In the form, above its fields: not above a panel far from it.
+    form = page.locator("form").bounding_box()
+    said = notice.bounding_box()
+    number = page.get_by_label("Card number").bounding_box()
+    assert form and said and number
+    assert form["y"] <= said["y"] and said["y"] + said["height"] <= number["y"]
+
+
+@pytest.mark.parametrize("language", ["EN", "FR"])
+def test_invalid_fields_show_errors_by_their_field_and_expiry_and_cvc_stay_on_one_line(
+    runtime: Runtime, base: str, shop: str, browser: Browser, merchant: Account, language: str
+) -> None:
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 412, "height": 900}, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        transaction = transaction_for(runtime, merchant, shop, language=language)
+        page.goto(base + pay_path(transaction))
+        page.locator("#card_number").fill(NOT_LUHN)
+        page.locator("#expiry").fill("13/99")
+        page.locator("#cvc").fill("1")
+        page.locator("button.pay").click()
+        expect(page.locator(".errors")).to_be_visible()
+        for name in ("card_number", "expiry", "cvc"):
+            field = page.locator(f"#{name}").bounding_box()
+            error = page.locator(f"#{name}-error").bounding_box()
+            assert field and error, name
+            # Right under its field, in its column.
+            assert 0 <= error["y"] - (field["y"] + field["height"]) <= 12, name
+            assert field["x"] <= error["x"] < field["x"] + field["width"], name
+        expiry = page.locator("#expiry").bounding_box()
+        cvc = page.locator("#cvc").bounding_box()
+        assert expiry and cvc
+        assert expiry["y"] == cvc["y"] and expiry["height"] == cvc["height"]
+        assert expiry["x"] + expiry["width"] < cvc["x"]
+        # Each label on one line ("Expiration (MM/AA)" too).
+        for name in ("expiry", "cvc"):
+            label = page.locator(f'label[for="{name}"]').bounding_box()
+            assert label and label["height"] < 30, (name, label)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 412
+    finally:
+        context.close()
+
+
+def test_the_receipt_address_typed_gets_the_receipt(
+    runtime: Runtime, base: str, shop: str, page: Page, merchant: Account
+) -> None:
+    qr = transaction_for(
+        runtime, merchant, shop, kind=TransactionKind.ONE_USE_QR, media=None, customer_email=None
+    )
+    page.goto(base + pay_path(qr))
+    page.get_by_label("E-mail for your receipt").fill("not an address")
+    pay(page, PAID)
+    expect(page.locator("#receipt_email-error")).to_contain_text("Enter an e-mail address")
+    expect(page.get_by_label("E-mail for your receipt")).to_have_value("not an address")
+    assert attempts(runtime, qr) == []
+    page.get_by_label("E-mail for your receipt").fill("zoe@example.com")
+    pay(page, PAID)
+    expect(page.get_by_text("Receipt sent to z***@example.com")).to_be_visible()
+    receipts = [(target, p) for kind, target, p in outbox(runtime, qr) if kind == "receipt"]
+    assert receipts == [("zoe@example.com", {"trid": qr.trid, "language": "EN"})]
+
+
+def test_on_a_phone_the_merchant_the_total_and_the_whole_card_form_are_in_the_first_screen(
+    runtime: Runtime, base: str, shop: str, browser: Browser, merchant: Account
+) -> None:
+    context = browser.new_context(viewport={"width": 412, "height": 900}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(base + pay_path(transaction_for(runtime, merchant, shop)))
+        for locator in (
+            page.get_by_text("Café Lumière").first,
+            page.locator("h1 .amount"),
+            page.get_by_label("Card number"),
+            page.get_by_label("Name on card"),
+            page.get_by_role("button", name="Pay €15.00"),
+        ):
+            box = locator.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900, locator
+        # The test cards are one line until opened.
+        cards = page.locator("details.test-cards")
+        expect(cards).not_to_have_attribute("open", "")
+        expect(page.get_by_text("4000 0000 0000 0002")).to_be_hidden()
+        cards.locator("summary").click()
+        expect(page.get_by_text("4000 0000 0000 0002")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_on_a_desktop_the_summary_and_the_payment_are_side_by_side(
+    runtime: Runtime, base: str, shop: str, browser: Browser, merchant: Account
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(base + pay_path(transaction_for(runtime, merchant, shop)))
+        summary = page.locator("section.summary").bounding_box()
+        payment = page.locator("section.payment").bounding_box()
+        assert summary and payment
+        assert summary["x"] + summary["width"] <= payment["x"]  # left, then right
+        assert abs(summary["y"] - payment["y"]) < 1  # on the same level
+        total = page.locator("h1 .amount").bounding_box()
+        assert total and total["height"] >= 40  # large
+    finally:
+        context.close()
 
 
 # --- accessibility: contrast, visible focus, labels, every text in the page's language -----------
@@ -441,7 +668,7 @@ def test_contrast_formula() -> None:
     assert contrast([119, 119, 119], [255, 255, 255]) < 4.5 < contrast([117, 117, 117], [255] * 3)
 
 
-def accessibility_problems(page: Page) -> list[str]:
+def accessibility_problems(page: Page, min_stops: int = 3) -> list[str]:
     """Text under WCAG AA contrast (4.5:1, 3:1 for large text), a field without a label, a
     keyboard stop without a visible focus outline (at 3:1 against what surrounds it)."""
     problems: list[str] = []
@@ -468,7 +695,7 @@ def accessibility_problems(page: Page) -> list[str]:
         visible = focus["style"] != "none" and focus["width"] >= 2
         if not visible or contrast(focus["color"], focus["background"]) < 3:
             problems.append(f"no visible focus on {focus['name']}: {focus}")
-    if len(seen) < 3:
+    if len(seen) < min_stops:
         problems.append(f"too few keyboard stops: {seen}")
     return problems
 
@@ -498,13 +725,15 @@ def test_every_page_is_readable_labelled_and_keyboard_usable(
     paid = transaction_for(runtime, merchant, shop)
     page.goto(base + pay_path(paid))
     pay(page, PAID)
-    page.wait_for_url(re.compile(r"/thanks\?"))
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    assert accessibility_problems(page) == []
     page.goto(base + pay_path(paid) + "?lang=FR")
-    expect(page.locator("h1")).to_have_text("Déjà payé")
+    expect(page.locator("h1")).to_have_text("Paiement réussi")
     assert accessibility_problems(page) == []
 
     page.goto(base + "/pay/ck_not_a_real_link")
-    assert accessibility_problems(page) == []
+    # Nothing to pay, nowhere to go back to: the skip link and the other language only.
+    assert accessibility_problems(page, min_stops=2) == []
 
 
 def texts_in_other_language(page: Page, language: str) -> list[str]:
