@@ -477,6 +477,28 @@ def test_the_script_and_the_server_detect_the_same_brand(
     assert dict(zip(numbers, in_browser, strict=True)) == {n: brand_of(n) for n in numbers}
 
 
+def test_the_merchants_logo_and_accent_colour_under_the_pages_csp(
+    runtime: Runtime, base: str, shop: str, scripted: Page, merchant: Account
+) -> None:
+    from checkout.test_branding_page import ACCENT, brand, png
+
+    brand(runtime, merchant, logo=png(), accent_colour=ACCENT)
+    page = scripted
+    transaction = transaction_for(runtime, merchant, shop)
+    page.goto(base + pay_path(transaction))
+    logo = page.get_by_role("img", name="Café Lumière")
+    expect(logo).to_be_visible()
+    assert page.evaluate("(img) => img.naturalWidth", logo.element_handle()) == 48
+    rgb = "rgb(11, 110, 79)"
+    button = page.get_by_role("button", name="Pay €15.00")
+    assert button.evaluate("(b) => getComputedStyle(b).backgroundColor") == rgb
+    pay(page, PAID)
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    link = page.get_by_role("link", name="Continue to Café Lumière")
+    assert link.evaluate("(a) => getComputedStyle(a).backgroundColor") == rgb
+    # (The fixture fails the test on any console error: a style or image the CSP refused.)
+
+
 # --- declines, errors and the receipt address (JavaScript off) ------------------------------------
 
 
