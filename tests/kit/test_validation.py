@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mobip.kit.errors import InvalidField
-from mobip.kit.validation import email_address, http_url, stored_http_url
+from mobip.kit.validation import (
+    Refused,
+    _labelled_host,
+    ascii_host,
+    email_address,
+    http_url,
+    stored_http_url,
+)
 
 # --- URLs -----------------------------------------------------------------------------------------
 
@@ -84,6 +93,56 @@ def test_whatever_follows_the_host_the_result_is_ascii_or_refused(tail: str) -> 
 
 
 # --- e-mail addresses -----------------------------------------------------------------------------
+
+
+def _outcome(convert: Callable[[str], str], host: str) -> str:
+    try:
+        return convert(host)
+    except Refused:
+        return "refused"
+
+
+_HOST_PIECES = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "0",
+        "-",
+        "_",
+        ".",
+        "xn--",
+        "XN--",
+        "xn--bcher-kva",
+        "b\u00fccher",
+        "\u3002",
+        "a" * 63,
+    ]
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(_HOST_PIECES, max_size=12).map("".join) | st.text(max_size=30))
+def test_a_plain_ascii_host_is_settled_by_one_expression_as_label_by_label(host: str) -> None:
+    """ascii_host's regular expression for the usual host gives what the label-by-label path
+    gives, value or refusal (empty labels, a leading or trailing '-', A-labels, lengths)."""
+    assert _outcome(ascii_host, host) == _outcome(_labelled_host, host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop.example",
+        "Shop.Example.",
+        "a_b.example",
+        "a" * 63 + ".example",
+        "a" * 64 + ".example",
+        "ab." * 84 + "x",  # 253 characters
+        "ab." * 84 + "xy",  # 254
+        "ab." * 84 + "x.",
+    ],
+)
+def test_plain_hosts_at_the_limits(host: str) -> None:
+    assert _outcome(ascii_host, host) == _outcome(_labelled_host, host)
 
 
 def test_an_idn_domain_is_stored_as_punycode() -> None:
