@@ -139,3 +139,17 @@ def test_screenshots_go_to_the_artifacts_folder_named_after_the_test_and_width(
     assert data.startswith(b"\x89PNG")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (412, 2000 + 16)  # the whole page, not the first 900 px
+
+
+def test_axe_runs_on_a_page_opened_with_javascript_off_without_running_its_scripts(
+    browser: Browser,
+) -> None:
+    script = "<script>document.title = 'changed by a script'</script>"
+    with viewport_context(browser, PHONE, java_script_enabled=False) as context:
+        page = context.new_page()
+        page.set_content(html(f"<img src='data:,' width=4 height=4>{script}"))
+        assert [v["id"] for v in axe_violations(page)] == ["image-alt"]
+        assert page.title() == "T"  # the page's own script never ran
+        # and scripts are off again afterwards
+        page.set_content(html(script))
+        assert page.title() == "T"

@@ -214,13 +214,56 @@ def axe_core(vendor: Path = VENDOR) -> AxeCore:
 
 def axe_violations(page: Page, impacts: frozenset[str] = SERIOUS) -> list[dict[str, Any]]:
     """axe-core's violations on ``page`` of one of ``impacts`` (every WCAG A/AA rule and axe's
-    best practices run)."""
+    best practices run). A page opened with JavaScript off is checked as a copy (its DOM as it
+    is, at its URL and size, its own scripts removed) in a context where axe can run."""
+    if page.evaluate(_SCRIPTS_RUN):
+        return _run_axe(page, impacts)
+    with _copy_with_scripts(page) as copy:
+        return _run_axe(copy, impacts)
+
+
+def _run_axe(page: Page, impacts: frozenset[str]) -> list[dict[str, Any]]:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(content=axe_core().source)
     results = page.evaluate(
         "async () => await window.axe.run(document, {resultTypes: ['violations']})"
     )
     return [v for v in results["violations"] if v["impact"] in impacts]
+
+
+# page.evaluate works with JavaScript off (through DevTools); a script element the page adds runs
+# only with it on. (Nor do timers fire with it off, which axe.run needs.)
+_SCRIPTS_RUN = """
+() => {
+  const script = document.createElement('script');
+  script.textContent = 'window.__mobipScriptsRun = true';
+  document.head.append(script);
+  script.remove();
+  return window.__mobipScriptsRun === true;
+}
+"""
+_SCRIPT_ELEMENT = re.compile(r"<script\b[^>]*>.*?</script>", re.S | re.I)
+
+
+@contextmanager
+def _copy_with_scripts(page: Page) -> Iterator[Page]:
+    """``page``'s current DOM, without its scripts, at its URL and viewport, in a new context
+    with JavaScript on (its images and styles loaded from where the original's come from)."""
+    browser = page.context.browser
+    assert browser is not None
+    html = _SCRIPT_ELEMENT.sub("", page.content())
+    url = page.url
+    context = browser.new_context(viewport=page.viewport_size, bypass_csp=True)
+    try:
+        copy = context.new_page()
+        if url.startswith(("http://", "https://")):
+            copy.route(url, lambda route: route.fulfill(content_type="text/html", body=html))
+            copy.goto(url)
+        else:
+            copy.set_content(html)
+        yield copy
+    finally:
+        context.close()
 
 
 def describe_violations(violations: list[dict[str, Any]]) -> str:
