@@ -223,7 +223,7 @@ JOURNEY = {
         "reminder": "Reminder: Maison Dupré is waiting for your payment of €1,237.00",
         "reminder_words": "A friendly reminder: Maison Dupré has not received your payment yet.",
         "receipt": "Your receipt from Maison Dupré: ",
-        "paid": "Already paid",
+        "paid": "Payment successful",
     },
     "FR": {
         "request": "Demande de paiement de Maison Dupré : ",
@@ -231,7 +231,7 @@ JOURNEY = {
         "reminder": "Rappel : Maison Dupré attend votre paiement de 1 237,00 €",
         "reminder_words": "Petit rappel : Maison Dupré n'a pas encore reçu votre paiement.",
         "receipt": "Votre reçu de Maison Dupré : ",
-        "paid": "Déjà payé",
+        "paid": "Paiement réussi",
     },
 }
 
