@@ -225,7 +225,10 @@ def test_paid_shows_the_confirmation_and_queues_receipt_and_callback(
         "trid": [transaction.trid],
         "status": ["PAID"],
     }
-    assert f'<meta http-equiv="refresh" content="6;url={html.escape(back)}">' in page.text
+    # The continuation is checkout.js's (cancellable: WCAG 2.2.1), never a <meta refresh>.
+    assert 'data-continue-after="6"' in page.text and 'id="stay"' in page.text
+    assert '<script src="/pay/static/checkout.js" defer>' in page.text
+    assert 'http-equiv="refresh"' not in page.text
     paid = reload(runtime, transaction)
     assert paid.status == "PAID" and paid.reason is None
     assert paid.payment_method == "card visa ****4242"
@@ -282,7 +285,7 @@ def input_value(page: str, name: str) -> str:
 
 def merchant_link(page: str) -> str:
     """Where the page's button leads back to the merchant."""
-    match = re.search(r'<a class="button" href="([^"]+)"', page)
+    match = re.search(r'<a class="button" id="continue" href="([^"]+)"', page)
     assert match, "no button back to the merchant"
     return html.unescape(match.group(1))
 
@@ -323,7 +326,7 @@ def test_the_confirmation_page_says_what_was_paid_with_which_card_and_where_the_
     assert "TEST MODE" in page.text  # a test payment stays marked after paying
     assert 'name="card_number"' not in page.text
     # Opened later, it does not leave by itself: only right after paying.
-    assert 'http-equiv="refresh"' not in page.text
+    assert "data-continue-after" not in page.text and "<script" not in page.text
     assert f"trid={transaction.trid}" in merchant_link(page.text)
     french = client.get(pay_path(transaction) + "?lang=FR").text
     facts = confirmation_facts(french)

@@ -455,7 +455,7 @@ def test_return_after_paying_marks_paid_and_redirects(
     page = stripe_client.get(reply.headers["location"]).text
     assert "Payment successful" in page and "Mastercard •••• 4444" in page
     assert "TEST MODE" not in page  # Stripe moves real money (its own test mode is its own)
-    link = re.search(r'<a class="button" href="([^"]+)"', page)
+    link = re.search(r'<a class="button" id="continue" href="([^"]+)"', page)
     assert link is not None
     query = parse_qs(urlsplit(html.unescape(link.group(1))).query)
     assert query == {"order": ["7"], "trid": [transaction.trid], "status": ["PAID"]}

@@ -180,13 +180,15 @@ def test_pay_and_land_on_the_merchants_page(
     expect(page.locator(".total")).to_contain_text("€15.00")
     # Without the script: typed unformatted, accepted as typed; no brand shown.
     pay(page, PAID.replace(" ", ""))
-    # Our confirmation page, which goes on to the merchant by itself (<meta refresh>).
+    # Our confirmation page; without the script it stays, with its button on to the merchant.
     page.wait_for_url(re.compile(r"/pay/ck_[^?]+\?lang=EN&paid=1$"))
     expect(page.locator("h1")).to_have_text("Payment successful")
     expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
     expect(page.get_by_text("Receipt sent to a***@example.com")).to_be_visible()
     expect(page.get_by_text("TEST MODE")).to_have_count(1)
-    page.wait_for_url(re.compile(r"/thanks\?"), timeout=15_000)
+    expect(page.get_by_text("You will be taken back")).to_be_hidden()
+    page.get_by_role("link", name="Continue to Café Lumière").click()
+    page.wait_for_url(re.compile(r"/thanks\?"))
     expect(page.locator("h1")).to_have_text("Thank you for your order")
     landed = urlsplit(page.url)
     assert landed.netloc == urlsplit(shop).netloc
@@ -203,7 +205,6 @@ def test_pay_and_land_on_the_merchants_page(
     page.goto(base + pay_path(transaction))
     expect(page.locator("h1")).to_have_text("Payment successful")
     expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
-    assert page.locator('meta[http-equiv="refresh"]').count() == 0
     assert_no_card_data(runtime, caplog, transaction)
 
 
@@ -457,10 +458,34 @@ def test_with_javascript_typing_formats_the_number_shows_the_brand_and_pays(
     page.get_by_role("button", name="Pay €15.00").click()
     expect(page.locator("h1")).to_have_text("Payment successful")
     expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
+    expect(page.get_by_text("You will be taken back to Café Lumière in 6 seconds.")).to_be_visible()
     page.wait_for_url(re.compile(r"/thanks\?"))  # by itself, after a few seconds
     assert parse_qs(urlsplit(page.url).query)["status"] == ["PAID"]
     assert reload(runtime, transaction).status == "PAID"
     assert_no_card_data(runtime, caplog, transaction)
+
+
+def test_the_customer_may_stay_on_the_confirmation_page(
+    runtime: Runtime, base: str, shop: str, scripted: Page, merchant: Account
+) -> None:
+    page = scripted
+    page.clock.install()  # the page's timers, moved by hand
+    page.goto(base + pay_path(transaction_for(runtime, merchant, shop)))
+    pay(page, PAID)
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    page.get_by_role("button", name="Stay on this page").click()
+    expect(page.get_by_text("You will be taken back")).to_be_hidden()
+    expect(page.get_by_role("link", name="Continue to Café Lumière")).to_be_focused()
+    page.clock.run_for(60_000)
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    assert "/pay/" in page.url
+    # And when the customer does not: on to the merchant once the time has run.
+    again = transaction_for(runtime, merchant, shop)
+    page.goto(base + pay_path(again))
+    pay(page, PAID)
+    expect(page.get_by_role("button", name="Stay on this page")).to_be_visible()
+    page.clock.run_for(6_000)
+    page.wait_for_url(re.compile(r"/thanks\?"))
 
 
 def test_the_script_and_the_server_detect_the_same_brand(

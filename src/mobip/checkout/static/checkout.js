@@ -1,4 +1,5 @@
-/* MOBIP checkout: formatting as you type, a progressive enhancement of the card form.
+/* MOBIP checkout: formatting as you type, a progressive enhancement of the card form, and the
+ * confirmation page's automatic continuation to the merchant.
  * The page works the same without it (the server accepts "4242424242424242" and "1234",
  * formatted or not). It formats the card number in groups (4-6-5 for American Express), shows
  * the brand detected from the first digits (the prefix rules of mobip/checkout/cards.py), writes
@@ -96,6 +97,25 @@
     if (cvc) {
       cvc.addEventListener("input", function () { formatCvc(cvc); });
     }
+    continueLater();
+  }
+
+  /* The confirmation page right after paying: on to the merchant after a few seconds, unless
+   * the customer chooses to stay (WCAG 2.2.1: a time limit the user can turn off). Without
+   * the script the page simply offers its button. */
+  function continueLater() {
+    var link = document.getElementById("continue");
+    var notice = document.getElementById("continue-notice");
+    var stay = document.getElementById("stay");
+    var seconds = link ? parseInt(link.getAttribute("data-continue-after") || "", 10) : NaN;
+    if (!link || !notice || !stay || !(seconds > 0)) return;
+    var timer = window.setTimeout(function () { window.location.assign(link.href); }, seconds * 1000);
+    notice.hidden = false;
+    stay.addEventListener("click", function () {
+      window.clearTimeout(timer);
+      notice.hidden = true;
+      link.focus();
+    });
   }
 
   window.mobipCheckout = { brandOf: brandOf };
