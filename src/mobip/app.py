@@ -31,6 +31,8 @@ from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
+from mobip.products import endpoints as products_endpoints
+from mobip.products import pages as products_pages
 from mobip.transactions import endpoints as transactions_endpoints
 from mobip.wiring import wire
 
@@ -38,6 +40,7 @@ ENDPOINTS: list[Endpoint] = [
     *auth_endpoints.ENDPOINTS,
     *transactions_endpoints.ENDPOINTS,
     *accounts_endpoints.ENDPOINTS,
+    *products_endpoints.ENDPOINTS,
 ]
 
 _EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -125,6 +128,8 @@ def create_app(
     ]
     routes: list[BaseRoute] = [*api_routes]
     routes += [
+        # Before checkout's: /qr/{qr_id} of a reusable QR code is matched first.
+        *products_pages.build_routes(runtime),
         *checkout_endpoints.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -8,6 +8,7 @@ from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
 from mobip.kit.db import Base
+from mobip.products.models import ReusableQr
 from mobip.transactions.models import Transaction, TransactionEvent
 
 metadata = Base.metadata
@@ -24,6 +25,7 @@ __all__ = [
     "PaymentAttempt",
     "ProviderEvent",
     "ProviderWebhook",
+    "ReusableQr",
     "Transaction",
     "TransactionEvent",
     "metadata",

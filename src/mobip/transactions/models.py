@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobip.kit.db import Base, UTCDateTime
@@ -44,6 +44,8 @@ class Media(StrEnum):
 class TransactionKind(StrEnum):
     PAYMENT_REQUEST = "payment_request"
     ONE_USE_QR = "one_use_qr"
+    # Started on a reusable QR code's product page (products/): one per customer who pays.
+    PRODUCT_PAYMENT = "product_payment"
 
 
 class Transaction(Base):
@@ -85,6 +87,10 @@ class Transaction(Base):
     # The address the customer typed on the payment page for the receipt (a transaction without
     # customer_email); None when none was typed.
     receipt_email: Mapped[str | None] = mapped_column(String(320))
+    # A payment started on a reusable QR code's product page: the QR's id and the quantity
+    # bought (the amounts are the unit's times the quantity). Other transactions: None and 1.
+    qr_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    quantity: Mapped[int] = mapped_column(Integer, server_default=text("1"), default=1)
 
     @property
     def total_amount(self) -> int:

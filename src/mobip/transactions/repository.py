@@ -247,6 +247,29 @@ def change_status(
     return True
 
 
+def paid_totals_by_qr(
+    session: Session, account_ids: Sequence[int], qr_ids: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """For each of ``qr_ids`` with PAID transactions of ``account_ids``: their count and total
+    amount. One grouped query (the qr_id index), whatever the number of QR codes."""
+    if not qr_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Transaction.qr_id,
+            func.count(),
+            func.coalesce(func.sum(Transaction.item_amount + Transaction.tax_amount), 0),
+        )
+        .where(
+            Transaction.qr_id.in_(qr_ids),
+            Transaction.account_id.in_(account_ids),
+            Transaction.status == TransactionStatus.PAID.value,
+        )
+        .group_by(Transaction.qr_id)
+    ).all()
+    return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
+
 def count_manual_resend(session: Session, transaction: Transaction, now: datetime) -> None:
     transaction.manual_resends += 1
     transaction.updated_at = now

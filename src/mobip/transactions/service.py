@@ -68,6 +68,9 @@ class NewTransaction:
     retry_attempts: int
     ttl_days: int
     tax_field: str = "tax_amount"
+    # A product page's payment (products/): the reusable QR it came from and the quantity.
+    qr_id: str | None = None
+    quantity: int = 1
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def prepare_create(
         updated_at=now,
         status_changed_at=now,
         last_request_at=None,
+        qr_id=data.qr_id,
+        quantity=data.quantity,
     )
     url_checkout = _checkout_url(settings, token)
     raw_qr = None
@@ -161,6 +166,70 @@ def prepare_create(
         values["last_request_at"] = message["created_at"]
         raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
     return PreparedCreate(values, message, url_checkout, _qr_url(settings, token), raw_qr)
+
+
+@dataclass(frozen=True)
+class ProductPayment:
+    """A payment started on a reusable QR code's product page (products/): the unit's amounts,
+    the quantity, and what the QR gives every payment it starts."""
+
+    qr_id: str
+    unit_item_amount: int
+    unit_tax_amount: int
+    quantity: int
+    item_name: str
+    track_id: str | None
+    call_back_url: str | None
+    redirect_url: str
+    language: str
+    customer_name: str | None
+    customer_email: str | None
+
+
+# A payment started on a product page and abandoned expires after a day.
+PRODUCT_PAYMENT_TTL_DAYS = 1
+
+
+def start_product_payment(
+    session: Session, merchant: Account, payment: ProductPayment, settings: Settings, clock: Clock
+) -> PreparedCreate:
+    """A new PENDING transaction for a product page's Pay: the create path of the API
+    (prepare_create, then write_created in the caller's unit of work), amounts times quantity."""
+    prepared = prepare_create(
+        merchant,
+        NewTransaction(
+            kind=TransactionKind.PRODUCT_PAYMENT,
+            item_amount=payment.unit_item_amount * payment.quantity,
+            tax_amount=payment.unit_tax_amount * payment.quantity,
+            item_name=payment.item_name,
+            redirect_url=payment.redirect_url,
+            call_back_url=payment.call_back_url,
+            track_id=payment.track_id,
+            customer_name=payment.customer_name,
+            customer_email=payment.customer_email,
+            customer_phone=None,
+            media=None,
+            language=payment.language,
+            retry_period_days=0,
+            retry_attempts=0,
+            ttl_days=PRODUCT_PAYMENT_TTL_DAYS,
+            qr_id=payment.qr_id,
+            quantity=payment.quantity,
+        ),
+        settings,
+        clock,
+    )
+    write_created(session.connection(), [prepared])
+    return prepared
+
+
+def paid_totals_by_qr(
+    session: Session, account_ids: Sequence[int], qr_ids: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """How many PAID transactions of ``account_ids`` came from each reusable QR of ``qr_ids``,
+    and their total in minor units (the caller checked it may see those QR codes); a QR code
+    without any is absent."""
+    return repository.paid_totals_by_qr(session, account_ids, qr_ids)
 
 
 def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
@@ -185,7 +254,7 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
         "tax_amount": data.tax_amount,
         "item_name": data.item_name,
         "redirect_url": http_url("redirect_url", data.redirect_url, https_only=https_only),
-        "call_back_url": _callback_url(data.call_back_url, settings)
+        "call_back_url": callback_url(data.call_back_url, settings)
         if data.call_back_url
         else None,
         "track_id": data.track_id,
@@ -204,8 +273,9 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _callback_url(value: str, settings: Settings) -> str:
-    """An http(s) URL our outbound client could send to (an address literal is checked now)."""
+def callback_url(value: str, settings: Settings) -> str:
+    """An http(s) URL our outbound client could send to (an address literal is checked now);
+    also the rule of a reusable QR code's call_back_url (products/)."""
     url = http_url("call_back_url", value, https_only=settings.is_production)
     reason = outbound.refusal_before_sending(url, settings)
     if reason is not None:
@@ -498,6 +568,8 @@ def transaction_data(
         "expires_at": iso(transaction.expires_at),
         "payment_method": transaction.payment_method or "",
         "isRefunded": "true" if transaction.is_refunded else "false",
+        "qr_id": transaction.qr_id or "",
+        "quantity": str(transaction.quantity),
         "created_at": iso(transaction.created_at),
         "updated_at": iso(transaction.updated_at),
         "transaction_datetime": iso(transaction.status_changed_at),
