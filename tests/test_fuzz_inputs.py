@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -21,12 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from callback_receiver import Receiver, running_receiver
 from factories import make_account, token_for
 from mobip.accounts.models import Role
-from mobip.accounts.service import UPDATABLE
+from mobip.accounts.service import UPDATABLE, NewCredentials
 from mobip.api.routing import Endpoint, Field
 from mobip.app import ENDPOINTS
 from mobip.kit.runtime import Runtime
+from products.support import make_reusable_qr, reusable_qr, serve_photos
 from transactions.support import one_use_qr, valid_request
 
 # The client and its accounts are made once per test and shared by its examples on purpose
@@ -115,7 +118,7 @@ def value_for(field: Field) -> st.SearchStrategy[str | bytes]:
 
 
 @pytest.fixture
-def valid_fields(client: TestClient, runtime: Runtime) -> dict[str, dict[str, str]]:
+def valid_fields(client: TestClient, runtime: Runtime) -> Iterator[dict[str, dict[str, str]]]:
     """For each endpoint, fields it accepts (a token, a transaction, an account in reach)."""
     admin = make_account(runtime, role=Role.ADMIN)
     merchant = make_account(runtime, parent=admin, external_id="shop-1")
@@ -128,6 +131,22 @@ def valid_fields(client: TestClient, runtime: Runtime) -> dict[str, dict[str, st
     trid = created.json()["trid"]
     by_transaction = {"access_token": token, "trid": trid}
     account = {"access_token": admin_token, "uid": merchant.account.uid}
+    qr = {"access_token": token, "qr_id": make_reusable_qr(runtime, merchant)}
+    # A real photo site on loopback for create_reusable_qr (admitted outside production).
+    with running_receiver() as photo_site:
+        serve_photos(photo_site)
+        yield _valid_fields(merchant, token, admin_token, by_transaction, account, qr, photo_site)
+
+
+def _valid_fields(
+    merchant: NewCredentials,
+    token: str,
+    admin_token: str,
+    by_transaction: dict[str, str],
+    account: dict[str, str],
+    qr: dict[str, str],
+    photo_site: Receiver,
+) -> dict[str, dict[str, str]]:
     return {
         "get_token": {
             "api_account_id": merchant.account.api_account_id,
@@ -147,6 +166,14 @@ def valid_fields(client: TestClient, runtime: Runtime) -> dict[str, dict[str, st
             "external_account_id": "shop-1",
         },
         "update_account": {**account, "account_data": '{"Payment_Provider_login": "me"}'},
+        "create_reusable_qr": {
+            "access_token": token,
+            **{k: str(v) for k, v in reusable_qr(photo_site.url("/photo.png")).items()},
+        },
+        "get_reusable_qr": qr,
+        "get_reusable_qr_list": {"access_token": token, "limit": "3"},
+        "disable_reusable_qr": qr,
+        "enable_reusable_qr": qr,
     }
 
 

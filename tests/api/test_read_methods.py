@@ -19,6 +19,7 @@ from mobip.accounts.models import Role
 from mobip.api.routing import READ_METHODS
 from mobip.app import ENDPOINTS
 from mobip.kit.runtime import Runtime
+from products.support import make_reusable_qr
 
 READS = [endpoint for endpoint in ENDPOINTS if endpoint.reads]
 WRITES = [endpoint for endpoint in ENDPOINTS if not endpoint.reads]
@@ -29,6 +30,8 @@ def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
     assert sorted(endpoint.name for endpoint in READS) == [
         "get_account",
         "get_account_by_external_id",
+        "get_reusable_qr",
+        "get_reusable_qr_list",
         "get_token",
         "get_transaction",
         "is_valid",
@@ -64,6 +67,8 @@ def callers(client: TestClient, runtime: Runtime) -> dict[str, Caller]:
         "get_transaction": Caller(merchant_token, {"trid": trid}),
         "get_account": Caller(partner_token, {"uid": merchant.account.uid}),
         "get_account_by_external_id": Caller(partner_token, {"external_account_id": "shop-7"}),
+        "get_reusable_qr": Caller(partner_token, {"qr_id": make_reusable_qr(runtime, merchant)}),
+        "get_reusable_qr_list": Caller(partner_token, {"limit": "5"}),
     }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from callback_receiver import running_receiver
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.api.batch import GroupCommit
@@ -31,6 +32,7 @@ from mobip.kit.errors import FieldTooLong, InvalidField, UnknownField
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import MAX_EMAIL_CHARS, email_address, http_url, international_phone
 from mobip.transactions.endpoints import EMAIL_PATTERN, HTTP_URL_PATTERN, PHONE_PATTERN
+from products.support import reusable_qr, serve_photos
 from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
@@ -299,7 +301,7 @@ def test_a_long_list_of_unknown_fields_gives_a_bounded_message() -> None:
 
 
 def _accepted_request(
-    client: TestClient, merchant: NewCredentials, token: str, endpoint: Endpoint
+    client: TestClient, merchant: NewCredentials, token: str, endpoint: Endpoint, photo_url: str
 ) -> dict[str, Any]:
     """Fields ``endpoint`` accepts (a 200), to vary one at a time."""
     if endpoint.name == "get_token":
@@ -311,6 +313,10 @@ def _accepted_request(
         return {"access_token": token, **valid_request()}
     if endpoint.name == "create_one_use_qr":
         return {"access_token": token, **one_use_qr()}
+    if endpoint.name == "create_reusable_qr":
+        return {"access_token": token, **reusable_qr(photo_url)}
+    if endpoint.name == "get_reusable_qr_list":
+        return {"access_token": token}
     trid = post(client, "send_payment_request", access_token=token, **valid_request()).json()
     return {"access_token": token, "trid": trid["trid"]}
 
@@ -337,6 +343,10 @@ def test_the_bounded_fields_are_the_ones_checked_here() -> None:
         ("send_payment_request", "media"),
         ("create_one_use_qr", "tax_amount_in_cents"),
         ("resend", "media"),
+        ("create_reusable_qr", "item_amount"),
+        ("create_reusable_qr", "tax_amount"),
+        ("create_reusable_qr", "language"),
+        ("get_reusable_qr_list", "limit"),
     }
 
 
@@ -352,7 +362,15 @@ def test_declared_ranges_and_enums_are_what_the_server_enforces(
 ) -> None:
     """Each bound and each listed value is accepted; one past a bound, or another value, is not."""
     call = post if endpoint.method == "POST" else get
-    fields = _accepted_request(client, merchant, token, endpoint)
+    with running_receiver() as photo_site:  # create_reusable_qr downloads its photo
+        serve_photos(photo_site)
+        fields = _accepted_request(client, merchant, token, endpoint, photo_site.url("/photo.png"))
+        _check_bounds(client, call, endpoint, declared, fields)
+
+
+def _check_bounds(
+    client: TestClient, call: Any, endpoint: Endpoint, declared: Field, fields: dict[str, Any]
+) -> None:
     accepted = [*declared.enum, *(value.lower() for value in declared.enum)]
     refused_values = ["XX"] if declared.enum else []
     if declared.minimum is not None:

@@ -17,8 +17,13 @@ from starlette.testclient import TestClient
 
 from callback_receiver import Receiver, Reply
 from factories import form
+from mobip.accounts.service import NewCredentials
 from mobip.kit.runtime import Runtime
-from mobip.products.models import ReusableQr
+from mobip.kit.security import new_id
+from mobip.products import repository as products_repository
+from mobip.products.models import QrStatus, ReusableQr
+from mobip.products.photos import store_photo
+from mobip.products.storage import photo_store
 from mobip.transactions.models import Transaction
 
 CREATE = "/api/2.0/mobip/create_reusable_qr"
@@ -158,3 +163,39 @@ def count_transactions(runtime: Runtime) -> int:
 def stored_files(runtime: Runtime) -> list[str]:
     root = runtime.settings.data_dir / "photos"
     return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def make_reusable_qr(runtime: Runtime, merchant: NewCredentials, **overrides: Any) -> str:
+    """An ACTIVE reusable QR code of ``merchant`` with a stored photo, made without a download
+    (the photo goes through the same re-encoding and store); its qr_id."""
+    stored = store_photo(png(), photo_store(runtime))
+    now = runtime.clock.now()
+    qr_id = new_id("qr", 16)
+    values: dict[str, Any] = {
+        "qr_id": qr_id,
+        "account_id": merchant.account.id,
+        "status": QrStatus.ACTIVE.value,
+        "item_amount": 1250,
+        "tax_amount": 250,
+        "currency": merchant.account.currency,
+        "item_name": "Blue mug",
+        "item_message": None,
+        "item_reference": "MUG-BLUE",
+        "item_category": None,
+        "item_brand": None,
+        "item_photo": "https://shop.example/mug.png",
+        "photo_key": stored.photo_key,
+        "thumbnail_key": stored.thumbnail_key,
+        "photo_width": stored.width,
+        "photo_height": stored.height,
+        "item_video": None,
+        "call_back_url": None,
+        "redirect_url": None,
+        "language": None,
+        "created_at": now,
+        "updated_at": now,
+        **overrides,
+    }
+    with runtime.database.transaction() as session:
+        products_repository.add(session, values)
+    return qr_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mobip.kit.errors import MobipError, NotFound
+from mobip.kit.errors import NotFound
 
 
 class ReusableQrNotFound(NotFound):
@@ -10,10 +10,6 @@ class ReusableQrNotFound(NotFound):
     default_message = "Reusable QR code not found"
 
 
-class ReusableQrDisabled(MobipError):
-    """The product page of a disabled QR code: no payment can start (payments already started
-    finish as usual)."""
-
-    return_code = "5050"
-    http_status = 410
-    default_message = "This QR code is disabled: no new payment can start"
+class ReusableQrDisabled(Exception):
+    """A payment asked of a disabled QR code: none can start (those started finish as usual).
+    Only the product page meets it, and answers with its 410 page (not an API error)."""
