@@ -1,0 +1,146 @@
+"""A reusable QR code's product page in Debian's Chromium, on a phone-sized viewport: two
+customers scan the same code and pay (the first buys 2); each payment is its own transaction,
+PAID with its own trid, and the merchant's callback arrives for each. SQLite: the flow does not
+depend on the database (tests/products covers both)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from callback_receiver import Receiver, running_receiver
+from checkout.support import PAID, serve_app
+from delivery.support import deliver
+from factories import make_account
+from mobip.accounts.service import NewCredentials
+from mobip.kit.runtime import Runtime
+from products.support import reusable_qr, serve_photos
+
+API = "/api/2.0/mobip"
+
+
+@pytest.fixture
+def db_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "mobip.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def base(runtime: Runtime) -> Iterator[str]:
+    with serve_app(runtime) as url:
+        yield url
+
+
+@pytest.fixture
+def site() -> Iterator[Receiver]:
+    """The merchant's site on loopback: the photo, and the callbacks."""
+    with running_receiver() as receiver:
+        serve_photos(receiver)
+        yield receiver
+
+
+@pytest.fixture
+def merchant(runtime: Runtime) -> NewCredentials:
+    return make_account(runtime, name="Maison Dupré")
+
+
+def api(base: str, method: str, name: str, **fields: str) -> dict[str, Any]:
+    reply = httpx.request(method, f"{base}{API}/{name}", data=fields, timeout=30)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def token_of(base: str, merchant: NewCredentials) -> str:
+    return str(
+        api(
+            base,
+            "GET",
+            "get_token",
+            api_account_id=merchant.account.api_account_id,
+            api_secret_key=merchant.api_secret_key,
+        )["access_token"]
+    )
+
+
+def scan_and_pay(browser: Browser, url: str, quantity: int, email: str) -> str:
+    """A customer's phone: the product page, the quantity, Pay, the card; the checkout link."""
+    context = browser.new_context(
+        viewport={"width": 412, "height": 900},
+        is_mobile=True,
+        has_touch=True,
+        java_script_enabled=True,
+        locale="en-GB",
+    )
+    try:
+        page: Page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(url)
+        expect(page.locator("h1")).to_have_text("Blue mug")
+        expect(page.locator(".total")).to_contain_text("€15.00")
+        expect(page.locator("img.product-photo")).to_be_visible()
+        page.get_by_label("Quantity").fill(str(quantity))
+        page.get_by_label("Your e-mail").fill(email)
+        page.get_by_role("button", name="Pay", exact=True).click()
+        page.wait_for_url(re.compile(r"/pay/ck_[A-Za-z0-9_-]+$"))
+        checkout = page.url
+        total = f"€{15 * quantity}.00"
+        expect(page.locator(".total")).to_contain_text(total)
+        page.get_by_label("Card number").fill(PAID)
+        page.get_by_label("Expiry (MM/YY)").fill("12/30")
+        page.get_by_label("CVC").fill("123")
+        page.get_by_label("Name on card").fill("Ada Lovelace")
+        page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+        page.wait_for_url(re.compile(r"paid=1"))
+        expect(page.locator("h1")).to_have_text("Payment successful")
+        return checkout
+    finally:
+        context.close()
+
+
+def test_two_customers_pay_through_one_qr_code(
+    browser: Browser, runtime: Runtime, base: str, site: Receiver, merchant: NewCredentials
+) -> None:
+    token = token_of(base, merchant)
+    created = api(
+        base,
+        "POST",
+        "create_reusable_qr",
+        access_token=token,
+        call_back_url=site.url("/callback"),
+        redirect_url=site.url("/thanks"),
+        **{k: str(v) for k, v in reusable_qr(site.url("/photo.png")).items()},
+    )
+    first = scan_and_pay(browser, created["url_checkout"], 2, "ada@example.com")
+    second = scan_and_pay(browser, created["url_checkout"], 1, "bob@example.com")
+    assert first != second
+    # The merchant's backend: both payments counted, each its own PAID transaction.
+    data = api(base, "GET", "get_reusable_qr", access_token=token, qr_id=created["qr_id"])
+    stats = data["reusable_qr"]
+    assert (stats["payments_count"], stats["payments_amount"]) == ("2", "4500")
+    # The callbacks arrive (a worker's batch sends them, in a thread of its own: Playwright's
+    # sync API holds an event loop in this one), one per payment.
+    with ThreadPoolExecutor(1) as worker:
+        assert worker.submit(deliver, runtime).result(timeout=60) >= 2
+    callbacks = [r for r in site.requests if r.path == "/callback"]  # sent during the batch
+    assert {c.form["track_id"][0] for c in callbacks} == {"MUG-BLUE"}
+    trids = [c.form["trid"][0] for c in callbacks]
+    assert len(set(trids)) == 2
+    amounts = {}
+    for trid in trids:
+        transaction = api(base, "GET", "get_transaction", access_token=token, trid=trid)[
+            "transaction_data"
+        ]
+        assert transaction["transaction_status"] == "PAID"
+        assert transaction["qr_id"] == created["qr_id"]
+        amounts[transaction["quantity"]] = transaction["total_amount_in_cents"]
+    assert amounts == {"2": "3000", "1": "1500"}
