@@ -254,9 +254,7 @@ def _validated(data: NewTransaction, settings: Settings) -> dict[str, Any]:
         "tax_amount": data.tax_amount,
         "item_name": data.item_name,
         "redirect_url": http_url("redirect_url", data.redirect_url, https_only=https_only),
-        "call_back_url": callback_url(data.call_back_url, settings)
-        if data.call_back_url
-        else None,
+        "call_back_url": callback_url(data.call_back_url, settings) if data.call_back_url else None,
         "track_id": data.track_id,
         "customer_name": data.customer_name,
         "customer_email": email_address(
