@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mobip.checkout.cards import brand_of
 from mobip.checkout.errors import CardFormInvalid
 from mobip.checkout.providers.base import (
     Card,
@@ -23,6 +22,7 @@ from mobip.checkout.providers.base import (
 from mobip.checkout.providers.sandbox import SandboxProvider
 from mobip.checkout.providers.stripe import StripeProvider
 from mobip.checkout.service import parse_card
+from mobip.transactions.cards import brand_of
 
 PAYMENT = Payment(
     trid="tr_1",

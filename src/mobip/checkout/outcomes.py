@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
 from mobip.checkout import repository
-from mobip.checkout.cards import card_shown
 from mobip.checkout.models import AttemptOutcome, PaymentAttempt
 from mobip.checkout.providers.base import Outcome, PaymentProvider, ProviderError, Result
 from mobip.checkout.views import (
@@ -32,6 +31,7 @@ from mobip.checkout.views import (
 from mobip.delivery import service as delivery
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions
+from mobip.transactions.cards import card_shown
 from mobip.transactions.models import Transaction, TransactionStatus
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from mobip.accounts import service as accounts
 from mobip.accounts.models import Account
 from mobip.accounts.service import Branding
 from mobip.checkout import repository
-from mobip.checkout.cards import card_shown
 from mobip.checkout.errors import CheckoutNotFound, ProviderNotAvailable
 from mobip.checkout.models import AttemptOutcome
 from mobip.checkout.providers.base import PaymentProvider
@@ -24,6 +23,7 @@ from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import stored_http_url
 from mobip.transactions import service as transactions
+from mobip.transactions.cards import card_shown
 from mobip.transactions.models import Transaction, TransactionStatus
 
 MAX_DECLINES = 3

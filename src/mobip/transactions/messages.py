@@ -39,7 +39,7 @@ from mobip.delivery.worker import PermanentFailure
 from mobip.kit import i18n
 from mobip.kit.clock import Clock
 from mobip.qr.service import render_png
-from mobip.transactions import repository
+from mobip.transactions import cards, repository
 from mobip.transactions.models import Media, Transaction, TransactionStatus
 from mobip.transactions.service import checkout_url
 
@@ -55,21 +55,8 @@ DEFAULT_ACCENT = "#3b5bdb"
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 # E-mail clients show PNG and JPEG; most (Gmail, Outlook) do not show an SVG: the name instead.
 EMAIL_LOGO_TYPES = frozenset({"image/png", "image/jpeg"})
-# How the checkout stores a card (providers.base.Outcome.payment_method): "card visa ****4242".
-_STORED_CARD = re.compile(r"card (?P<brand>[a-z0-9_]+) \*{4}(?P<last4>[0-9]{4})")
 # TRANSLATORS: the payment method of a receipt when the card's brand and digits are unknown.
 CARD = i18n.N_("Card")
-# Card brands as people write them (the keys are Stripe's; checkout/cards.py names them alike).
-BRAND_NAMES = {
-    "visa": "Visa",
-    "mastercard": "Mastercard",
-    "amex": "American Express",
-    "discover": "Discover",
-    "diners": "Diners Club",
-    "jcb": "JCB",
-    "unionpay": "UnionPay",
-    "cartes_bancaires": "Cartes Bancaires",
-}
 
 
 def language_of(value: str | None) -> Language:
@@ -114,13 +101,10 @@ def card_shown(payment_method: str, language: Language) -> str:
     ``card`` (brand and digits unknown) → Card / Carte; anything else as it is stored."""
     if payment_method == "card":
         return i18n.translate(language, CARD)
-    found = _STORED_CARD.fullmatch(payment_method)
+    found = cards.stored_card(payment_method)
     if found is None:
         return payment_method
-    brand, last4 = found["brand"], found["last4"]
-    if brand in ("card", "unknown"):
-        return f"•••• {last4}"
-    return f"{BRAND_NAMES.get(brand, brand.replace('_', ' ').title())} •••• {last4}"
+    return cards.card_shown(*found) or payment_method
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
-from mobip.checkout.cards import brand_of
 from mobip.checkout.providers.base import (
     Card,
     CardFormProvider,
@@ -24,6 +23,7 @@ from mobip.checkout.providers.base import (
 )
 from mobip.config import Settings
 from mobip.kit.security import new_id
+from mobip.transactions.cards import brand_of
 
 PAID_CARD = "4242424242424242"
 # Test card → (result, reason).

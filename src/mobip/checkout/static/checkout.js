@@ -2,7 +2,7 @@
  * confirmation page's automatic continuation to the merchant.
  * The page works the same without it (the server accepts "4242424242424242" and "1234",
  * formatted or not). It formats the card number in groups (4-6-5 for American Express), shows
- * the brand detected from the first digits (the prefix rules of mobip/checkout/cards.py), writes
+ * the brand detected from the first digits (the prefix rules of mobip/transactions/cards.py), writes
  * the expiry as "MM / YY" and keeps only digits in the CVC. No library, nothing sent anywhere.
  */
 (function () {

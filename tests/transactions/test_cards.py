@@ -1,10 +1,10 @@
-"""checkout/cards.py: the brand of a card number, and how a page names a card."""
+"""transactions/cards.py: the brand of a card number, and how a page names a card."""
 
 from __future__ import annotations
 
 import pytest
 
-from mobip.checkout.cards import BRAND_NAMES, brand_name, brand_of, card_shown
+from mobip.transactions.cards import BRAND_NAMES, brand_name, brand_of, card_shown, stored_card
 
 # Published test numbers of each brand (Stripe's and the networks').
 NUMBERS = {
@@ -51,3 +51,20 @@ def test_cards_are_named_with_the_brand_capitalised_and_the_last_4() -> None:
     assert card_shown("unknown", "1234") == "•••• 1234"
     assert card_shown("visa", None) is None
     assert brand_name(None) is None and brand_name("mastercard") == "Mastercard"
+
+
+@pytest.mark.parametrize(
+    ("stored", "found"),
+    [
+        ("card visa ****4242", ("visa", "4242")),
+        ("card cartes_bancaires ****0005", ("cartes_bancaires", "0005")),
+        ("card", None),
+        ("card visa 4242", None),
+        ("sepa_debit", None),
+        (None, None),
+    ],
+)
+def test_a_stored_payment_method_reads_as_brand_and_last_4(
+    stored: str | None, found: tuple[str, str] | None
+) -> None:
+    assert stored_card(stored) == found

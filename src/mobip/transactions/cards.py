@@ -1,12 +1,16 @@
-"""Card brands: which brand a number is (its first digits), and how a page names a card
-("Visa •••• 4242"). The brand keys are Stripe's (``visa``, ``mastercard``, ``amex``…), so a
-brand detected here and one reported by Stripe read the same.
+"""Card brands: which brand a number is (its first digits), how a stored payment method reads
+(``card visa ****4242``), and how pages and e-mails name a card ("Visa •••• 4242"). The brand
+keys are Stripe's (``visa``, ``mastercard``, ``amex``…), so a brand detected here and one
+reported by Stripe read the same. Here, below checkout and the messages, so that the hosted
+pages and the receipt name a card alike.
 
-``static/checkout.js`` detects the brand as the customer types with the same prefix rules
-(tests/e2e/test_checkout_browser.py checks that both agree).
+The checkout's ``static/checkout.js`` detects the brand as the customer types with the same
+prefix rules (tests/e2e/test_checkout_browser.py checks that both agree).
 """
 
 from __future__ import annotations
+
+import re
 
 # Brand key → how it is written (a brand's name is not translated).
 BRAND_NAMES: dict[str, str] = {
@@ -17,8 +21,11 @@ BRAND_NAMES: dict[str, str] = {
     "diners": "Diners Club",
     "jcb": "JCB",
     "unionpay": "UnionPay",
+    "cartes_bancaires": "Cartes Bancaires",
 }
 UNKNOWN = "card"
+# How a payment method is stored (checkout's providers.base.Outcome.payment_method).
+_STORED_CARD = re.compile(r"card (?P<brand>[a-z0-9_]+) \*{4}(?P<last4>[0-9]{4})")
 
 
 def brand_of(number: str) -> str:
@@ -54,3 +61,9 @@ def card_shown(brand: str | None, last4: str | None) -> str | None:
         return None
     name = brand_name(brand)
     return f"{name} •••• {last4}" if name else f"•••• {last4}"
+
+
+def stored_card(payment_method: str | None) -> tuple[str, str] | None:
+    """(brand key, last 4) of a stored ``card visa ****4242``; None for anything else."""
+    found = _STORED_CARD.fullmatch(payment_method or "")
+    return None if found is None else (found["brand"], found["last4"])
