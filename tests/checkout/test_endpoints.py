@@ -233,7 +233,7 @@ def test_paid_shows_the_confirmation_and_queues_receipt_and_callback(
     assert paid.status == "PAID" and paid.reason is None
     assert paid.payment_method == "card visa ****4242"
     kinds = [(kind, target, payload) for kind, target, payload in outbox(runtime, transaction)]
-    assert ("receipt", "ada@example.com", {"trid": transaction.trid, "language": "EN"}) in kinds
+    assert ("receipt", "ada@example.com", {"trid": transaction.trid, "language": "EN", "test": True}) in kinds
     callbacks = [payload for kind, _, payload in kinds if kind == "callback"]
     assert callbacks == [
         {"trid": transaction.trid, "track_id": "order-7", "resp_code": "PROCESSED"}
@@ -264,7 +264,7 @@ def test_paid_status_receipt_and_callback_are_one_database_transaction(
     assert paid.status == "PAID"
     receipts = [(t, p) for k, t, p in outbox(runtime, transaction) if k == "receipt"]
     # The receipt goes in the transaction's language.
-    assert receipts == [("ada@example.com", {"trid": transaction.trid, "language": "FR"})]
+    assert receipts == [("ada@example.com", {"trid": transaction.trid, "language": "FR", "test": True})]
 
 
 def test_hsts_when_served_over_https(runtime: Runtime, transaction: Transaction) -> None:
@@ -508,7 +508,7 @@ def test_the_receipt_goes_to_the_address_typed_when_the_merchant_gave_none(
     paid = reload(runtime, qr)
     assert (paid.status, paid.customer_email) == ("PAID", None)
     receipts = [(target, p) for kind, target, p in outbox(runtime, qr) if kind == "receipt"]
-    assert receipts == [(paid.receipt_email, {"trid": qr.trid, "language": "EN"})]
+    assert receipts == [(paid.receipt_email, {"trid": qr.trid, "language": "EN", "test": True})]
     assert paid.receipt_email is not None and paid.receipt_email.lower() == "zoe@example.com"
     facts = confirmation_facts(client.get(reply.headers["location"]).text)
     assert facts["receipt"] == f"Receipt sent to {paid.receipt_email[0]}***@example.com"

@@ -47,6 +47,7 @@ def receipt(
     transaction: Transaction,
     payment_method: str = "card visa ****4242",
     language: str | None = None,
+    test: bool | None = None,
 ) -> MailContent:
     """``transaction`` paid with ``payment_method`` (stored as the checkout stores it), and the
     receipt it then queues."""
@@ -65,6 +66,7 @@ def receipt(
             language=language or paid.language,
             account_id=paid.account_id,
             clock=runtime.clock,
+            test=test,
         )
     return _compose(runtime, transaction, RECEIPT)
 

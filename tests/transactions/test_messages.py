@@ -239,3 +239,18 @@ def test_the_french_emails_are_translated(runtime: Runtime, merchant: Account) -
     assert '<html lang="fr">' in mail.html
     for english in ("Paying from another device", "Amount due", "Scan this code", "Pay "):
         assert english not in mail.html
+
+
+@pytest.mark.parametrize(
+    ("provider", "paid_in_test"), [(Provider.STRIPE, True), (Provider.SANDBOX, False)]
+)
+def test_a_receipt_says_test_as_the_payment_was_not_as_the_merchant_is_now(
+    runtime: Runtime, merchant: Account, provider: Provider, paid_in_test: bool
+) -> None:
+    """The receipt's TEST MODE mark is the paying provider's (written with the receipt), not the
+    provider the merchant has switched to since."""
+    transaction = make_transaction(runtime, merchant, **TRANSACTION)
+    emails.use_provider(runtime, merchant, provider)
+    mail = emails.receipt(runtime, transaction, test=paid_in_test)
+    assert ("TEST MODE" in mail.text) is paid_in_test
+    assert ("TEST MODE" in mail.html) is paid_in_test

@@ -171,6 +171,7 @@ def _apply_paid(attempt: _Attempt, outcome: Outcome) -> Applied:
             language=transaction.language,
             account_id=transaction.account_id,
             clock=clock,
+            test=bool(attempt.provider.test_cards),  # the TEST MODE rule of the pages
         )
     attempt.queue_callback("PROCESSED")
     return Applied(redirect=confirmation_url(transaction, attempt.language, just_paid=True))

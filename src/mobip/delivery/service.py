@@ -205,13 +205,18 @@ def queue_receipt(
     language: str,
     account_id: int,
     clock: Clock,
+    test: bool | None = None,
 ) -> OutboxMessage:
-    """The payment receipt e-mail to the customer (``target``), in the transaction's language."""
+    """The payment receipt e-mail to the customer (``target``), in the transaction's language;
+    ``test``: whether the payment was a test (the provider that took it), written with it."""
+    payload: dict[str, object] = {"trid": trid, "language": language}
+    if test is not None:
+        payload["test"] = test
     return enqueue(
         session,
         kind=RECEIPT,
         target=target,
-        payload={"trid": trid, "language": language},
+        payload=payload,
         clock=clock,
         account_id=account_id,
         subject=trid,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -278,7 +278,9 @@ def payment_request(message: OutboxMessage, composing: Composing) -> MailContent
 
 
 def receipt(message: OutboxMessage, composing: Composing) -> MailContent:
-    """Outbox kind ``receipt``: payload {trid, language}, target the customer's e-mail."""
+    """Outbox kind ``receipt``: payload {trid, language, test}, target the customer's e-mail.
+    ``test`` is whether the provider that took the payment moves no money (the merchant's
+    provider may have changed since); a receipt queued without it follows the merchant's."""
     payload = message.load_payload()
     transaction, merchant = load(composing.session, str(payload["trid"]))
     if transaction.status != TransactionStatus.PAID:
@@ -286,6 +288,8 @@ def receipt(message: OutboxMessage, composing: Composing) -> MailContent:
     language = language_of(str(payload.get("language") or transaction.language))
     branding = get_branding(composing.session, merchant.id)
     view = payment_view(transaction, merchant, composing.settings, language, branding)
+    if isinstance(test := payload.get("test"), bool):
+        view = replace(view, test=test)
     return render_receipt(view)
 
 
