@@ -233,7 +233,11 @@ def test_paid_shows_the_confirmation_and_queues_receipt_and_callback(
     assert paid.status == "PAID" and paid.reason is None
     assert paid.payment_method == "card visa ****4242"
     kinds = [(kind, target, payload) for kind, target, payload in outbox(runtime, transaction)]
-    assert ("receipt", "ada@example.com", {"trid": transaction.trid, "language": "EN", "test": True}) in kinds
+    assert (
+        "receipt",
+        "ada@example.com",
+        {"trid": transaction.trid, "language": "EN", "test": True},
+    ) in kinds
     callbacks = [payload for kind, _, payload in kinds if kind == "callback"]
     assert callbacks == [
         {"trid": transaction.trid, "track_id": "order-7", "resp_code": "PROCESSED"}
@@ -264,7 +268,9 @@ def test_paid_status_receipt_and_callback_are_one_database_transaction(
     assert paid.status == "PAID"
     receipts = [(t, p) for k, t, p in outbox(runtime, transaction) if k == "receipt"]
     # The receipt goes in the transaction's language.
-    assert receipts == [("ada@example.com", {"trid": transaction.trid, "language": "FR", "test": True})]
+    assert receipts == [
+        ("ada@example.com", {"trid": transaction.trid, "language": "FR", "test": True})
+    ]
 
 
 def test_hsts_when_served_over_https(runtime: Runtime, transaction: Transaction) -> None:
@@ -651,6 +657,20 @@ def test_csrf_failures_are_refused_and_record_nothing(
     assert heading(reply.text) == "Page expired" and "3010" in reply.text
     assert reload(runtime, transaction).status == "PENDING"
     assert attempts(runtime, transaction) == []
+
+
+def test_an_error_page_of_a_test_payment_says_test_mode_and_a_real_one_does_not(
+    runtime: Runtime, client: TestClient, merchant: Account, transaction: Transaction
+) -> None:
+    """TEST MODE on every page of a test payment, error pages too (here: a refused form)."""
+    refused = client.post(pay_path(transaction), data=card(), follow_redirects=False)
+    assert refused.status_code == 403 and "3010" in refused.text
+    assert "TEST MODE" in refused.text
+    update_account(runtime, merchant, provider="stripe")
+    unavailable = client.get(pay_path(transaction))
+    assert unavailable.status_code == 409 and "TEST MODE" not in unavailable.text
+    unknown = client.get("/pay/ck_" + "x" * 32)
+    assert unknown.status_code == 404 and "TEST MODE" not in unknown.text
 
 
 # --- rate limits --------------------------------------------------------------------------------

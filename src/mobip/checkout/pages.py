@@ -23,7 +23,13 @@ from mobip.checkout import csrf, service, webhooks
 from mobip.checkout.errors import CardFormInvalid, CheckoutNotFound, ProviderUnreachable
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.rendering import render_error, render_page
-from mobip.checkout.views import Applied, PageView, is_checkout_token, open_page
+from mobip.checkout.views import (
+    Applied,
+    PageView,
+    is_checkout_token,
+    is_test_checkout,
+    open_page,
+)
 from mobip.kit.errors import MobipError
 from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
@@ -63,7 +69,7 @@ async def page(request: Request) -> Response:
     try:
         return render_page(request, runtime.settings, await run_in_threadpool(work))
     except MobipError as error:
-        return render_error(request, runtime.settings, error, language_of(lang), token)
+        return await _error_page(request, runtime, error, language_of(lang), token)
 
 
 async def pay(request: Request) -> Response:
@@ -88,7 +94,7 @@ async def provider_return(request: Request) -> Response:
     try:
         applied = await run_in_threadpool(_confirm_return, runtime, token, params, ip, lang)
     except MobipError as error:
-        return render_error(request, runtime.settings, error, language_of(lang), token)
+        return await _error_page(request, runtime, error, language_of(lang), token)
     return _finish(request, runtime, applied)
 
 
@@ -179,8 +185,26 @@ async def _submit(request: Request, work: FormWork) -> Response:
         applied = await run_in_threadpool(work, runtime, token, fields, _client_ip(request))
     except MobipError as error:
         lang = language_of(fields.get("lang"))
-        return render_error(request, runtime.settings, error, lang, token)
+        return await _error_page(request, runtime, error, lang, token)
     return _finish(request, runtime, applied)
+
+
+async def _error_page(
+    request: Request, runtime: Runtime, error: MobipError, language: str, token: str
+) -> Response:
+    """The page of ``error`` on a checkout link; a test payment's says TEST MODE as its other
+    pages do (one read; a page about a link that does not exist has no mark)."""
+    test_mode = False
+    if not isinstance(error, CheckoutNotFound):
+        try:
+            test_mode = await run_in_threadpool(
+                runtime.database.run,
+                lambda session: is_test_checkout(session, token),
+                immediate=False,
+            )
+        except Exception:  # the mark is not worth turning an error page into a 500
+            log.warning("no TEST MODE answer for an error page", exc_info=True)
+    return render_error(request, runtime.settings, error, language, token, test_mode=test_mode)
 
 
 async def _read_form(request: Request, runtime: Runtime, token: str) -> dict[str, str]:

@@ -224,9 +224,16 @@ def render_page(request: Request, settings: Settings, page: PageView) -> Respons
 
 
 def render_error(
-    request: Request, settings: Settings, error: MobipError, language: str, token: str | None
+    request: Request,
+    settings: Settings,
+    error: MobipError,
+    language: str,
+    token: str | None,
+    *,
+    test_mode: bool = False,
 ) -> Response:
-    """The page of a refused request (not found, CSRF, throttled, provider unavailable…)."""
+    """The page of a refused request (not found, CSRF, throttled, provider unavailable…);
+    ``test_mode``: the link's payments are tests (the TEST MODE mark of its other pages)."""
     title, message = error_texts(error, language)
     return render(
         request,
@@ -240,6 +247,7 @@ def render_error(
         title=title,
         message=message,
         code=error.return_code,
+        test_mode=test_mode,
     )
 
 

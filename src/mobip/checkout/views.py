@@ -120,6 +120,13 @@ def load(
     return transaction, merchant
 
 
+def is_test_checkout(session: Session, token: str) -> bool:
+    """Whether a checkout link's payments are tests (its pages' TEST MODE mark), for the pages
+    that show no transaction (errors)."""
+    found = transactions.get_by_checkout_token(session, token) if is_checkout_token(token) else None
+    return found is not None and _moves_no_money(found[1].provider)
+
+
 def open_page(
     session: Session,
     token: str,
