@@ -6,12 +6,14 @@ import contextlib
 import ipaddress
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -149,11 +151,39 @@ class Settings(BaseSettings):
     schedule_interval_seconds: float = Field(default=60, gt=0)
     schedule_batch_size: int = Field(default=500, ge=1)
 
+    # Fee invoices (billing/): the calendar months are those of this IANA time zone; the seller
+    # printed on every invoice; VAT on the fees, a percent with at most 2 decimals ("20", "5.5"),
+    # parsed exactly (Decimal from the text, never a float).
+    timezone: str = "UTC"
+    platform_name: str = "MOBIP"
+    platform_address: str = ""
+    platform_vat_id: str = ""
+    fee_vat_rate: Decimal = Field(default=Decimal(20), ge=0, le=100, decimal_places=2)
+
     log_level: str = "INFO"
 
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not an IANA time zone: {value!r} (e.g. UTC, Europe/Paris)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """MOBIP_TIMEZONE: the fee invoices' calendar months are this zone's."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def fee_vat_basis_points(self) -> int:
+        """MOBIP_FEE_VAT_RATE in hundredths of a percent (20 → 2000), exact."""
+        return int(self.fee_vat_rate * 100)
 
     @cached_property
     def resolved_database_url(self) -> str:
