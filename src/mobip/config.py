@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     platform_vat_id: str = ""
     fee_vat_rate: Decimal = Field(default=Decimal(20), ge=0, le=100, decimal_places=2)
 
+    # The platform's fee schedule (an account without its own inherits its nearest ancestor's,
+    # then this): a percent with at most 2 decimals ("1.4" = 140 basis points, parsed exactly
+    # from the text) plus a fixed amount in minor units per PAID transaction. Both 0: no fee.
+    default_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, decimal_places=2)
+    default_fee_fixed: int = Field(default=0, ge=0)
+
     log_level: str = "INFO"
 
     @property
@@ -184,6 +190,11 @@ class Settings(BaseSettings):
     def fee_vat_basis_points(self) -> int:
         """MOBIP_FEE_VAT_RATE in hundredths of a percent (20 → 2000), exact."""
         return int(self.fee_vat_rate * 100)
+
+    @property
+    def default_fee_basis_points(self) -> int:
+        """MOBIP_DEFAULT_FEE_PERCENT in basis points (1.4 → 140), exact."""
+        return int(self.default_fee_percent * 100)
 
     @cached_property
     def resolved_database_url(self) -> str:
