@@ -57,7 +57,7 @@ def receipt(
         paid = transactions.get_of_account(session, merchant, transaction.trid)
         assert paid is not None
         now = runtime.clock.now()
-        assert transactions.mark_paid(session, paid, now=now)
+        assert transactions.mark_paid(session, paid, now=now, settings=runtime.settings)
         transactions.set_payment_method(session, paid, payment_method, now)
         delivery.queue_receipt(
             session,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from factories import make_account, make_transaction
 from mobip.accounts.models import Account, Role
+from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.errors import MobipError
 from mobip.kit.runtime import Runtime
@@ -186,7 +187,11 @@ def test_set_payment_method(runtime: Runtime, clock: ManualClock) -> None:
 @pytest.mark.parametrize(
     ("change", "status", "reason"),
     [
-        (lambda s, t, now: service.mark_paid(s, t, now=now), TransactionStatus.PAID, None),
+        (
+            lambda s, t, now: service.mark_paid(s, t, now=now, settings=Settings()),
+            TransactionStatus.PAID,
+            None,
+        ),
         (
             lambda s, t, now: service.deny(s, t, reason="DECLINED", now=now),
             TransactionStatus.DENIED,
@@ -216,7 +221,9 @@ def test_each_outcome_changes_a_pending_transaction_once(
         assert transaction.status_changed_at == clock.now()
         # Final: the same change, or any other, changes nothing now.
         assert not change(session, transaction, clock.now())
-        assert not service.mark_paid(session, transaction, now=clock.now())
+        assert not service.mark_paid(
+            session, transaction, now=clock.now(), settings=runtime.settings
+        )
         assert not service.fail(session, transaction, reason=None, now=clock.now())
         history = [(e.status, e.reason) for e in repository.events(session, transaction)]
     assert history == [("PENDING", None), (status, reason)]
@@ -233,5 +240,5 @@ def test_an_outcome_on_a_stale_read_loses_to_the_change_made_first(runtime: Runt
     with runtime.database.transaction() as session:
         seen = session.merge(stale, load=False)
         assert seen.status == TransactionStatus.PENDING
-        assert not service.mark_paid(session, seen, now=now)
+        assert not service.mark_paid(session, seen, now=now, settings=runtime.settings)
         assert (seen.status, seen.reason) == (TransactionStatus.DENIED, "DECLINED")

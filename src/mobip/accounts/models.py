@@ -59,6 +59,11 @@ class Account(Base):
     provider_private_key_encrypted: Mapped[str | None] = mapped_column(Text)
     # A test account may use the sandbox provider in production (real merchants may not).
     is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The account's own fee schedule (issue 13, docs/fees.md): basis points (140 = 1.40 %) and
+    # a fixed amount in minor units per PAID transaction. Both None: inherited from the nearest
+    # ancestor that has one, else the settings' default (service.fee_schedule_in_force).
+    fee_bp: Mapped[int | None] = mapped_column(Integer)
+    fee_fixed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

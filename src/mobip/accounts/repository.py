@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, AccountBranding, AccountDocument, Role
@@ -46,6 +46,22 @@ def external_id_taken(
         Account.parent_id.is_(None) if parent_id is None else Account.parent_id == parent_id
     )
     return session.scalars(query.limit(1)).first() is not None
+
+
+def own_fee_schedules_on_path(session: Session, account: Account) -> Sequence[Account]:
+    """The account and its ancestors (by its path's uids) that have their own fee schedule,
+    deepest first: one query whatever the depth."""
+    uids = [uid for uid in account.path.split("/") if uid]
+    return session.scalars(
+        select(Account)
+        .where(Account.uid.in_(uids), Account.fee_bp.is_not(None))
+        .order_by(func.length(Account.path).desc())
+    ).all()
+
+
+def get_by_id(session: Session, account_id: int) -> Account | None:
+    """The account with this primary key (the owner of a row another domain holds)."""
+    return session.get(Account, account_id)
 
 
 def get_parent_uid(session: Session, account: Account) -> str | None:

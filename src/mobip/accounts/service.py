@@ -9,6 +9,7 @@ import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from babel.core import get_global
@@ -32,6 +33,7 @@ from mobip.accounts.models import (
     Provider,
     Role,
 )
+from mobip.config import Settings
 from mobip.kit.characters import described, refused_character, shown
 from mobip.kit.clock import Clock
 from mobip.kit.errors import InvalidField, MissingField
@@ -387,6 +389,87 @@ def rotate_secret(session: Session, uid: str, now: datetime) -> NewCredentials:
     account.updated_at = now
     session.flush()
     return NewCredentials(account, secret)
+
+
+# --- fee schedules (issue 13, docs/fees.md) -------------------------------------------------------
+
+PLATFORM_DEFAULT = "settings"
+MAX_FEE_BASIS_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class FeeSchedule:
+    """A fee schedule: basis points (140 = 1.40 %) plus a fixed amount in minor units, and
+    where it comes from (the uid of the account that set it, or ``settings``)."""
+
+    basis_points: int
+    fixed: int
+    source: str
+
+    @property
+    def percent(self) -> str:
+        """The percentage as text, exactly: 140 → "1.40", 5 → "0.05"."""
+        return f"{self.basis_points // 100}.{self.basis_points % 100:02d}"
+
+
+def fee_schedule_in_force(session: Session, account: Account, settings: Settings) -> FeeSchedule:
+    """The account's own schedule, else its nearest ancestor's, else the settings' default."""
+    for owner in repository.own_fee_schedules_on_path(session, account):
+        assert owner.fee_bp is not None and owner.fee_fixed is not None
+        return FeeSchedule(owner.fee_bp, owner.fee_fixed, owner.uid)
+    return FeeSchedule(
+        settings.default_fee_basis_points, settings.default_fee_fixed, PLATFORM_DEFAULT
+    )
+
+
+def fee_schedule_of_account_id(
+    session: Session, account_id: int, settings: Settings
+) -> FeeSchedule:
+    """fee_schedule_in_force of the account with this id (transactions know their owner's id)."""
+    account = repository.get_by_id(session, account_id)
+    if account is None:
+        raise AccountNotFound()
+    return fee_schedule_in_force(session, account, settings)
+
+
+def parse_fee_percent(text: str) -> int:
+    """ "1.4" → 140 basis points, exactly (Decimal from the text; at most 2 decimals, 0..100)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidField("percent", "must be a number such as 1.4") from None
+    if not value.is_finite() or value < 0 or value > 100:
+        raise InvalidField("percent", "must be from 0 to 100")
+    basis_points = value * 100
+    if basis_points != basis_points.to_integral_value():
+        raise InvalidField("percent", "must have at most 2 decimals (basis points)")
+    return int(basis_points)
+
+
+def set_fees(
+    session: Session,
+    uid: str,
+    *,
+    percent: str | None,
+    fixed: int | None,
+    clear: bool,
+    now: datetime,
+) -> Account:
+    """The operator sets an account's own fee schedule (a missing part counts as 0), or clears
+    it (the account inherits again). Changes only fees computed from now on."""
+    if clear and (percent is not None or fixed is not None):
+        raise InvalidField("clear", "cannot be combined with --percent or --fixed")
+    if not clear and percent is None and fixed is None:
+        raise MissingField("percent")
+    if fixed is not None and fixed < 0:
+        raise InvalidField("fixed", "must be 0 or more (minor units)")
+    basis_points = parse_fee_percent(percent) if percent is not None else 0
+    account = operator_get(session, uid)
+    account.fee_bp = None if clear else basis_points
+    account.fee_fixed = None if clear else (fixed or 0)
+    account.updated_at = now
+    session.flush()
+    return account
 
 
 def require_role(account: Account, *roles: Role) -> None:

@@ -152,7 +152,8 @@ def _apply_paid(attempt: _Attempt, outcome: Outcome) -> Applied:
             attempt, Outcome(Result.ERROR, "amount_mismatch", reference=outcome.reference)
         )
     clock = attempt.runtime.clock
-    if not transactions.mark_paid(attempt.session, transaction, now=clock.now()):
+    settings = attempt.runtime.settings
+    if not transactions.mark_paid(attempt.session, transaction, now=clock.now(), settings=settings):
         return _paid_already(attempt, outcome)
     transactions.set_payment_method(
         attempt.session, transaction, outcome.payment_method, clock.now()

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobip.kit.db import Base, UTCDateTime
@@ -91,6 +100,17 @@ class Transaction(Base):
     # bought (the amounts are the unit's times the quantity). Other transactions: None and 1.
     qr_id: Mapped[str | None] = mapped_column(String(40), index=True)
     quantity: Mapped[int] = mapped_column(Integer, server_default=text("1"), default=1)
+    # Set once, when the transaction becomes PAID (service.mark_paid), never recomputed
+    # (docs/fees.md): when, the schedule in force then (basis points, fixed minor units) and the
+    # fee it gave, split in its percentage and fixed parts after the cap at the total.
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    fee_bp: Mapped[int | None] = mapped_column(Integer)
+    fee_fixed: Mapped[int | None] = mapped_column(BigInteger)
+    fee_variable: Mapped[int | None] = mapped_column(BigInteger)
+    fee_fixed_part: Mapped[int | None] = mapped_column(BigInteger)
+    fee: Mapped[int | None] = mapped_column(BigInteger)
+    # The sum of the transaction's succeeded refunds (is_refunded once it reaches the total).
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, server_default=text("0"), default=0)
 
     @property
     def total_amount(self) -> int:
@@ -109,3 +129,38 @@ class TransactionEvent(Base):
     status: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RefundStatus(StrEnum):
+    # Reserved before the provider is called (its amount counts against what is left), then
+    # SUCCEEDED once the provider took it; a refused one is deleted (nothing recorded).
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+
+
+class RefundSource(StrEnum):
+    API = "api"  # refund_transaction
+    PROVIDER = "provider"  # made in the provider's dashboard, learnt from its webhook
+
+
+class Refund(Base):
+    """One refund of a PAID transaction: our id, the amount, when, and the provider's id."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("provider", "provider_reference"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    refund_id: Mapped[str] = mapped_column(String(40), unique=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("transactions.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(12))
+    source: Mapped[str] = mapped_column(String(12))
+    provider: Mapped[str] = mapped_column(String(16))
+    # The provider's id of the refund (Stripe re_…); None while PENDING.
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -225,8 +225,10 @@ def change_status(
     to: TransactionStatus,
     reason: str | None,
     now: datetime,
+    values: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Move from the status the caller saw to ``to``, if the status table allows it.
+    """Move from the status the caller saw to ``to``, if the status table allows it, setting
+    ``values`` too in the same UPDATE (a PAID transaction's fee).
 
     False when the table forbids it or someone else moved the transaction first: the WHERE on
     the old status is the database-level guard, so of two concurrent changes exactly one wins.
@@ -237,6 +239,7 @@ def change_status(
         update(Transaction)
         .where(Transaction.id == transaction.id, Transaction.status == transaction.status)
         .values(status=to.value, reason=reason, status_changed_at=now, updated_at=now)
+        .values(**(values or {}))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -268,6 +271,47 @@ def paid_totals_by_qr(
         .group_by(Transaction.qr_id)
     ).all()
     return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
+
+def fee_totals(
+    session: Session, start: datetime, end: datetime, account_ids: Sequence[int] | None
+) -> list[tuple[int, str, int, int, int, int, int]]:
+    """Per account and currency, the PAID transactions with ``start <= paid_at < end``: count,
+    totals, fee parts and fees. One grouped query (the paid_at index), ordered by account."""
+    query = (
+        select(
+            Transaction.account_id,
+            Transaction.currency,
+            func.count(),
+            func.coalesce(func.sum(Transaction.item_amount + Transaction.tax_amount), 0),
+            func.coalesce(func.sum(Transaction.fee_variable), 0),
+            func.coalesce(func.sum(Transaction.fee_fixed_part), 0),
+            func.coalesce(func.sum(Transaction.fee), 0),
+        )
+        .where(
+            Transaction.status == TransactionStatus.PAID.value,
+            Transaction.paid_at >= start,
+            Transaction.paid_at < end,
+        )
+        .group_by(Transaction.account_id, Transaction.currency)
+        .order_by(Transaction.account_id, Transaction.currency)
+    )
+    if account_ids is not None:
+        query = query.where(Transaction.account_id.in_(account_ids))
+    return [
+        (int(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4] or 0), int(r[5] or 0), int(r[6] or 0))
+        for r in session.execute(query).all()
+    ]
+
+
+def last_paid_at(session: Session, account_id: int) -> datetime | None:
+    """When the account's latest PAID transaction was paid."""
+    return session.scalars(
+        select(func.max(Transaction.paid_at)).where(
+            Transaction.account_id == account_id,
+            Transaction.status == TransactionStatus.PAID.value,
+        )
+    ).first()
 
 
 def count_manual_resend(session: Session, transaction: Transaction, now: datetime) -> None:

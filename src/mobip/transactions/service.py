@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, Language, Role
-from mobip.accounts.service import require_role
+from mobip.accounts.service import fee_schedule_of_account_id, require_role
 from mobip.config import Settings
 from mobip.delivery import service as delivery
 from mobip.kit.clock import Clock
@@ -141,6 +141,7 @@ def prepare_create(
         expires_at=now + timedelta(days=data.ttl_days),
         payment_method=None,
         is_refunded=False,
+        refunded_amount=0,
         created_at=now,
         updated_at=now,
         status_changed_at=now,
@@ -418,11 +419,87 @@ def receipt_address(transaction: Transaction) -> str | None:
     return transaction.customer_email or transaction.receipt_email
 
 
-def mark_paid(session: Session, transaction: Transaction, *, now: datetime) -> bool:
-    """PENDING → PAID; False when the status table forbids it or another change came first."""
+def mark_paid(
+    session: Session, transaction: Transaction, *, now: datetime, settings: Settings
+) -> bool:
+    """PENDING → PAID with its fee, computed here once from the schedule in force now (the
+    owner's, inherited or the settings' default) and never again; False when the status table
+    forbids it or another change came first."""
+    schedule = fee_schedule_of_account_id(session, transaction.account_id, settings)
+    fee = compute_fee(transaction.total_amount, schedule.basis_points, schedule.fixed)
     return repository.change_status(
-        session, transaction, to=TransactionStatus.PAID, reason=None, now=now
+        session,
+        transaction,
+        to=TransactionStatus.PAID,
+        reason=None,
+        now=now,
+        values={
+            "paid_at": now,
+            "fee_bp": fee.basis_points,
+            "fee_fixed": fee.fixed,
+            "fee_variable": fee.variable,
+            "fee_fixed_part": fee.fixed_part,
+            "fee": fee.total,
+        },
     )
+
+
+@dataclass(frozen=True)
+class Fee:
+    """A PAID transaction's fee: the schedule used and the two parts after the cap."""
+
+    basis_points: int
+    fixed: int
+    variable: int  # round_half_up(total * basis_points / 10000), at most the total
+    fixed_part: int  # the fixed amount, reduced so that variable + fixed_part <= total
+    total: int  # variable + fixed_part
+
+    @property
+    def parts(self) -> tuple[int, int]:
+        return self.variable, self.fixed_part
+
+
+def compute_fee(total: int, basis_points: int, fixed: int) -> Fee:
+    """The fee of a payment of ``total`` minor units, in integers only: the percentage part
+    rounded half up, plus the fixed amount, capped at the total. The cap takes from the fixed
+    part first: the percentage part (at most the total, since basis_points <= 10000) is kept
+    whole, and the fixed part is what is left of the total (docs/fees.md)."""
+    if total < 0 or not 0 <= basis_points <= 10_000 or fixed < 0:
+        raise ValueError("a fee needs total >= 0, 0 <= basis_points <= 10000 and fixed >= 0")
+    variable = (total * basis_points + 5_000) // 10_000
+    fixed_part = min(fixed, total - variable)
+    return Fee(basis_points, fixed, variable, fixed_part, variable + fixed_part)
+
+
+@dataclass(frozen=True)
+class FeeTotal:
+    """One account's PAID transactions in a period, in one currency, and their fees."""
+
+    account_id: int
+    currency: str
+    transactions: int  # number of PAID transactions with paid_at in the period
+    total_amount: int  # sum of their totals
+    fee_variable: int  # sum of fee_variable
+    fee_fixed: int  # sum of fee_fixed_part
+    fee: int  # sum of fee (== fee_variable + fee_fixed)
+
+
+def fee_totals(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    account_ids: Sequence[int] | None = None,
+) -> list[FeeTotal]:
+    """The fees of PAID transactions with ``start <= paid_at < end``, per account and currency,
+    ordered by account_id; only accounts with at least one. One grouped query. Refunds change
+    nothing: the fee is not returned (docs/fees.md)."""
+    return [FeeTotal(*row) for row in repository.fee_totals(session, start, end, account_ids)]
+
+
+def last_paid_at(session: Session, account_id: int) -> datetime | None:
+    """When the account's latest PAID transaction was paid; None when it has none."""
+    return repository.last_paid_at(session, account_id)
 
 
 def deny(session: Session, transaction: Transaction, *, reason: str | None, now: datetime) -> bool:
