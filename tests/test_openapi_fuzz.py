@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
+from callback_receiver import Receiver, running_receiver
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
 from mobip.api.openapi import POST_FORM_SUFFIX, build_openapi
@@ -49,6 +51,7 @@ from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
+from products.support import make_reusable_qr, serve_photos
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -157,6 +160,9 @@ class Callers:
     # cancel_transaction (which ends it), one for the other operations on a transaction.
     trid_to_cancel: str
     trid: str
+    # A reusable QR code of the merchant's, and a photo a create can download (loopback).
+    qr_id: str
+    photo_url: str
 
     def token_for(self, operation: str) -> str:
         return self.partner_token if operation in ACCOUNT_OPERATIONS else self.merchant_token
@@ -172,7 +178,15 @@ def endpoint_name(operation: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def callers(fuzz_settings: Settings) -> Callers:
+def photo_site() -> Iterator[Receiver]:
+    """create_reusable_qr's photos, on loopback (admitted outside production)."""
+    with running_receiver() as receiver:
+        serve_photos(receiver)
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def callers(fuzz_settings: Settings, photo_site: Receiver) -> Callers:
     runtime = _runtime(fuzz_settings)
     admin = make_account(runtime, role=Role.ADMIN)
     partner = make_account(runtime, role=Role.PARTNER, parent=admin)
@@ -181,7 +195,16 @@ def callers(fuzz_settings: Settings) -> Callers:
         token = token_for(client, merchant)
         trids = [_payment_request(client, token)["trid"] for _ in range(2)]
         partner_token = token_for(client, partner)
-    return Callers(token, partner_token, merchant.account.uid, "fuzz-merchant", trids[0], trids[1])
+    return Callers(
+        token,
+        partner_token,
+        merchant.account.uid,
+        "fuzz-merchant",
+        trids[0],
+        trids[1],
+        make_reusable_qr(runtime, merchant),
+        photo_site.url("/photo.png"),
+    )
 
 
 def _payment_request(client: TestClient, token: str) -> dict[str, Any]:
@@ -244,7 +267,8 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
     - an Idempotency-Key is new (reusing one for other fields is a 422 the document states);
     - item + tax at most MOBIP_MAX_TOTAL_AMOUNT (in the field's description: JSON Schema cannot
       add two fields): a larger generated sum is discarded, not sent;
-    - account_data is drawn as its contentSchema says (see ACCOUNT_DATA).
+    - account_data is drawn as its contentSchema says (see ACCOUNT_DATA);
+    - a qr_id (or a list's cursor) is the merchant's QR code, an item_photo a photo that downloads.
     """
     operation = endpoint_name(case.operation.definition.raw)
     headers = case.headers or {}
@@ -263,8 +287,16 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
         body["external_account_id"] = callers.merchant_external_id
     if "account_data" in body:
         body["account_data"] = data.draw(ACCOUNT_DATA)
+    # A reusable QR's: an existing code of the caller's; a photo that downloads (a URL's
+    # content is a fact the document cannot state).
+    for name in ("qr_id", "starting_after"):
+        if name in body:
+            body[name] = callers.qr_id
+    if "item_photo" in body:
+        body["item_photo"] = callers.photo_url
     amounts = [
-        body.get(name) for name in ("item_amount_in_cents", "tax_amount", "tax_amount_in_cents")
+        body.get(name)
+        for name in ("item_amount_in_cents", "item_amount", "tax_amount", "tax_amount_in_cents")
     ]
     total = sum(value for value in amounts if isinstance(value, int))
     assume(total <= runtime.settings.max_total_amount)

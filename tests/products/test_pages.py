@@ -69,6 +69,7 @@ def test_the_page_shows_the_product_with_the_checkout_look(
     text = page.text
     assert "<h1" in text and "Blue mug" in text
     assert "Maison Dupré" in text and "Kitchen" in text
+    assert "TEST MODE" in text  # the sandbox merchant: its payments are tests
     assert "Hand-made in Lyon." in text
     assert "€15.00" in text  # the price with its tax
     assert '<link rel="stylesheet" href="/pay/static/checkout.css">' in text
@@ -305,7 +306,7 @@ def test_the_list_is_newest_first_and_keyset_paginated(
         f"{API}/get_reusable_qr_list",
         params={"access_token": token, "starting_after": "qr_AAAAAAAAAAAAAAAAAAAAAA"},
     )
-    assert bad.status_code == 400 and "starting_after" in bad.json()["return_message"]
+    assert bad.status_code == 404 and "starting_after" in bad.json()["return_message"]
 
 
 @pytest.mark.parametrize("paper", ["A4", "A6"])

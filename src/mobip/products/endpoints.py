@@ -14,7 +14,12 @@ from mobip.transactions.endpoints import CALLBACK_URL_HELP, HTTP_URL_PATTERN, LA
 QR_ID = Field("qr_id", "string", "The reusable QR code's id (qr_…)", True, max_length=64)
 
 
-def _url(name: str, description: str, required: bool = False) -> Field:
+# item_video: https only (the page that links to it is https).
+HTTPS_URL_PATTERN = HTTP_URL_PATTERN.replace("[Hh][Tt][Tt][Pp][Ss]?", "[Hh][Tt][Tt][Pp][Ss]", 1)
+assert HTTPS_URL_PATTERN != HTTP_URL_PATTERN
+
+
+def _url(name: str, description: str, required: bool = False, *, https: bool = False) -> Field:
     return Field(
         name,
         "string",
@@ -22,7 +27,7 @@ def _url(name: str, description: str, required: bool = False) -> Field:
         required,
         max_length=2048,
         format="uri",
-        pattern=HTTP_URL_PATTERN,
+        pattern=HTTPS_URL_PATTERN if https else HTTP_URL_PATTERN,
     )
 
 
@@ -132,7 +137,7 @@ ENDPOINTS = [
                 "at most 5 MiB and 40 megapixels, 3 redirects, 10 s), stored re-encoded",
                 True,
             ),
-            _url("item_video", "https URL of a video, shown as a link (never fetched)"),
+            _url("item_video", "https URL of a video, shown as a link (never fetched)", https=True),
             Field(
                 "item_message",
                 "string",

@@ -31,6 +31,7 @@ from mobip.accounts.models import Account
 from mobip.api.envelope import read_body
 from mobip.checkout import csrf
 from mobip.checkout.errors import TooManyPaymentAttempts
+from mobip.checkout.providers.registry import PROVIDERS
 from mobip.checkout.qr_images import CACHE_CONTROL, DEFAULT_SCALE
 from mobip.checkout.rendering import (
     SecurityHeaders,
@@ -169,7 +170,8 @@ def _render(
             merchant_name=merchant.name,
             accent_css=css,
             logo_url=None,
-            test_mode=False,
+            # The merchant's provider moves no money (the sandbox): marked as the checkout is.
+            test_mode=moves_no_money(merchant),
             qr=qr,
             photo_url=service.photo_path(qr.photo_key),
             thumbnail_url=service.photo_path(qr.thumbnail_key),
@@ -196,6 +198,12 @@ def _render(
             secure=is_https(settings),
         )
     return response
+
+
+def moves_no_money(merchant: Account) -> bool:
+    """Whether payments started here are tests (a provider with test cards: the sandbox)."""
+    provider = PROVIDERS.get(merchant.provider)
+    return provider is not None and bool(provider.test_cards)
 
 
 def _loaded(runtime: Runtime, qr_id: str) -> tuple[ReusableQr, Account, str | None]:
@@ -271,6 +279,7 @@ def _not_found(request: Request, runtime: Runtime, lang: str | None) -> Response
             languages=LANGUAGES,
             token=None,
             accent_css=None,
+            test_mode=False,
             title=translate(language, NOT_FOUND[0]),
             message=translate(language, NOT_FOUND[1]),
             code=error.return_code,

@@ -123,8 +123,6 @@ def _validated(data: NewReusableQr, settings: Settings) -> dict[str, Any]:
         raise InvalidField(
             "item_amount", f"the total (item + tax) must be at most {settings.max_total_amount}"
         )
-    if not data.item_name.strip():
-        raise InvalidField("item_name", "must not be blank")
     photo_url = http_url(photos.FIELD, data.item_photo, https_only=False)
     reason = outbound.refusal_before_sending(photo_url, settings)
     if reason is not None:
@@ -193,7 +191,8 @@ def list_of(
     if starting_after:
         cursor = repository.get_visible(session, caller, starting_after)
         if cursor is None or not is_qr_id(starting_after):
-            raise InvalidField("starting_after", "not one of your QR codes")
+            # As get_reusable_qr's for an unknown qr_id: nothing tells another's from none.
+            raise ReusableQrNotFound("starting_after: no such QR code among yours")
         before_id = cursor[0].id
     rows = repository.list_visible(session, caller, limit=limit + 1, before_id=before_id)
     page = rows[:limit]
