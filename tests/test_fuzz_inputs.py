@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from billing.support import make_invoice
 from callback_receiver import Receiver, running_receiver
 from factories import make_account, token_for
 from mobip.accounts.models import Role
@@ -132,10 +133,15 @@ def valid_fields(client: TestClient, runtime: Runtime) -> Iterator[dict[str, dic
     by_transaction = {"access_token": token, "trid": trid}
     account = {"access_token": admin_token, "uid": merchant.account.uid}
     qr = {"access_token": token, "qr_id": make_reusable_qr(runtime, merchant)}
+    invoice = {"access_token": token, "invoice_id": make_invoice(runtime, merchant.account)}
     # A real photo site on loopback for create_reusable_qr (admitted outside production).
     with running_receiver() as photo_site:
         serve_photos(photo_site)
-        yield _valid_fields(merchant, token, admin_token, by_transaction, account, qr, photo_site)
+        yield {
+            **_valid_fields(merchant, token, admin_token, by_transaction, account, qr, photo_site),
+            "get_invoice_list": {"access_token": admin_token, "uid": merchant.account.uid},
+            "get_invoice": invoice,
+        }
 
 
 def _valid_fields(

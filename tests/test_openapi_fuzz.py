@@ -42,6 +42,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
+from billing.support import make_invoice
 from callback_receiver import Receiver, running_receiver
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
@@ -163,6 +164,8 @@ class Callers:
     # A reusable QR code of the merchant's, and a photo a create can download (loopback).
     qr_id: str
     photo_url: str
+    # A fee invoice of the merchant's.
+    invoice_id: str
 
     def token_for(self, operation: str) -> str:
         return self.partner_token if operation in ACCOUNT_OPERATIONS else self.merchant_token
@@ -204,6 +207,7 @@ def callers(fuzz_settings: Settings, photo_site: Receiver) -> Callers:
         trids[1],
         make_reusable_qr(runtime, merchant),
         photo_site.url("/photo.png"),
+        make_invoice(runtime, merchant.account),
     )
 
 
@@ -268,7 +272,8 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
     - item + tax at most MOBIP_MAX_TOTAL_AMOUNT (in the field's description: JSON Schema cannot
       add two fields): a larger generated sum is discarded, not sent;
     - account_data is drawn as its contentSchema says (see ACCOUNT_DATA);
-    - a qr_id (or a list's cursor) is the merchant's QR code, an item_photo a photo that downloads.
+    - a qr_id (or a list's cursor) is the merchant's QR code, an item_photo a photo that downloads;
+    - an invoice_id is the merchant's fee invoice.
     """
     operation = endpoint_name(case.operation.definition.raw)
     headers = case.headers or {}
@@ -294,6 +299,8 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
             body[name] = callers.qr_id
     if "item_photo" in body:
         body["item_photo"] = callers.photo_url
+    if "invoice_id" in body:
+        body["invoice_id"] = callers.invoice_id
     amounts = [
         body.get(name)
         for name in ("item_amount_in_cents", "item_amount", "tax_amount", "tax_amount_in_cents")

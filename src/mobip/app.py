@@ -25,6 +25,8 @@ from mobip.api.headers import ResponseHeaders
 from mobip.api.openapi import build_openapi
 from mobip.api.routing import API_PREFIX, Endpoint, build_route, error_response
 from mobip.auth import endpoints as auth_endpoints
+from mobip.billing import endpoints as billing_endpoints
+from mobip.billing import pages as billing_pages
 from mobip.checkout import endpoints as checkout_endpoints
 from mobip.delivery import devoutbox
 from mobip.kit.db import POOL_SIZE
@@ -41,6 +43,7 @@ ENDPOINTS: list[Endpoint] = [
     *transactions_endpoints.ENDPOINTS,
     *accounts_endpoints.ENDPOINTS,
     *products_endpoints.ENDPOINTS,
+    *billing_endpoints.ENDPOINTS,
 ]
 
 _EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -131,6 +134,7 @@ def create_app(
         # Before checkout's: /qr/{qr_id} of a reusable QR code is matched first.
         *products_pages.build_routes(runtime),
         *checkout_endpoints.build_routes(runtime),
+        *billing_pages.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route(f"{API_PREFIX}/openapi.json", openapi),

@@ -1,4 +1,4 @@
-"""The operator's command line: serve, worker, migrate, account …, outbox …
+"""The operator's command line: serve, worker, migrate, account …, outbox …, invoices …
 
 Every command reads the same ``MOBIP_*`` settings as the server (src/mobip/config.py); the
 account and outbox commands work on the database those settings name and refuse to create one.
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -795,6 +795,120 @@ def outbox_retry(message_id: int, as_json: JsonOption = False) -> None:
         f"message {message.id} ({message.kind}) is due now: {change}; next is attempt "
         f"{message.attempts + 1} of {message.max_attempts}"
     )
+
+
+invoices_app = typer.Typer(help="The platform's fee invoices: issue them early, write a PDF.")
+app.add_typer(invoices_app, name="invoices")
+
+# From this many merchants on, issuing shows a progress bar (in a terminal) and sums their fees
+# in chunks of this size, so the bar moves.
+_PROGRESS_FROM = 200
+
+
+def _until(value: str | None) -> datetime | None:
+    """--until: ISO-8601 with a zone, or "now"; None: the service's default."""
+    from mobip.billing import service as billing_service
+
+    if value is None:
+        return None
+    if value.strip().lower() == "now":
+        return billing_service.latest_closable(datetime.now(UTC))
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        typer.echo(f"error: --until {value!r} is not an ISO-8601 date and time", err=True)
+        raise typer.Exit(2) from exc
+    if moment.tzinfo is None:
+        typer.echo("error: --until needs a time zone (e.g. 2026-12-01T00:00:00+01:00)", err=True)
+        raise typer.Exit(2)
+    return moment
+
+
+@invoices_app.command("issue")
+def invoices_issue(
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this merchant (uid): a merchant leaving")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="End of the period (excluded): ISO-8601 with a zone, or 'now' (5 minutes ago); "
+            "default: the start of the current month in MOBIP_TIMEZONE",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue now each merchant's invoice from the end of its last one to --until."""
+    from mobip.billing import service as billing_service
+
+    end = _until(until)
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        merchants = (
+            1
+            if account
+            else _unit_of_work(
+                runtime,
+                lambda session: sum(
+                    a.role == Role.MERCHANT for a in accounts_service.all_accounts(session)
+                ),
+                writes=False,
+            )
+        )
+        shown = merchants >= _PROGRESS_FROM and _is_terminal() and not as_json
+
+        def work(session: Session, advance: Callable[[int], None] | None) -> Any:
+            return billing_service.close(
+                session,
+                runtime.settings,
+                runtime.clock,
+                until=end,
+                account_uid=account,
+                progress=advance,
+                chunk=_PROGRESS_FROM if merchants >= _PROGRESS_FROM else None,
+            )
+
+        if shown:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("Issuing invoices", total=merchants)
+
+                def attempt(session: Session) -> Any:
+                    bar.reset(task)
+                    return work(session, lambda n: bar.advance(task, n))
+
+                issued = _unit_of_work(runtime, attempt)
+        else:
+            issued = _unit_of_work(runtime, lambda session: work(session, None))
+    if as_json:
+        _print_json({"issued": issued.numbers, "accounts": issued.accounts})
+        return
+    typer.echo(
+        f"{len(issued.numbers)} invoice(s) issued for {issued.accounts} merchant(s)"
+        + (f": {issued.numbers[0]} .. {issued.numbers[-1]}" if issued.numbers else "")
+    )
+
+
+@invoices_app.command("pdf")
+def invoices_pdf(
+    invoice_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The PDF file to write")],
+) -> None:
+    """Write an invoice's PDF (in its merchant's language) to a file."""
+    from mobip.billing import pages as billing_pages
+    from mobip.billing.errors import InvoiceNotFound
+
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        try:
+            number, document = billing_pages.render_pdf(runtime, invoice_id)
+        except InvoiceNotFound as exc:
+            typer.echo(f"error: no invoice {invoice_id!r}", err=True)
+            raise typer.Exit(1) from exc
+    output.write_bytes(document)
+    typer.echo(f"{number}: {len(document)} bytes written to {output}")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mobip.accounts.models import Account, AccountDocument
 from mobip.api.idempotency import IdempotencyRecord
 from mobip.auth.models import AccessToken, LoginThrottle
+from mobip.billing.models import Invoice, InvoiceCounter, InvoiceSchedule
 from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
 from mobip.kit.db import Base
@@ -19,6 +20,9 @@ __all__ = [
     "AccountDocument",
     "CallbackSecret",
     "IdempotencyRecord",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceSchedule",
     "LoginThrottle",
     "OutboxAttempt",
     "OutboxMessage",

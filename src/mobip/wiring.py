@@ -9,6 +9,7 @@ app's in-process worker, ``mobip worker``) and by tests that run one.
 from __future__ import annotations
 
 from mobip.auth import tasks as auth_tasks
+from mobip.billing import tasks as billing_tasks
 from mobip.delivery.composing import Composers
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
@@ -34,5 +35,6 @@ def wire(runtime: Runtime) -> Runtime:
     # The order the jobs run in: expiry before reminders (an expired request gets none).
     transactions_tasks.register(schedule)
     auth_tasks.register(schedule)
+    billing_tasks.register(schedule)
     wired.done = True
     return runtime

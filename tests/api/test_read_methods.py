@@ -14,6 +14,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from billing.support import make_invoice
 from factories import form, make_account, make_transaction, token_for
 from mobip.accounts.models import Role
 from mobip.api.routing import READ_METHODS
@@ -30,6 +31,8 @@ def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
     assert sorted(endpoint.name for endpoint in READS) == [
         "get_account",
         "get_account_by_external_id",
+        "get_invoice",
+        "get_invoice_list",
         "get_reusable_qr",
         "get_reusable_qr_list",
         "get_token",
@@ -69,6 +72,10 @@ def callers(client: TestClient, runtime: Runtime) -> dict[str, Caller]:
         "get_account_by_external_id": Caller(partner_token, {"external_account_id": "shop-7"}),
         "get_reusable_qr": Caller(partner_token, {"qr_id": make_reusable_qr(runtime, merchant)}),
         "get_reusable_qr_list": Caller(partner_token, {"limit": "5"}),
+        "get_invoice": Caller(
+            partner_token, {"invoice_id": make_invoice(runtime, merchant.account)}
+        ),
+        "get_invoice_list": Caller(partner_token, {"uid": merchant.account.uid}),
     }
 
 
