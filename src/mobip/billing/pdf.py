@@ -116,7 +116,9 @@ def render(invoice: Invoice, language: str) -> bytes:
         ),
         (PERIOD, period_text(invoice, language)),
     ):
-        text(f"{translate(language, label)}: {value}", 11)
+        # French puts a (no-break) space before a colon.
+        colon = "\u00a0: " if language == "FR" else ": "
+        text(f"{translate(language, label)}{colon}{value}", 11)
     pdf.ln(4)
 
     top = pdf.get_y()
