@@ -166,6 +166,7 @@ def _valid_fields(
         "get_transaction": by_transaction,
         "cancel_transaction": by_transaction,
         "resend": {**by_transaction, "media": "EMAIL"},
+        "refund_transaction": {**by_transaction, "amount_in_cents": "100"},
         "get_account": {**account, "document_list": "", "document_only": "0"},
         "get_account_by_external_id": {
             "access_token": admin_token,

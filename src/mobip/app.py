@@ -43,6 +43,7 @@ ENDPOINTS: list[Endpoint] = [
     *transactions_endpoints.ENDPOINTS,
     *accounts_endpoints.ENDPOINTS,
     *products_endpoints.ENDPOINTS,
+    *checkout_endpoints.ENDPOINTS,
     *billing_endpoints.ENDPOINTS,
 ]
 

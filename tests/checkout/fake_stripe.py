@@ -50,6 +50,7 @@ class FakeStripe:
         self.cards: dict[str, tuple[str, str]] = {}
         self.created: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
+        self.refund_keys: dict[str, dict[str, Any]] = {}
         self.webhook_endpoints: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
         self.fail_with: int | None = None
@@ -93,6 +94,42 @@ class FakeStripe:
             **changes,
         )
         self.cards[session_id] = (brand, last4)
+
+    def add_refund(
+        self, payment_intent: str, amount: int, *, metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A refund on Stripe's side (from the API, or made in the dashboard)."""
+        refund = {
+            "id": "re_" + secrets.token_hex(8),
+            "object": "refund",
+            "status": "succeeded",
+            "payment_intent": payment_intent,
+            "amount": amount,
+            "metadata": metadata or {},
+        }
+        self.refunds.append(refund)
+        return refund
+
+    def refund_event(self, event_type: str, refund: dict[str, Any]) -> bytes:
+        """refund.created/updated (the refund) or charge.refunded (its charge)."""
+        if event_type == "charge.refunded":
+            obj: dict[str, Any] = {
+                "id": "ch_" + secrets.token_hex(8),
+                "object": "charge",
+                "payment_intent": refund["payment_intent"],
+                "refunded": True,
+            }
+        else:
+            obj = dict(refund)
+        body = {
+            "id": "evt_" + secrets.token_hex(8),
+            "object": "event",
+            "api_version": "2025-01-01",
+            "created": int(time.time()),
+            "type": event_type,
+            "data": {"object": obj},
+        }
+        return json.dumps(body).encode()
 
     def expire(self, session_id: str) -> None:
         self.sessions[session_id]["status"] = "expired"
@@ -140,15 +177,30 @@ class FakeStripe:
                 return self._reply(request, 404, _error("invalid_request_error", "No such session"))
             return self._reply(request, 200, self._session_view(session_id, params))
         if method == "POST" and path == "/v1/refunds":
-            refund = {
-                "id": "re_" + secrets.token_hex(8),
-                "object": "refund",
-                "status": "succeeded",
-                "payment_intent": params.get("payment_intent"),
-                "amount": int(params.get("amount", 0)),
-            }
-            self.refunds.append(refund)
+            key = request.headers.get("Idempotency-Key")
+            if key and key in self.refund_keys:  # Stripe: the same key answers the same refund
+                return self._reply(request, 200, self.refund_keys[key])
+            refund = self.add_refund(
+                str(params.get("payment_intent")),
+                int(params.get("amount", 0)),
+                metadata=params.get("metadata", {}),
+            )
+            if key:
+                self.refund_keys[key] = refund
             return self._reply(request, 200, refund)
+        if method == "GET" and path == "/v1/refunds":
+            listed = [
+                r for r in self.refunds if r["payment_intent"] == params.get("payment_intent")
+            ]
+            return self._reply(request, 200, {"object": "list", "data": listed, "has_more": False})
+        if method == "GET" and path.startswith("/v1/payment_intents/"):
+            intent_id = path.rsplit("/", 1)[1]
+            for session in self.sessions.values():
+                if session["payment_intent"] == intent_id:
+                    intent = {"id": intent_id, "object": "payment_intent"}
+                    intent["metadata"] = session["metadata"]
+                    return self._reply(request, 200, intent)
+            return self._reply(request, 404, _error("invalid_request_error", "No such intent"))
         if method == "POST" and path == "/v1/webhook_endpoints":
             endpoint = {
                 "id": "we_" + secrets.token_hex(8),

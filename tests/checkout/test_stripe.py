@@ -40,7 +40,7 @@ from mobip.accounts.models import Account, Role
 from mobip.app import create_app
 from mobip.checkout.models import ProviderEvent, ProviderWebhook
 from mobip.checkout.providers.base import ProviderError
-from mobip.checkout.providers.stripe import SESSION_EVENTS, StripeProvider
+from mobip.checkout.providers.stripe import REFUND_EVENTS, SESSION_EVENTS, StripeProvider
 from mobip.cli import app as cli_app
 from mobip.kit.logging import JsonFormatter
 from mobip.kit.runtime import Runtime
@@ -201,7 +201,7 @@ def test_the_page_sends_the_customer_to_a_checkout_session_for_the_transaction(
     # MOBIP registered its webhook on the merchant's account; the secret is stored encrypted.
     [endpoint] = fake.webhook_endpoints
     assert endpoint["url"] == f"{BASE}/webhooks/stripe/{merchant.uid}"
-    assert endpoint["enabled_events"] == list(SESSION_EVENTS)
+    assert endpoint["enabled_events"] == [*SESSION_EVENTS, *REFUND_EVENTS]
     with runtime.database.transaction() as session:
         stored = session.scalars(select(ProviderWebhook)).one()
         assert runtime.encryptor.decrypt(stored.secret_encrypted) == endpoint["secret"]

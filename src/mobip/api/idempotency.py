@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mobip.api.envelope import Params
 from mobip.kit.db import Base, UTCDateTime, insert_unless_present
-from mobip.kit.errors import IdempotencyKeyReused, InvalidField
+from mobip.kit.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidField
 
 HEADER = "idempotency-key"
 MAX_KEY_CHARS = 255
@@ -91,9 +91,23 @@ def claim(
             IdempotencyRecord.account_uid == account_uid, IdempotencyRecord.key == key
         )
     ).one()
-    if record.request_hash != fingerprint or record.body is None:
+    if record.request_hash != fingerprint:
         raise IdempotencyKeyReused()
+    if record.body is None:
+        # The same request still running (an endpoint whose reply waits on a call outside the
+        # database, api/routing's CallOutside): it must not run twice.
+        raise IdempotencyKeyInProgress()
     return StoredReply(record.status_code or 200, record.content_type or "", record.body)
+
+
+def release(session: Session, *, account_uid: str, key: str) -> None:
+    """Give the key back (its request failed and left nothing done): the same request may be
+    sent again."""
+    session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.account_uid == account_uid, IdempotencyRecord.key == key
+        )
+    )
 
 
 def store(session: Session, *, account_uid: str, key: str, reply: StoredReply) -> None:

@@ -204,8 +204,22 @@ class PreparedWrite:
     rows: Any
 
 
-# An endpoint's function: its reply, or a write prepared for routing to make (PreparedWrite).
-Handler = Callable[[Call], dict[str, Any] | PreparedWrite]
+@dataclass(frozen=True)
+class CallOutside:
+    """An endpoint's reply that needs a slow call outside any database transaction (a payment
+    provider's refund): routing commits the unit of work that returned it (which reserved what
+    the call is about and claimed the Idempotency-Key), runs ``call()`` with no transaction
+    open, then ``finish(session, outcome)`` in a second unit of work; its reply is sent and
+    stored under the key. An error ``finish`` raises with ``keep_changes`` (the reservation
+    released) releases the key too, so the same request may be sent again."""
+
+    call: Callable[[], Any]
+    finish: Callable[[Session, Any], dict[str, Any]]
+
+
+# An endpoint's function: its reply, a write prepared for routing to make (PreparedWrite), or a
+# call to make outside the database before replying (CallOutside).
+Handler = Callable[[Call], dict[str, Any] | PreparedWrite | CallOutside]
 # A read answered on the event loop's thread with SQLite's loop reader (the Call has no
 # session), or None: "take the ordinary path" (a write is due, e.g. a lazy expiry). It may
 # raise MobipError like a handler.
@@ -414,8 +428,10 @@ def build_route(
         params: Params, headers: Headers, client_ip: str, log_ctx: dict[str, Any]
     ) -> Response:
         xml = wants_xml(params, headers.get("accept"))
+        outside: list[tuple[CallOutside, str | None, str | None]] = []
 
-        def work(session: Session) -> Response:
+        def work(session: Session) -> Response | None:
+            outside.clear()  # work may run again (a busy SQLite)
             call = Call(params, session, runtime, client_ip, headers, None, inputs)
             if endpoint.access is not Access.ANONYMOUS:
                 principal = authentication.authenticate(session, runtime, params, headers)
@@ -437,6 +453,9 @@ def build_route(
                     log_ctx["idempotent_replay"] = True
                     return Response(stored.body, media_type=stored.content_type)
             result = endpoint.handler(call)
+            if isinstance(result, CallOutside):
+                outside.append((result, key, call.principal.uid if call.principal else None))
+                return None  # committed; the reply comes from finish_outside
             if isinstance(result, PreparedWrite):
                 result.writer(session.connection(), [result.rows])
                 result = result.reply
@@ -453,7 +472,31 @@ def build_route(
 
         # Committed on success, rolled back on error (kept when the error says so: a counted
         # failed get_token); SQLite's "database is locked" runs it again (kit/db.retry_busy).
-        return database.run(work, immediate=endpoint.writes, within=_BUSY_RETRY_SECONDS)
+        response = database.run(work, immediate=endpoint.writes, within=_BUSY_RETRY_SECONDS)
+        if response is not None:
+            return response
+        pending, key, account_uid = outside[0]
+        outcome = pending.call()  # no transaction open: no lock held while it waits
+
+        def finish_outside(session: Session) -> Response:
+            try:
+                reply = pending.finish(session, outcome)
+            except MobipError as error:
+                if error.keep_changes and key is not None and account_uid is not None:
+                    idempotency.release(session, account_uid=account_uid, key=key)
+                raise
+            body, media_type = encode(ok(reply), xml=xml)
+            if key is not None and account_uid is not None:
+                idempotency.store(
+                    session,
+                    account_uid=account_uid,
+                    key=key,
+                    reply=idempotency.StoredReply(200, media_type, body),
+                )
+            log_ctx["return_code"] = "0"
+            return Response(body, media_type=media_type)
+
+        return database.run(finish_outside, immediate=True, within=_BUSY_RETRY_SECONDS)
 
     async def asgi_endpoint(request: Request) -> Response:
         params: Params | None = None

@@ -66,3 +66,13 @@ class InvalidWebhook(Unauthorized):
 class WebhookAccountNotFound(NotFound):
     return_code = "4012"
     default_message = "No account takes this provider's webhooks at this address"
+
+
+class RefundFailed(MobipError):
+    """The provider refused the refund or could not be reached: its reservation is released
+    (kept: the release is committed), nothing is refunded or recorded."""
+
+    return_code = "5053"
+    http_status = 409  # as ProviderUnreachable (5041): a 5xxx conflict with the provider's answer
+    keep_changes = True
+    default_message = "The payment provider did not refund; nothing was refunded"

@@ -21,7 +21,7 @@ from mobip.accounts import service as accounts_service
 from mobip.accounts.models import Account
 from mobip.api.envelope import read_body
 from mobip.api.routing import error_response
-from mobip.checkout import repository
+from mobip.checkout import refunds, repository
 from mobip.checkout.errors import (
     InvalidWebhook,
     ProviderNotAvailable,
@@ -32,6 +32,7 @@ from mobip.checkout.outcomes import apply_outcome
 from mobip.checkout.providers.base import (
     PaymentProvider,
     ProviderError,
+    ProviderRefund,
     WebhookEvent,
     WebhookRejected,
 )
@@ -98,7 +99,32 @@ def _receive(
         raise InvalidWebhook(f"Invalid webhook: {exc}") from exc
     except ProviderError as exc:
         raise ProviderUnreachable() from exc
-    return runtime.database.run(lambda session: apply_webhook(session, plan, event, runtime))
+    reported = _reported_refunds(runtime, plan, event)
+    return runtime.database.run(
+        lambda session: apply_webhook(session, plan, event, runtime, reported)
+    )
+
+
+def _reported_refunds(
+    runtime: Runtime, plan: WebhookPlan, event: WebhookEvent
+) -> list[ProviderRefund] | None:
+    """For an event about refunds: the refunds of the transaction's paid payment, read from the
+    provider's API (outside any database transaction); None for other events."""
+    notice = event.refunds
+    if notice is None or notice.trid is None:
+        return None
+    trid = notice.trid
+    reference = runtime.database.run(
+        lambda session: refunds.payment_reference(session, plan.account, trid), immediate=False
+    )
+    if reference is None:
+        return []
+    try:
+        # The paid payment's refunds only: an event about another payment of the same trid
+        # (a duplicate payment given back) finds nothing new here.
+        return plan.provider.refunds_of_payment(reference)
+    except ProviderError as exc:
+        raise ProviderUnreachable() from exc
 
 
 # --- receiving -----------------------------------------------------------------------------------
@@ -123,9 +149,14 @@ def plan_webhook(
 
 
 def apply_webhook(
-    session: Session, plan: WebhookPlan, event: WebhookEvent, runtime: Runtime
+    session: Session,
+    plan: WebhookPlan,
+    event: WebhookEvent,
+    runtime: Runtime,
+    reported: list[ProviderRefund] | None = None,
 ) -> str:
-    """Apply a verified event once (de-duplicated by id); returns what was done."""
+    """Apply a verified event once (de-duplicated by id); returns what was done. An event about
+    refunds records the ``reported`` ones not recorded yet (each once, by the provider's id)."""
     if not repository.record_event(
         session,
         provider=plan.provider.name,
@@ -135,6 +166,11 @@ def apply_webhook(
         now=runtime.clock.now(),
     ):
         return "duplicate"
+    if event.refunds is not None and event.refunds.trid is not None and reported is not None:
+        recorded = refunds.record_reported(
+            session, plan.account, plan.provider, event.refunds.trid, reported, runtime
+        )
+        return f"refunds recorded: {recorded}"
     outcome = event.outcome
     if outcome is None or outcome.trid is None:
         return "ignored"

@@ -70,6 +70,7 @@ def callback_fields(message: OutboxMessage) -> list[tuple[str, str]]:
         ("resp_code", str(payload["resp_code"])),
         ("trid", str(payload["trid"])),
         ("track_id", str(payload.get("track_id") or "")),
+        *((str(name), str(value)) for name, value in (payload.get("extra") or {}).items()),
     ]
 
 

@@ -233,13 +233,18 @@ def queue_callback(
     resp_code: str,
     account_id: int,
     clock: Clock,
+    extra: Mapping[str, str] | None = None,
 ) -> OutboxMessage:
-    """The merchant's callback: ``resp_code`` PROCESSED, CANCELLED or ERROR."""
+    """The merchant's callback: ``resp_code`` PROCESSED, CANCELLED or ERROR; ``extra`` fields
+    are sent too, after those (a refund's ``event=refund``, its id and amount)."""
+    payload: dict[str, Any] = {"trid": trid, "track_id": track_id or "", "resp_code": resp_code}
+    if extra:
+        payload["extra"] = dict(extra)
     return enqueue(
         session,
         kind=CALLBACK,
         target=url,
-        payload={"trid": trid, "track_id": track_id or "", "resp_code": resp_code},
+        payload=payload,
         clock=clock,
         account_id=account_id,
         subject=trid,

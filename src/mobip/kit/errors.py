@@ -173,3 +173,11 @@ class IdempotencyKeyReused(MobipError):
     default_message = (
         "This Idempotency-Key was already used with different parameters in the last 24 hours"
     )
+
+
+class IdempotencyKeyInProgress(MobipError):
+    return_code = "5054"
+    http_status = 409
+    default_message = (
+        "A request with this Idempotency-Key is still being processed: send it again later"
+    )

@@ -33,3 +33,18 @@ class TransactionInError(Conflict):
 class ResendLimitReached(Conflict):
     return_code = "5020"
     default_message = "This transaction was resent the maximum number of times"
+
+
+class TransactionNotRefundable(Conflict):
+    return_code = "5050"
+    default_message = "Only a PAID transaction can be refunded"
+
+
+class RefundExceedsRemaining(Conflict):
+    return_code = "5051"
+    default_message = "The refund is more than what is left to refund of this transaction"
+
+
+class TransactionFullyRefunded(Conflict):
+    return_code = "5052"
+    default_message = "The transaction is already fully refunded"

@@ -28,6 +28,7 @@ from mobip.accounts.models import Account, Role
 from mobip.kit.db import DriverInsert, DriverStatement
 from mobip.transactions.models import (
     TRANSITIONS,
+    Refund,
     Transaction,
     TransactionEvent,
     TransactionKind,
@@ -79,11 +80,16 @@ def _with_merchant(trid: str) -> Select[Transaction, Account]:
     )
 
 
-def get_visible(session: Session, scope: Account, trid: str) -> tuple[Transaction, Account] | None:
-    """The transaction and its merchant, if ``scope`` owns it or is above its owner."""
+def get_visible(
+    session: Session, scope: Account, trid: str, *, for_update: bool = False
+) -> tuple[Transaction, Account] | None:
+    """The transaction and its merchant, if ``scope`` owns it or is above its owner;
+    ``for_update`` locks the transaction's row (PostgreSQL; SQLite serialises writers)."""
     query = _with_merchant(trid)
     if scope.role != Role.ADMIN:
         query = query.where(Account.path.startswith(scope.path, autoescape=True))
+    if for_update:
+        query = query.with_for_update(of=Transaction).execution_options(populate_existing=True)
     row = session.execute(query).first()
     return (row[0], row[1]) if row else None
 
@@ -312,6 +318,75 @@ def last_paid_at(session: Session, account_id: int) -> datetime | None:
             Transaction.status == TransactionStatus.PAID.value,
         )
     ).first()
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+
+def lock(session: Session, transaction: Transaction) -> None:
+    """Lock the transaction's row and read it again (PostgreSQL; SQLite serialises writers)."""
+    session.execute(
+        select(Transaction.id)
+        .where(Transaction.id == transaction.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    session.refresh(transaction)
+
+
+def refunds_reserved(session: Session, transaction: Transaction) -> int:
+    """The amount of the transaction's refunds, succeeded or still PENDING (the caller holds
+    the transaction's row lock, so no other refund can be added meanwhile)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.transaction_id == transaction.id
+        )
+    )
+    return int(total or 0)
+
+
+def add_refund(session: Session, refund: Refund) -> Refund:
+    session.add(refund)
+    session.flush()
+    return refund
+
+
+def refund_of(session: Session, transaction: Transaction, refund_id: str) -> Refund | None:
+    return session.scalars(
+        select(Refund).where(Refund.transaction_id == transaction.id, Refund.refund_id == refund_id)
+    ).first()
+
+
+def refund_by_reference(
+    session: Session, transaction: Transaction, provider: str, reference: str
+) -> Refund | None:
+    return session.scalars(
+        select(Refund).where(
+            Refund.transaction_id == transaction.id,
+            Refund.provider == provider,
+            Refund.provider_reference == reference,
+        )
+    ).first()
+
+
+def delete_refund(session: Session, refund: Refund) -> None:
+    session.delete(refund)
+    session.flush()
+
+
+def refunds(session: Session, transaction: Transaction) -> Sequence[Refund]:
+    return session.scalars(
+        select(Refund).where(Refund.transaction_id == transaction.id).order_by(Refund.id)
+    ).all()
+
+
+def add_refunded(session: Session, transaction: Transaction, amount: int, now: datetime) -> None:
+    """Count a succeeded refund on the transaction (its row is locked by the caller)."""
+    refunded = transaction.refunded_amount + amount
+    transaction.refunded_amount = refunded
+    transaction.is_refunded = refunded >= transaction.total_amount
+    transaction.updated_at = now
+    session.flush()
 
 
 def count_manual_resend(session: Session, transaction: Transaction, now: datetime) -> None:

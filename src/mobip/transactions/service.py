@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,15 +24,21 @@ from mobip.outbound import client as outbound
 from mobip.qr.service import render_png
 from mobip.transactions import repository
 from mobip.transactions.errors import (
+    RefundExceedsRemaining,
     ResendLimitReached,
     TransactionAlreadyCancelled,
     TransactionAlreadyDenied,
     TransactionAlreadyPaid,
+    TransactionFullyRefunded,
     TransactionInError,
     TransactionNotFound,
+    TransactionNotRefundable,
 )
 from mobip.transactions.models import (
     Media,
+    Refund,
+    RefundSource,
+    RefundStatus,
     Transaction,
     TransactionKind,
     TransactionStatus,
@@ -365,10 +371,14 @@ def _cancel(session: Session, transaction: Transaction, reason: str, clock: Cloc
 
 
 def queue_callback(
-    session: Session, transaction: Transaction, resp_code: str, clock: Clock
+    session: Session,
+    transaction: Transaction,
+    resp_code: str,
+    clock: Clock,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
     """Queue the merchant's callback about ``transaction`` (PROCESSED, CANCELLED or ERROR), when
-    it has a callback URL."""
+    it has a callback URL; ``extra`` fields follow the usual ones (a refund's)."""
     if transaction.call_back_url:
         delivery.queue_callback(
             session,
@@ -378,6 +388,7 @@ def queue_callback(
             resp_code=resp_code,
             account_id=transaction.account_id,
             clock=clock,
+            extra=extra,
         )
 
 
@@ -516,6 +527,207 @@ def fail(session: Session, transaction: Transaction, *, reason: str | None, now:
     )
 
 
+# --- refunds (issue 13, docs/fees.md) ----------------------------------------------------------
+# A refund through refund_transaction takes two units of work around the provider's call
+# (checkout/refunds.py): reserve_refund adds it PENDING under the transaction's row lock (its
+# amount counts against what is left, so concurrent refunds cannot add up past the total),
+# the provider is called with no transaction open, then complete_refund or release_refund.
+
+REFUND_EVENT = "refund"
+
+
+@dataclass(frozen=True)
+class ReservedRefund:
+    """A PENDING refund, reserved for the provider's call."""
+
+    refund_id: str
+    trid: str
+    account_id: int
+    amount: int
+    currency: str
+    provider: str
+
+
+def reserve_refund(
+    session: Session,
+    caller: Account,
+    trid: str,
+    amount: int | None,
+    *,
+    provider: str,
+    clock: Clock,
+) -> ReservedRefund:
+    """Reserve a refund of ``amount`` (default: all that is left) of a PAID transaction the
+    caller owns or is above; refused when nothing or less is left."""
+    if amount is not None and amount <= 0:
+        raise InvalidField("amount_in_cents", "must be greater than 0")
+    found = repository.get_visible(session, caller, trid, for_update=True)
+    if found is None:
+        raise TransactionNotFound()
+    transaction, _ = found
+    if transaction.status != TransactionStatus.PAID:
+        raise TransactionNotRefundable(
+            f"Only a PAID transaction can be refunded (this one is {transaction.status})"
+        )
+    left = transaction.total_amount - repository.refunds_reserved(session, transaction)
+    if left <= 0:
+        raise TransactionFullyRefunded()
+    if amount is None:
+        amount = left
+    if amount > left:
+        raise RefundExceedsRemaining(
+            f"amount_in_cents: at most {left} is left to refund of this transaction"
+        )
+    refund = repository.add_refund(
+        session,
+        Refund(
+            refund_id=new_id("rf", 16),
+            transaction_id=transaction.id,
+            account_id=transaction.account_id,
+            amount=amount,
+            currency=transaction.currency,
+            status=RefundStatus.PENDING.value,
+            source=RefundSource.API.value,
+            provider=provider,
+            provider_reference=None,
+            created_at=clock.now(),
+            refunded_at=None,
+        ),
+    )
+    return ReservedRefund(
+        refund.refund_id,
+        transaction.trid,
+        transaction.account_id,
+        amount,
+        refund.currency,
+        provider,
+    )
+
+
+def _locked_with_refund(
+    session: Session, reserved: ReservedRefund
+) -> tuple[Transaction, Refund | None]:
+    found = repository.get_with_merchant_by_trid(session, reserved.trid)
+    assert found is not None, "a transaction with refunds is never deleted"
+    transaction = found[0]
+    repository.lock(session, transaction)
+    return transaction, repository.refund_of(session, transaction, reserved.refund_id)
+
+
+def complete_refund(
+    session: Session, reserved: ReservedRefund, provider_reference: str, clock: Clock
+) -> dict[str, Any]:
+    """The provider took the reserved refund: SUCCEEDED with its reference, counted on the
+    transaction, the merchant's callback queued. Once: a refund the provider's webhook recorded
+    first is not counted again."""
+    transaction, refund = _locked_with_refund(session, reserved)
+    assert refund is not None, "a reserved refund is only removed by release_refund"
+    if refund.status == RefundStatus.PENDING:
+        _succeed(session, transaction, refund, provider_reference, clock)
+    return refund_data(refund)
+
+
+def release_refund(session: Session, reserved: ReservedRefund) -> None:
+    """The provider refused (or could not be reached): the reservation is removed, nothing is
+    recorded. A refund its webhook already confirmed stays."""
+    _, refund = _locked_with_refund(session, reserved)
+    if refund is not None and refund.status == RefundStatus.PENDING:
+        repository.delete_refund(session, refund)
+
+
+def record_provider_refund(
+    session: Session,
+    transaction: Transaction,
+    *,
+    provider: str,
+    reference: str,
+    amount: int,
+    refund_id: str | None,
+    clock: Clock,
+) -> bool:
+    """A refund the provider reports (its webhook): recorded once, by its reference. Ours
+    (``refund_id`` from its metadata) completes the PENDING reservation; one made in the
+    provider's dashboard is added. False when it was already recorded."""
+    repository.lock(session, transaction)
+    if repository.refund_by_reference(session, transaction, provider, reference) is not None:
+        return False
+    ours = repository.refund_of(session, transaction, refund_id) if refund_id else None
+    if ours is not None:
+        if ours.status != RefundStatus.PENDING:
+            return False
+        _succeed(session, transaction, ours, reference, clock)
+        return True
+    refund = repository.add_refund(
+        session,
+        Refund(
+            refund_id=new_id("rf", 16),
+            transaction_id=transaction.id,
+            account_id=transaction.account_id,
+            amount=amount,
+            currency=transaction.currency,
+            status=RefundStatus.PENDING.value,
+            source=RefundSource.PROVIDER.value,
+            provider=provider,
+            provider_reference=None,
+            created_at=clock.now(),
+            refunded_at=None,
+        ),
+    )
+    _succeed(session, transaction, refund, reference, clock)
+    return True
+
+
+def _succeed(
+    session: Session, transaction: Transaction, refund: Refund, reference: str, clock: Clock
+) -> None:
+    now = clock.now()
+    refund.status = RefundStatus.SUCCEEDED.value
+    refund.provider_reference = reference
+    refund.refunded_at = now
+    repository.add_refunded(session, transaction, refund.amount, now)
+    queue_callback(
+        session,
+        transaction,
+        "PROCESSED",
+        clock,
+        extra={
+            "event": REFUND_EVENT,
+            "refund_id": refund.refund_id,
+            "refund_amount_in_cents": str(refund.amount),
+            "refunded_amount_in_cents": str(transaction.refunded_amount),
+            "isRefunded": "true" if transaction.is_refunded else "false",
+        },
+    )
+
+
+def refund_data(refund: Refund) -> dict[str, str]:
+    """A refund as get_transaction and refund_transaction show it."""
+    return {
+        "refund_id": refund.refund_id,
+        "amount_in_cents": str(refund.amount),
+        "currency": refund.currency,
+        "status": refund.status,
+        "source": refund.source,
+        "provider": refund.provider,
+        "provider_reference": refund.provider_reference or "",
+        "created_at": iso(refund.created_at),
+        "refunded_at": iso(refund.refunded_at) if refund.refunded_at else "",
+    }
+
+
+def refund_reply(session: Session, trid: str, refund: dict[str, str]) -> dict[str, Any]:
+    """refund_transaction's reply: the refund and where the transaction stands now."""
+    found = repository.get_with_merchant_by_trid(session, trid)
+    assert found is not None
+    transaction = found[0]
+    return {
+        "trid": trid,
+        "refund": refund,
+        "refunded_amount_in_cents": str(transaction.refunded_amount),
+        "isRefunded": "true" if transaction.is_refunded else "false",
+    }
+
+
 def _require_pending(transaction: Transaction) -> None:
     error = _NOT_PENDING.get(transaction.status)
     if error is not None:
@@ -643,6 +855,19 @@ def transaction_data(
         "expires_at": iso(transaction.expires_at),
         "payment_method": transaction.payment_method or "",
         "isRefunded": "true" if transaction.is_refunded else "false",
+        "paid_at": iso(transaction.paid_at) if transaction.paid_at else "",
+        "fee": "" if transaction.fee is None else str(transaction.fee),
+        "fee_percent_part": ""
+        if transaction.fee_variable is None
+        else str(transaction.fee_variable),
+        "fee_fixed_part": ""
+        if transaction.fee_fixed_part is None
+        else str(transaction.fee_fixed_part),
+        "net_amount": ""
+        if transaction.fee is None
+        else str(transaction.total_amount - transaction.fee),
+        "refunded_amount": str(transaction.refunded_amount),
+        "refunds": [refund_data(r) for r in repository.refunds(session, transaction)],
         "qr_id": transaction.qr_id or "",
         "quantity": str(transaction.quantity),
         "created_at": iso(transaction.created_at),

@@ -86,12 +86,40 @@ class WebhookEvent:
     type: str
     # What the event says about a payment; None for events MOBIP does not act on.
     outcome: Outcome | None
+    # An event about a payment's refunds (Stripe charge.refunded, refund.created/updated).
+    refunds: RefundNotice | None = None
 
 
 @dataclass(frozen=True)
 class Refund:
     reference: str
     status: str
+
+    @property
+    def accepted(self) -> bool:
+        """The provider took the refund (done, or under way as it says: never to be undone)."""
+        return self.status in ("succeeded", "pending")
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the provider's API reports it: its id, amount, status and our refund id
+    (from its metadata) when we asked for it."""
+
+    reference: str
+    amount: int
+    status: str
+    refund_id: str | None
+
+
+@dataclass(frozen=True)
+class RefundNotice:
+    """A webhook event about refunds of one payment: which payment (the provider's id of it as
+    the event names it, e.g. a Stripe PaymentIntent) and whose transaction (our trid, from the
+    payment's metadata as the provider's API reports it)."""
+
+    payment: str
+    trid: str | None
 
 
 @dataclass(frozen=True)
@@ -188,8 +216,23 @@ class PaymentProvider(ABC):
         """Check a webhook's signature and read what it says; raises ``WebhookRejected``."""
 
     @abstractmethod
-    def refund(self, reference: str, amount: int) -> Refund:
-        """Refund ``amount`` (minor units) of a paid payment."""
+    def refund(
+        self,
+        reference: str | None,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (minor units) of the paid payment ``reference``; the provider does
+        it once per ``idempotency_key`` (derived from our refund id: a retried call refunds
+        nothing more) and keeps ``metadata`` with it (our refund id, which its webhook echoes).
+        Raises ProviderError when the provider refuses or cannot be reached."""
+
+    def refunds_of_payment(self, reference: str) -> list[ProviderRefund]:
+        """The refunds the provider holds for the paid payment ``reference`` (read from its API,
+        never from a webhook's body); empty for a provider without a dashboard of its own."""
+        return []
 
 
 class CardFormProvider(PaymentProvider):

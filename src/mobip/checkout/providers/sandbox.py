@@ -71,7 +71,15 @@ class SandboxProvider(CardFormProvider):
     ) -> WebhookEvent:
         raise WebhookRejected("the sandbox sends no webhooks")
 
-    def refund(self, reference: str, amount: int) -> Refund:
+    def refund(
+        self,
+        reference: str | None,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
+        # Immediate: the sandbox moves no money (its refund is recorded as succeeded).
         if amount <= 0:
             raise ValueError("a refund is of a positive amount")
         return Refund(reference=new_id("re_sbx", 12), status="succeeded")

@@ -19,7 +19,9 @@ from mobip.checkout.providers.base import (
     Payment,
     PaymentProvider,
     ProviderError,
+    ProviderRefund,
     Refund,
+    RefundNotice,
     Result,
     Start,
     WebhookEvent,
@@ -37,6 +39,8 @@ SESSION_EVENTS = (
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
 )
+# Refunds made in Stripe's dashboard (or ours, confirmed): recorded once, by Stripe's refund id.
+REFUND_EVENTS = ("charge.refunded", "refund.created", "refund.updated")
 _EXPAND = ["payment_intent.latest_charge"]
 _TIMEOUT_SECONDS = 20
 _http_client: stripe.HTTPClient | None = None
@@ -191,23 +195,66 @@ class StripeProvider(PaymentProvider):
                 )
             else:
                 outcome = self.session_outcome(obj["id"])
-        return WebhookEvent(id=str(data["id"]), type=event_type, outcome=outcome)
+        refunds = None
+        if event_type in REFUND_EVENTS and _get(obj, "object") in ("charge", "refund"):
+            refunds = self._refund_notice(obj)
+        return WebhookEvent(id=str(data["id"]), type=event_type, outcome=outcome, refunds=refunds)
 
-    def refund(self, reference: str, amount: int) -> Refund:
+    def refund(
+        self,
+        reference: str | None,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
         if amount <= 0:
             raise ValueError("a refund is of a positive amount")
-        session = self._call(self._client.v1.checkout.sessions.retrieve, reference)
+        if not reference:
+            raise ProviderError("no Stripe Checkout Session is recorded for this payment")
+        payment_intent = self._payment_intent_of(reference)
+        params: dict[str, Any] = {"payment_intent": payment_intent, "amount": amount}
+        if metadata:
+            params["metadata"] = dict(metadata)
+        refund = self._call(
+            self._client.v1.refunds.create,
+            params=params,
+            options={"idempotency_key": idempotency_key or f"mobip-refund-{reference}-{amount}"},
+        )
+        return Refund(reference=refund["id"], status=str(refund["status"]))
+
+    def _payment_intent_of(self, session_id: str) -> str:
+        session = self._call(self._client.v1.checkout.sessions.retrieve, session_id)
         payment_intent = _get(session, "payment_intent")
         if not isinstance(payment_intent, str):
             payment_intent = _get(payment_intent, "id")
         if not payment_intent:
             raise ProviderError("this Checkout Session has no payment to refund")
-        refund = self._call(
-            self._client.v1.refunds.create,
-            params={"payment_intent": payment_intent, "amount": amount},
-            options={"idempotency_key": f"mobip-refund-{reference}-{amount}"},
+        return str(payment_intent)
+
+    def refunds_of_payment(self, reference: str) -> list[ProviderRefund]:
+        payment_intent = self._payment_intent_of(reference)
+        listed = self._call(
+            self._client.v1.refunds.list, params={"payment_intent": payment_intent, "limit": 100}
         )
-        return Refund(reference=refund["id"], status=str(refund["status"]))
+        return [
+            ProviderRefund(
+                reference=str(item["id"]),
+                amount=int(item["amount"]),
+                status=str(item["status"]),
+                refund_id=_get(item, "metadata", "mobip_refund_id"),
+            )
+            for item in listed.get("data") or []
+        ]
+
+    def _refund_notice(self, obj: Any) -> RefundNotice | None:
+        """charge.refunded (a charge) or refund.* (a refund): the PaymentIntent they concern and
+        its trid, read from Stripe's API (the event's body is only a hint)."""
+        payment_intent = _get(obj, "payment_intent")
+        if not isinstance(payment_intent, str) or not payment_intent:
+            return None
+        intent = self._call(self._client.v1.payment_intents.retrieve, payment_intent)
+        return RefundNotice(payment=payment_intent, trid=_get(intent, "metadata", "trid"))
 
     def register_webhook(self, url: str) -> tuple[str, str]:
         """Create MOBIP's webhook endpoint on the merchant's Stripe account: (id, secret)."""
@@ -215,7 +262,7 @@ class StripeProvider(PaymentProvider):
             self._client.v1.webhook_endpoints.create,
             params={
                 "url": url,
-                "enabled_events": list(SESSION_EVENTS),
+                "enabled_events": [*SESSION_EVENTS, *REFUND_EVENTS],
                 "description": "MOBIP hosted checkout",
             },
         )
