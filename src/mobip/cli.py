@@ -464,6 +464,43 @@ def account_set_provider(
     typer.echo(f"provider of {uid} set to {provider.value}")
 
 
+@account_app.command("set-fees")
+def account_set_fees(
+    uid: str,
+    percent: Annotated[
+        str | None, typer.Option(help="Percentage, at most 2 decimals (1.4 = 140 basis points)")
+    ] = None,
+    fixed: Annotated[int | None, typer.Option(help="Fixed fee in minor units (25 = 0.25)")] = None,
+    clear: Annotated[bool, typer.Option(help="Remove its own schedule: inherit again")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the account's own fee schedule (a missing part counts as 0), or --clear it; changes
+    only the fees of payments made from now on (docs/fees.md)."""
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+
+        def work(session: Session) -> accounts_service.FeeSchedule:
+            account = accounts_service.set_fees(
+                session, uid, percent=percent, fixed=fixed, clear=clear, now=runtime.clock.now()
+            )
+            return accounts_service.fee_schedule_in_force(session, account, runtime.settings)
+
+        schedule = _unit_of_work(runtime, work)
+    if as_json:
+        _print_json(
+            {
+                "uid": uid,
+                "percent": schedule.percent,
+                "basis_points": schedule.basis_points,
+                "fixed": schedule.fixed,
+                "from": schedule.source,
+            }
+        )
+        return
+    origin = "its own" if schedule.source == uid else f"inherited from {schedule.source}"
+    typer.echo(f"fees of {uid}: {schedule.percent} % + {schedule.fixed} ({origin})")
+
+
 @account_app.command("add-document")
 def account_add_document(
     uid: str,

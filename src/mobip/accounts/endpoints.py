@@ -46,6 +46,7 @@ def get_account(call: Call) -> dict[str, Any]:
         document_list=call.text("document_list"),
         document_only=call.boolean("document_only"),
         encryptor=call.runtime.encryptor,
+        settings=call.runtime.settings,
     )
 
 
@@ -58,6 +59,7 @@ def get_account_by_external_id(call: Call) -> dict[str, Any]:
         document_list=call.text("document_list"),
         document_only=call.boolean("document_only"),
         encryptor=call.runtime.encryptor,
+        settings=call.runtime.settings,
     )
 
 

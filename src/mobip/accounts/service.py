@@ -108,13 +108,14 @@ def get_account(
     document_list: str | None,
     document_only: bool,
     encryptor: Encryptor,
+    settings: Settings,
 ) -> dict[str, Any]:
     """get_account: admins see any account, partners themselves and their descendants (the
     endpoint admits no other role: api/routing refuses a merchant with 3001)."""
     account = repository.get_visible_by_uid(session, caller, uid)
     if account is None:
         raise AccountNotFound()
-    return account_reply(session, account, document_list, document_only, encryptor)
+    return account_reply(session, account, document_list, document_only, encryptor, settings)
 
 
 def get_account_by_external_id(
@@ -125,6 +126,7 @@ def get_account_by_external_id(
     document_list: str | None,
     document_only: bool,
     encryptor: Encryptor,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Any caller finds itself or a descendant by External_AccountID; others are not found."""
     matches = repository.find_visible_by_external_id(session, caller, external_account_id)
@@ -132,7 +134,7 @@ def get_account_by_external_id(
         raise AccountNotFound()
     if len(matches) > 1:
         raise AmbiguousExternalAccountId()
-    return account_reply(session, matches[0], document_list, document_only, encryptor)
+    return account_reply(session, matches[0], document_list, document_only, encryptor, settings)
 
 
 def account_reply(
@@ -141,13 +143,14 @@ def account_reply(
     document_list: str | None,
     document_only: bool,
     encryptor: Encryptor,
+    settings: Settings,
 ) -> dict[str, Any]:
     names = _document_names(document_list)
     if document_only and not names:
         raise MissingField("document_list")
     reply: dict[str, Any] = {}
     if not document_only:
-        reply["account_data"] = account_data(session, account, encryptor)
+        reply["account_data"] = account_data(session, account, encryptor, settings)
     if names:
         reply["documents"] = [_document_dict(doc) for doc in _documents(session, account, names)]
     return reply
@@ -178,8 +181,13 @@ def _document_dict(doc: AccountDocument) -> dict[str, Any]:
     }
 
 
-def account_data(session: Session, account: Account, encryptor: Encryptor) -> list[dict[str, str]]:
-    """The spec's attribute list: name, type, value and whether update_account may change it."""
+def account_data(
+    session: Session, account: Account, encryptor: Encryptor, settings: Settings
+) -> list[dict[str, str]]:
+    """The spec's attribute list: name, type, value and whether update_account may change it;
+    our extension adds the fee schedule in force (fee_percent, fee_fixed_in_cents, and
+    fee_schedule_from: the uid whose schedule it is, or ``settings``)."""
+    fees = fee_schedule_in_force(session, account, settings)
     private_key = (
         mask_secret(encryptor.decrypt(account.provider_private_key_encrypted))
         if account.provider_private_key_encrypted
@@ -199,6 +207,9 @@ def account_data(session: Session, account: Account, encryptor: Encryptor) -> li
         ("Private_Payment_Provider_key", "string", private_key, True),
         ("Payment_Provider_login", "string", account.provider_login, True),
         ("document_names", "string", "|".join(repository.document_names(session, account)), False),
+        ("fee_percent", "decimal", fees.percent, False),
+        ("fee_fixed_in_cents", "integer", str(fees.fixed), False),
+        ("fee_schedule_from", "string", fees.source, False),
         ("created_at", "datetime", _iso(account.created_at), False),
         ("updated_at", "datetime", _iso(account.updated_at), False),
     ]
