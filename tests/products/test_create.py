@@ -4,10 +4,15 @@ stored copies (re-encoded, no metadata, by content hash)."""
 from __future__ import annotations
 
 import io
+import sqlite3
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from callback_receiver import Receiver
@@ -259,3 +264,59 @@ def test_the_same_photo_is_stored_once(
         assert create(client, token, **reusable_qr(photos.url("/photo.png"))).status_code == 200
     assert count_qrs(runtime) == 2
     assert len(stored_files(runtime)) == 2  # one photo, one thumbnail
+
+
+def _open_transactions(runtime: Runtime) -> int:
+    """PostgreSQL sessions of this database idle inside a transaction (ours: none but a test's)."""
+    with runtime.database.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'idle in transaction'"
+                )
+            ).scalar_one()
+        )
+
+
+def test_the_photo_is_downloaded_with_no_database_transaction_open_and_a_failure_frees_the_key(
+    client: TestClient, token: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the photo's server takes its time, no lock or transaction of the request is held
+    (SQLite: another writer gets the write lock at once; PostgreSQL: no session idle in a
+    transaction), even with an Idempotency-Key claimed; the failed download gives the key back."""
+    monkeypatch.setattr(product_photos, "DOWNLOAD_SECONDS", 1.5)
+    replies: list[Any] = []
+    with silent_server() as url:
+        fields = form(access_token=token, **reusable_qr(url))
+        request = threading.Thread(
+            target=lambda: replies.append(
+                client.post(CREATE, files=fields, headers={"Idempotency-Key": "slow-1"})
+            )
+        )
+        request.start()
+        time.sleep(0.7)  # the request is waiting for the photo by now
+        assert request.is_alive()
+        if runtime.database.is_sqlite:
+            path = runtime.database.engine.url.database
+            assert path is not None
+            other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # "database is locked" if a writer held it
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+        else:
+            assert _open_transactions(runtime) == 0
+        request.join()
+    [failed] = replies
+    assert failed.status_code == 400 and "item_photo" in failed.json()["return_message"]
+    assert count_qrs(runtime) == 0
+    # The same key again is a new attempt (not "in progress", 5054), refused the same way.
+    with silent_server() as url:
+        again = client.post(
+            CREATE,
+            files=form(access_token=token, **reusable_qr(url)),
+            headers={"Idempotency-Key": "slow-1"},
+        )
+    assert again.status_code == 400 and again.json()["return_code"] == failed.json()["return_code"]

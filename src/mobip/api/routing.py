@@ -211,7 +211,8 @@ class CallOutside:
     the call is about and claimed the Idempotency-Key), runs ``call()`` with no transaction
     open, then ``finish(session, outcome)`` in a second unit of work; its reply is sent and
     stored under the key. An error ``finish`` raises with ``keep_changes`` (the reservation
-    released) releases the key too, so the same request may be sent again."""
+    released) releases the key too, so the same request may be sent again, as does an error
+    ``call()`` raises (e.g. a photo that cannot be downloaded: nothing was reserved)."""
 
     call: Callable[[], Any]
     finish: Callable[[Session, Any], dict[str, Any]]
@@ -476,7 +477,21 @@ def build_route(
         if response is not None:
             return response
         pending, key, account_uid = outside[0]
-        outcome = pending.call()  # no transaction open: no lock held while it waits
+        try:
+            outcome = pending.call()  # no transaction open: no lock held while it waits
+        except Exception:
+            # Nothing was done outside: the Idempotency-Key claimed with the first unit of work
+            # is given back, so the same request may be sent again (not "in progress" for 24 h).
+            if key is not None and account_uid is not None:
+                claimed = key, account_uid
+                database.run(
+                    lambda session: idempotency.release(
+                        session, account_uid=claimed[1], key=claimed[0]
+                    ),
+                    immediate=True,
+                    within=_BUSY_RETRY_SECONDS,
+                )
+            raise
 
         def finish_outside(session: Session) -> Response:
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mobip.accounts.endpoints import current_account
-from mobip.api.routing import ACCESS_TOKEN, Call, Endpoint, Field
+from mobip.api.routing import ACCESS_TOKEN, Call, CallOutside, Endpoint, Field
 from mobip.products import service
 from mobip.products.storage import photo_store
 from mobip.transactions.endpoints import CALLBACK_URL_HELP, HTTP_URL_PATTERN, LANGUAGE
@@ -35,7 +35,7 @@ def _text(name: str, description: str, max_length: int = 255) -> Field:
     return Field(name, "string", description, max_length=max_length)
 
 
-def create_reusable_qr(call: Call) -> dict[str, Any]:
+def create_reusable_qr(call: Call) -> CallOutside:
     """A product's QR code, paid any number of times; its photo is downloaded and stored now."""
     merchant = current_account(call)
     data = service.NewReusableQr(
@@ -53,8 +53,16 @@ def create_reusable_qr(call: Call) -> dict[str, Any]:
         language=call.text("language"),
     )
     runtime = call.runtime
-    return service.create(
-        call.session, merchant, data, runtime.settings, runtime.clock, photo_store(runtime)
+    settings = runtime.settings
+    checked = service.check_new(merchant, data, settings)
+    store = photo_store(runtime)
+    # The download (up to 10 s) runs with no database transaction open; the QR code is recorded
+    # in a second unit of work (api/routing's CallOutside).
+    return CallOutside(
+        call=lambda: service.download_photo(checked, settings, store),
+        finish=lambda session, photo: service.record(
+            session, checked, photo, settings, runtime.clock
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from mobip.outbound import client as outbound
 from mobip.products import photos, repository
 from mobip.products.errors import ReusableQrDisabled, ReusableQrNotFound
 from mobip.products.models import QrStatus, ReusableQr
+from mobip.products.photos import StoredPhoto
 from mobip.products.storage import PhotoStore
 from mobip.transactions import service as transactions
 
@@ -74,30 +75,41 @@ def is_qr_id(value: str) -> bool:
 # --- creating --------------------------------------------------------------------------------
 
 
-def create(
-    session: Session,
-    merchant: Account,
-    data: NewReusableQr,
-    settings: Settings,
-    clock: Clock,
-    store: PhotoStore,
-) -> dict[str, str]:
-    """Validate every field, then download and store the photo, then record the QR code; any
-    refusal (the photo's included) leaves nothing recorded."""
+@dataclass(frozen=True)
+class CheckedQr:
+    """A create request whose fields passed every check, its photo not yet downloaded."""
+
+    merchant: Account
+    values: dict[str, Any]
+
+
+def check_new(merchant: Account, data: NewReusableQr, settings: Settings) -> CheckedQr:
+    """Every field checked, in the order errors are reported; no network, no database."""
     require_role(merchant, Role.MERCHANT)
-    values = _validated(data, settings)
-    # Last: the network is used only for a request that is otherwise valid.
-    photo = photos.fetch_and_store(values["item_photo"], settings, store)
+    return CheckedQr(merchant, _validated(data, settings))
+
+
+def download_photo(checked: CheckedQr, settings: Settings, store: PhotoStore) -> StoredPhoto:
+    """The photo downloaded, checked, re-encoded and stored (InvalidField naming item_photo
+    otherwise). Up to 10 s of network: api/routing runs it outside any database transaction
+    (CallOutside), so no lock is held meanwhile; last, for a request otherwise valid."""
+    return photos.fetch_and_store(checked.values["item_photo"], settings, store)
+
+
+def record(
+    session: Session, checked: CheckedQr, photo: StoredPhoto, settings: Settings, clock: Clock
+) -> dict[str, str]:
+    """The QR code recorded with its stored photo; the reply."""
     now = clock.now()
     qr_id = new_id(QR_ID_PREFIX, 16)
     repository.add(
         session,
         {
-            **values,
+            **checked.values,
             "qr_id": qr_id,
-            "account_id": merchant.id,
+            "account_id": checked.merchant.id,
             "status": QrStatus.ACTIVE.value,
-            "currency": merchant.currency,
+            "currency": checked.merchant.currency,
             "photo_key": photo.photo_key,
             "thumbnail_key": photo.thumbnail_key,
             "photo_width": photo.width,
