@@ -164,7 +164,34 @@ def test_no_secret_token_or_card_number_in_any_log_line(
             uid=other.account.uid,
             account_data=json.dumps({"Private_Payment_Provider_key": stripe_key}),
         )
+        # Refused (nothing listens on the photo's port; the transaction is not PAID), logged all
+        # the same: what counts here is what the log lines hold.
+        reusable = call(
+            client,
+            "create_reusable_qr",
+            merchant_token,
+            place,
+            item_amount=900,
+            tax_amount=0,
+            item_name="Mug",
+            item_photo="http://127.0.0.1:9/mug.png",
+        )
+        qr_id = str(reusable.get("qr_id", "qr_unknown"))
+        for name in ("get_reusable_qr", "disable_reusable_qr", "enable_reusable_qr"):
+            call(client, name, merchant_token, place, qr_id=qr_id)
+        call(client, "get_reusable_qr_list", merchant_token, place)
+        call(client, "refund_transaction", merchant_token, place, trid=trid)
+        call(client, "get_invoice_list", merchant_token, place)
+        call(client, "get_invoice", merchant_token, place, invoice_id="inv_unknown")
         called |= {
+            "get_invoice_list",
+            "get_invoice",
+            "create_reusable_qr",
+            "get_reusable_qr",
+            "get_reusable_qr_list",
+            "disable_reusable_qr",
+            "enable_reusable_qr",
+            "refund_transaction",
             "send_payment_request",
             "create_one_use_qr",
             "is_valid",

@@ -307,3 +307,33 @@ def test_the_document_is_the_golden_copy() -> None:
     golden = Path(__file__).with_name("openapi_golden.json").read_text()
     document = build_openapi(ENDPOINTS)
     assert json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n" == golden
+
+
+def test_get_transactions_refunds_are_described_with_the_fields_they_have() -> None:
+    """transaction_data's refunds are a list of objects (not text, as its other fields): OpenAPI
+    names each field refund_data gives, and the document describes the list."""
+    from datetime import UTC, datetime
+
+    from mobip.api.openapi import _REFUND
+    from mobip.transactions.models import Refund
+    from mobip.transactions.service import refund_data
+
+    now = datetime.now(UTC)
+    refund = Refund(
+        refund_id="rf_1",
+        amount=100,
+        currency="EUR",
+        status="SUCCEEDED",
+        source="api",
+        provider="sandbox",
+        provider_reference=None,
+        created_at=now,
+        refunded_at=now,
+    )
+    assert set(refund_data(refund)) == set(_REFUND["properties"])
+    document = build_openapi(ENDPOINTS)
+    reply = document["paths"]["/api/2.0/mobip/get_transaction"]["get"]["responses"]["200"]
+    data = reply["content"]["application/json"]["schema"]["properties"]["transaction_data"]
+    refunds = data["properties"]["refunds"]
+    assert refunds["type"] == "array"
+    assert set(refunds["items"]["properties"]) == set(refund_data(refund))

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from anyio import CapacityLimiter
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from callback_receiver import running_receiver
+from checkout.support import pay_by_card
 from factories import form, make_account, token_for
 from mobip.accounts.service import NewCredentials
 from mobip.api.batch import GroupCommit
@@ -317,8 +319,10 @@ def _accepted_request(
         return {"access_token": token, **reusable_qr(photo_url)}
     if endpoint.name == "get_reusable_qr_list":
         return {"access_token": token}
-    trid = post(client, "send_payment_request", access_token=token, **valid_request()).json()
-    return {"access_token": token, "trid": trid["trid"]}
+    created = post(client, "send_payment_request", access_token=token, **valid_request()).json()
+    if endpoint.name == "refund_transaction":  # a PAID transaction, paid on its page
+        pay_by_card(client, urlsplit(created["url_checkout"]).path)
+    return {"access_token": token, "trid": created["trid"]}
 
 
 BOUNDED = [
@@ -347,6 +351,7 @@ def test_the_bounded_fields_are_the_ones_checked_here() -> None:
         ("create_reusable_qr", "tax_amount"),
         ("create_reusable_qr", "language"),
         ("get_reusable_qr_list", "limit"),
+        ("refund_transaction", "amount_in_cents"),
     }
 
 

@@ -26,6 +26,15 @@ def pay_path(transaction: Transaction) -> str:
     return f"/pay/{transaction.checkout_token}"
 
 
+def pay_by_card(client: Any, path: str, number: str = PAID) -> None:
+    """Pay the checkout page at ``path`` (/pay/ck_…) with ``number`` through its card form."""
+    page = client.get(path)
+    reply = client.post(
+        path, data={"csrf_token": csrf_of(page.text), **card(number)}, follow_redirects=False
+    )
+    assert reply.status_code == 303, reply.text
+
+
 def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
     assert match, "no CSRF token in the page"

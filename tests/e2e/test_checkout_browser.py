@@ -491,7 +491,7 @@ def test_the_customer_may_stay_on_the_confirmation_page(
 def test_the_script_and_the_server_detect_the_same_brand(
     runtime: Runtime, base: str, shop: str, scripted: Page, merchant: Account
 ) -> None:
-    from checkout.test_cards import NUMBERS
+    from transactions.test_cards import NUMBERS
 
     from mobip.transactions.cards import brand_of
 
@@ -603,7 +603,7 @@ def test_the_receipt_address_typed_gets_the_receipt(
     pay(page, PAID)
     expect(page.get_by_text("Receipt sent to z***@example.com")).to_be_visible()
     receipts = [(target, p) for kind, target, p in outbox(runtime, qr) if kind == "receipt"]
-    assert receipts == [("zoe@example.com", {"trid": qr.trid, "language": "EN"})]
+    assert receipts == [("zoe@example.com", {"trid": qr.trid, "language": "EN", "test": True})]
 
 
 def test_on_a_phone_the_merchant_the_total_and_the_whole_card_form_are_in_the_first_screen(

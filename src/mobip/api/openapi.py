@@ -107,6 +107,25 @@ _MESSAGE = {
         )
     },
 }
+# A refund as get_transaction lists it (transactions.service.refund_data).
+_REFUND = {
+    "type": "object",
+    "properties": {
+        name: {"type": "string"}
+        for name in (
+            "refund_id",
+            "amount_in_cents",
+            "currency",
+            "status",
+            "source",
+            "provider",
+            "provider_reference",
+            "created_at",
+            "refunded_at",
+        )
+    },
+}
+
 _OUTPUT_SHAPES: dict[str, dict[str, Any]] = {
     "account_data": {
         "type": "array",
@@ -120,8 +139,13 @@ _OUTPUT_SHAPES: dict[str, dict[str, Any]] = {
     },
     "transaction_data": {
         "type": "object",
-        "description": "Every stored field as text, plus status_history and messages",
+        "description": "Every stored field as text, plus status_history, messages and refunds",
         "properties": {
+            "refunds": {
+                "type": "array",
+                "items": {**_REFUND, "xml": {"name": "item"}},
+                "xml": {"wrapped": True},
+            },
             "status_history": {
                 "type": "array",
                 "items": {**_STATUS_EVENT, "xml": {"name": "item"}},

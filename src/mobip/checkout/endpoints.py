@@ -76,6 +76,8 @@ ENDPOINTS = [
                 "integer",
                 "The amount to refund in minor units, more than 0 and at most what is left; "
                 "default: all that is left",
+                minimum=1,
+                service_checks_range=True,  # refunds.plan_refund: more than 0, at most what is left
             ),
             ACCESS_TOKEN,
         ],
