@@ -491,9 +491,8 @@ def test_the_customer_may_stay_on_the_confirmation_page(
 def test_the_script_and_the_server_detect_the_same_brand(
     runtime: Runtime, base: str, shop: str, scripted: Page, merchant: Account
 ) -> None:
-    from transactions.test_cards import NUMBERS
-
     from mobip.transactions.cards import brand_of
+    from transactions.test_cards import NUMBERS
 
     scripted.goto(base + pay_path(transaction_for(runtime, merchant, shop)))
     numbers = [*NUMBERS, *(n[:k] for n in NUMBERS for k in (1, 2, 3, 4, 6))]
