@@ -66,6 +66,7 @@ def test_wiring_registers_each_domain_once_in_order(runtime: Runtime) -> None:
         "reminders queued",
         "tokens purged",
         "login throttle counters purged",
+        "stale refunds settled",
         "fee invoices issued",
     ]
     assert twin(runtime).state(Schedule).names == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mobip.auth import tasks as auth_tasks
 from mobip.billing import tasks as billing_tasks
+from mobip.checkout import tasks as checkout_tasks
 from mobip.delivery.composing import Composers
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
@@ -35,6 +36,7 @@ def wire(runtime: Runtime) -> Runtime:
     # The order the jobs run in: expiry before reminders (an expired request gets none).
     transactions_tasks.register(schedule)
     auth_tasks.register(schedule)
+    checkout_tasks.register(schedule)
     billing_tasks.register(schedule)
     wired.done = True
     return runtime

@@ -18,8 +18,11 @@ from factories import form, make_account, make_transaction, token_for
 from mobip.accounts.models import Role
 from mobip.accounts.service import NewCredentials
 from mobip.app import create_app
+from mobip.checkout import refunds
+from mobip.checkout import tasks as checkout_tasks
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.providers.sandbox import SandboxProvider
+from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Refund, Transaction
 
@@ -332,3 +335,49 @@ def test_stripe_down_records_nothing(
     assert reload(runtime, stripe_paid).refunded_amount == 0
     with runtime.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Refund)) == 0
+
+
+# --- refunds a stopped process left PENDING (checkout/tasks.py) ----------------------------------
+
+
+def _reserve_and_stop(
+    runtime: Runtime, creds: NewCredentials, paid: Transaction, amount: int
+) -> None:
+    """The first unit of work of refund_transaction committed, then the process stopped: no
+    provider call, no outcome recorded."""
+    with runtime.database.transaction() as session:
+        refunds.plan_refund(session, creds.account, paid.trid, amount, runtime)
+
+
+def test_a_refund_left_pending_by_a_stop_is_settled_by_the_worker_once_stale(
+    runtime: Runtime, creds: NewCredentials, paid: Transaction, clock: ManualClock
+) -> None:
+    _reserve_and_stop(runtime, creds, paid, 400)
+    assert [r.status for r in refunds_of(runtime, paid)] == ["PENDING"]
+    assert checkout_tasks.settle_stale_refunds(runtime) == 0  # not stale yet: may be in progress
+    clock.advance(seconds=checkout_tasks.STALE_AFTER.total_seconds() + 1)
+    assert checkout_tasks.settle_stale_refunds(runtime) == 1
+    [settled] = refunds_of(runtime, paid)
+    assert settled.status == "SUCCEEDED" and settled.provider_reference
+    assert reload(runtime, paid).refunded_amount == 400
+    [callback] = refund_callbacks(runtime, paid)
+    assert callback["extra"]["refund_amount_in_cents"] == "400"
+    assert checkout_tasks.settle_stale_refunds(runtime) == 0  # once
+
+
+def test_a_stale_refund_the_provider_refuses_is_released(
+    runtime: Runtime,
+    creds: NewCredentials,
+    paid: Transaction,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: object, *args: object, **kwargs: object) -> object:
+        raise ProviderError("sandbox: refused")
+
+    _reserve_and_stop(runtime, creds, paid, 1500)
+    monkeypatch.setattr(SandboxProvider, "refund", refuse)
+    clock.advance(seconds=checkout_tasks.STALE_AFTER.total_seconds() + 1)
+    assert checkout_tasks.settle_stale_refunds(runtime) == 1
+    assert refunds_of(runtime, paid) == [] and refund_callbacks(runtime, paid) == []
+    assert reload(runtime, paid).refunded_amount == 0

@@ -23,6 +23,7 @@ from mobip.checkout import repository
 from mobip.checkout.errors import ProviderNotAvailable, RefundFailed
 from mobip.checkout.providers.base import PaymentProvider, ProviderError, ProviderRefund, Refund
 from mobip.checkout.providers.registry import provider_for
+from mobip.kit.errors import MobipError
 from mobip.kit.runtime import Runtime
 from mobip.transactions import service as transactions
 
@@ -73,6 +74,30 @@ def plan_refund(
         session, caller, trid, amount, provider=provider.name, clock=runtime.clock
     )
     return PlannedRefund(reserved, provider, reference)
+
+
+def replan(
+    session: Session, reserved: transactions.ReservedRefund, runtime: Runtime
+) -> PlannedRefund | None:
+    """A reservation left PENDING (its request stopped before the outcome), ready to be sent to
+    its provider again; None when the merchant's provider is no longer the one it was reserved
+    with (it stays PENDING and is logged: the refund must be looked at in that provider)."""
+    found = transactions.get_for_worker(session, reserved.trid)
+    if found is None:
+        return None
+    transaction, merchant = found
+    paid = repository.paid_attempt(session, transaction)
+    try:
+        provider = provider_for(merchant, runtime)
+    except MobipError:
+        provider = None
+    if provider is None or provider.name != reserved.provider:
+        log.warning(
+            "a stale refund's provider is not the merchant's any more",
+            extra={"fields": {"trid": reserved.trid, "refund_id": reserved.refund_id}},
+        )
+        return None
+    return PlannedRefund(reserved, provider, paid.provider_reference if paid else None)
 
 
 def finish_refund(

@@ -29,6 +29,7 @@ from mobip.kit.db import DriverInsert, DriverStatement
 from mobip.transactions.models import (
     TRANSITIONS,
     Refund,
+    RefundStatus,
     Transaction,
     TransactionEvent,
     TransactionKind,
@@ -367,6 +368,21 @@ def refund_by_reference(
             Refund.provider_reference == reference,
         )
     ).first()
+
+
+def stale_pending_refunds(
+    session: Session, before: datetime, limit: int
+) -> list[tuple[Refund, str]]:
+    """PENDING refunds reserved before ``before`` (their request did not finish), oldest
+    first, each with its transaction's trid."""
+    rows = session.execute(
+        select(Refund, Transaction.trid)
+        .join(Transaction, Transaction.id == Refund.transaction_id)
+        .where(Refund.status == RefundStatus.PENDING.value, Refund.created_at < before)
+        .order_by(Refund.created_at, Refund.id)
+        .limit(limit)
+    ).all()
+    return [(refund, trid) for refund, trid in rows]
 
 
 def delete_refund(session: Session, refund: Refund) -> None:

@@ -604,6 +604,20 @@ def reserve_refund(
     )
 
 
+def get_for_worker(session: Session, trid: str) -> tuple[Transaction, Account] | None:
+    """A transaction and its merchant by trid, for the worker's jobs only (no tenant filter)."""
+    return repository.get_with_merchant_by_trid(session, trid)
+
+
+def stale_reservations(session: Session, before: datetime, limit: int) -> list[ReservedRefund]:
+    """Refunds reserved before ``before`` and still PENDING: their request stopped between the
+    reservation and its outcome (a crash), so nobody will finish them but a retry."""
+    return [
+        ReservedRefund(r.refund_id, trid, r.account_id, r.amount, r.currency, r.provider)
+        for r, trid in repository.stale_pending_refunds(session, before, limit)
+    ]
+
+
 def _locked_with_refund(
     session: Session, reserved: ReservedRefund
 ) -> tuple[Transaction, Refund | None]:
