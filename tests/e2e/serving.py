@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from factories import free_port
 
@@ -120,3 +122,13 @@ def stop(process: subprocess.Popen[Any]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.fixture
+def sqlite_db_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A ``db_url`` for tests whose subject does not depend on the database (how pages and
+    e-mails look, a browser's flow already run on both elsewhere): a copy of the migrated
+    SQLite template only. A module takes it with ``db_url = sqlite_db_url``."""
+    path = tmp_path / "mobip.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"

@@ -12,15 +12,14 @@ SQLite only.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from checkout.support import DECLINED, PAID, pay_path, serve_app
+from checkout.support import DECLINED, PAID, pay_path
+from e2e.serving import sqlite_db_url
 from e2e.visual import PHONE, VIEWPORTS, Viewport, assert_bottom_within, check_page
 from e2e.visual import viewport_context as visual_context
 from factories import make_account, make_transaction
@@ -43,17 +42,7 @@ TOTAL = {"EN": "€59.88", "FR": "59,88\xa0€"}
 PAY_BUTTON = re.compile(r"^(Pay|Payer)\b")
 
 
-@pytest.fixture
-def db_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "mobip.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def base(runtime: Runtime) -> Iterator[str]:
-    with serve_app(runtime) as url:
-        yield url
+db_url = sqlite_db_url  # how it looks does not depend on the database
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ look does not depend on the database: SQLite only.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
+from e2e.serving import sqlite_db_url
 from e2e.visual import (
     DESKTOP,
     PHONE,
@@ -43,11 +42,7 @@ BUTTON = {"EN": "Pay €59.88", "FR": "Payer 59,88\xa0€"}
 MARK = {"EN": "TEST MODE", "FR": "MODE TEST"}
 
 
-@pytest.fixture
-def db_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "mobip.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+db_url = sqlite_db_url  # how it looks does not depend on the database
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ depend on the database (tests/products covers both)."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +15,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from callback_receiver import Receiver, running_receiver
-from checkout.support import PAID, serve_app
+from checkout.support import PAID
 from delivery.support import deliver
+from e2e.serving import sqlite_db_url
 from factories import make_account
 from mobip.accounts.service import NewCredentials
 from mobip.kit.runtime import Runtime
@@ -27,17 +26,9 @@ from products.support import reusable_qr, serve_photos
 API = "/api/2.0/mobip"
 
 
-@pytest.fixture
-def db_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "mobip.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def base(runtime: Runtime) -> Iterator[str]:
-    with serve_app(runtime) as url:
-        yield url
+db_url = (
+    sqlite_db_url  # the flow in a browser; its database work is tested on both in tests/products
+)
 
 
 @pytest.fixture

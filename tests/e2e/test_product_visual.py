@@ -6,14 +6,10 @@ look does not depend on the database)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Browser, expect
 
-from checkout.support import serve_app
+from e2e.serving import sqlite_db_url
 from e2e.visual import PHONE, VIEWPORTS, Viewport, assert_bottom_within, check_page
 from e2e.visual import viewport_context as visual_context
 from factories import make_account
@@ -21,18 +17,7 @@ from mobip.kit.runtime import Runtime
 from mobip.products.models import QrStatus
 from products.support import make_reusable_qr
 
-
-@pytest.fixture
-def db_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "mobip.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def base(runtime: Runtime) -> Iterator[str]:
-    with serve_app(runtime) as url:
-        yield url
+db_url = sqlite_db_url  # how it looks does not depend on the database
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: v.name)
