@@ -578,22 +578,7 @@ def reserve_refund(
         raise RefundExceedsRemaining(
             f"amount_in_cents: at most {left} is left to refund of this transaction"
         )
-    refund = repository.add_refund(
-        session,
-        Refund(
-            refund_id=new_id("rf", 16),
-            transaction_id=transaction.id,
-            account_id=transaction.account_id,
-            amount=amount,
-            currency=transaction.currency,
-            status=RefundStatus.PENDING.value,
-            source=RefundSource.API.value,
-            provider=provider,
-            provider_reference=None,
-            created_at=clock.now(),
-            refunded_at=None,
-        ),
-    )
+    refund = _add_pending_refund(session, transaction, amount, RefundSource.API, provider, clock)
     return ReservedRefund(
         refund.refund_id,
         transaction.trid,
@@ -671,7 +656,23 @@ def record_provider_refund(
             return False
         _succeed(session, transaction, ours, reference, clock)
         return True
-    refund = repository.add_refund(
+    refund = _add_pending_refund(
+        session, transaction, amount, RefundSource.PROVIDER, provider, clock
+    )
+    _succeed(session, transaction, refund, reference, clock)
+    return True
+
+
+def _add_pending_refund(
+    session: Session,
+    transaction: Transaction,
+    amount: int,
+    source: RefundSource,
+    provider: str,
+    clock: Clock,
+) -> Refund:
+    """A new refund of ``transaction``, PENDING until its provider's reference is known."""
+    return repository.add_refund(
         session,
         Refund(
             refund_id=new_id("rf", 16),
@@ -680,15 +681,13 @@ def record_provider_refund(
             amount=amount,
             currency=transaction.currency,
             status=RefundStatus.PENDING.value,
-            source=RefundSource.PROVIDER.value,
+            source=source.value,
             provider=provider,
             provider_reference=None,
             created_at=clock.now(),
             refunded_at=None,
         ),
     )
-    _succeed(session, transaction, refund, reference, clock)
-    return True
 
 
 def _succeed(
