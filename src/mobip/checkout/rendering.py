@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,8 +66,14 @@ OTHER_ERROR = (
 @cache
 def templates(language: str) -> Environment:
     """The page templates with ``language``'s translations (Jinja2's i18n extension)."""
+    return page_environment(language, PackageLoader("mobip.checkout", "templates"))
+
+
+def page_environment(language: str, loader: BaseLoader) -> Environment:
+    """Jinja2 as the hosted pages use it (HTML escaped, an undefined name an error, the
+    language's gettext catalog), on ``loader``'s templates: the product pages extend ours."""
     environment = Environment(
-        loader=PackageLoader("mobip.checkout", "templates"),
+        loader=loader,
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
@@ -39,11 +39,12 @@ from mobip.checkout.rendering import (
     content_security_policy,
     css_hash,
     is_https,
+    page_environment,
     render_error,
 )
 from mobip.config import Settings
 from mobip.kit.errors import MobipError
-from mobip.kit.i18n import LANGUAGES, N_, money, translate, translations
+from mobip.kit.i18n import LANGUAGES, N_, money, translate
 from mobip.kit.runtime import Runtime
 from mobip.products import poster, service
 from mobip.products.errors import ReusableQrDisabled, ReusableQrNotFound
@@ -97,23 +98,15 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
 @cache
 def templates(language: str) -> Environment:
     """Our templates, extending the checkout's base page, with ``language``'s translations."""
-    environment = Environment(
-        loader=ChoiceLoader(
+    return page_environment(
+        language,
+        ChoiceLoader(
             [
                 PackageLoader("mobip.products", "templates"),
                 PackageLoader("mobip.checkout", "templates"),
             ]
         ),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
     )
-    environment.install_gettext_translations(  # type: ignore[attr-defined]
-        translations(language), newstyle=True
-    )
-    return environment
 
 
 def page_language(request: Request, qr: ReusableQr | None, asked: str | None) -> str:
