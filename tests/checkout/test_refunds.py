@@ -4,7 +4,6 @@ sandbox and the local Stripe stand-in, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -58,6 +57,11 @@ def refund_callbacks(runtime: Runtime, transaction: Transaction) -> list[dict[st
         for kind, _, payload in outbox(runtime, transaction)
         if kind == "callback" and payload.get("extra", {}).get("event") == "refund"
     ]
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> object:
+    """The sandbox's refund, refusing (monkeypatched in)."""
+    raise ProviderError("sandbox: refused")
 
 
 @pytest.fixture
@@ -171,10 +175,7 @@ def test_a_provider_refusal_records_nothing_and_frees_the_key(
     paid: Transaction,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refuse(self: object, *args: object, **kwargs: object) -> object:
-        raise ProviderError("sandbox: refused")
-
-    monkeypatch.setattr(SandboxProvider, "refund", refuse)
+    monkeypatch.setattr(SandboxProvider, "refund", _refuse)
     token = token_for(client, creds)
     headers = {"Idempotency-Key": "refund-2"}
     reply = refund(client, token, paid.trid, headers, amount_in_cents=300)
@@ -214,19 +215,6 @@ def test_concurrent_refunds_never_add_up_past_the_total(
 
 
 # --- Stripe (the local stand-in) -----------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe_client(runtime: Runtime, fake: FakeStripe) -> Iterator[TestClient]:
-    runtime.settings.stripe_api_base = fake.url
-    with TestClient(create_app(runtime), client=("203.0.113.7", 50000)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -372,11 +360,8 @@ def test_a_stale_refund_the_provider_refuses_is_released(
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refuse(self: object, *args: object, **kwargs: object) -> object:
-        raise ProviderError("sandbox: refused")
-
     _reserve_and_stop(runtime, creds, paid, 1500)
-    monkeypatch.setattr(SandboxProvider, "refund", refuse)
+    monkeypatch.setattr(SandboxProvider, "refund", _refuse)
     clock.advance(seconds=checkout_tasks.STALE_AFTER.total_seconds() + 1)
     assert checkout_tasks.settle_stale_refunds(runtime) == 1
     assert refunds_of(runtime, paid) == [] and refund_callbacks(runtime, paid) == []

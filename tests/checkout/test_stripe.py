@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +36,6 @@ from checkout.support import (
 )
 from factories import form, make_account, make_transaction, token_for
 from mobip.accounts.models import Account, Role
-from mobip.app import create_app
 from mobip.checkout.models import ProviderEvent, ProviderWebhook
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.providers.stripe import REFUND_EVENTS, SESSION_EVENTS, StripeProvider
@@ -49,19 +47,6 @@ from mobip.transactions import service as transactions_service
 from mobip.transactions.models import Transaction
 
 BASE = "http://127.0.0.1:8000"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe_client(runtime: Runtime, fake: FakeStripe) -> Iterator[TestClient]:
-    runtime.settings.stripe_api_base = fake.url
-    with TestClient(create_app(runtime), client=("203.0.113.7", 50000)) as client:
-        yield client
 
 
 @pytest.fixture
