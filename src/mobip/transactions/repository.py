@@ -204,22 +204,21 @@ def get_of_account(
 def set_payment_method(
     session: Session, transaction: Transaction, payment_method: str, now: datetime
 ) -> None:
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == transaction.id)
-        .values(payment_method=payment_method, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(transaction)
+    _set(session, transaction, now, payment_method=payment_method)
 
 
 def set_receipt_email(
     session: Session, transaction: Transaction, address: str, now: datetime
 ) -> None:
+    _set(session, transaction, now, receipt_email=address)
+
+
+def _set(session: Session, transaction: Transaction, now: datetime, **values: Any) -> None:
+    """One UPDATE of ``values`` (and updated_at) on the row, then the object read back."""
     session.execute(
         update(Transaction)
         .where(Transaction.id == transaction.id)
-        .values(receipt_email=address, updated_at=now)
+        .values(**values, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     session.refresh(transaction)
