@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from checkout.support import DECLINED, PAID, pay_path
 from e2e.serving import sqlite_db_url
-from e2e.visual import PHONE, VIEWPORTS, Viewport, assert_bottom_within, check_page
+from e2e.visual import PHONE, Viewport, assert_bottom_within, check_page, each_viewport
 from e2e.visual import viewport_context as visual_context
 from factories import make_account, make_transaction
 from mobip.accounts import service as accounts_service
@@ -50,10 +50,7 @@ def merchant(runtime: Runtime) -> Account:
     return make_account(runtime, name="Maison Dupré").account
 
 
-@pytest.fixture(params=VIEWPORTS, ids=lambda viewport: viewport.name)
-def viewport(request: pytest.FixtureRequest) -> Viewport:
-    viewport: Viewport = request.param
-    return viewport
+viewport = each_viewport  # 412x900 and 1280x800
 
 
 @contextmanager

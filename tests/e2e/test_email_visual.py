@@ -19,10 +19,10 @@ from e2e.serving import sqlite_db_url
 from e2e.visual import (
     DESKTOP,
     PHONE,
-    VIEWPORTS,
     Viewport,
     assert_bottom_within,
     check_page,
+    each_viewport,
     viewport_context,
 )
 from factories import make_account, make_transaction
@@ -50,10 +50,7 @@ def merchant(runtime: Runtime) -> Account:
     return make_account(runtime, name="Maison Dupré").account
 
 
-@pytest.fixture(params=VIEWPORTS, ids=lambda viewport: viewport.name)
-def viewport(request: pytest.FixtureRequest) -> Viewport:
-    viewport: Viewport = request.param
-    return viewport
+viewport = each_viewport  # 412x900 and 1280x800
 
 
 @pytest.fixture

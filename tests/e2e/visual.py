@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -301,3 +302,10 @@ def check_page(page: Page, test_name: str) -> Path:
     assert_no_horizontal_overflow(page)
     assert_accessible(page)
     return path
+
+
+@pytest.fixture(params=VIEWPORTS, ids=lambda viewport: viewport.name)
+def each_viewport(request: pytest.FixtureRequest) -> Viewport:
+    """Each of VIEWPORTS in turn (a module takes it as ``viewport = each_viewport``)."""
+    viewport: Viewport = request.param
+    return viewport
