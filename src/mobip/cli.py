@@ -56,6 +56,9 @@ def _runtime(*, existing_database: bool = False) -> Iterator[Runtime]:
     ``existing_database``: the command works on the server's database and must not create one
     (a SQLite file, a data folder and a secret key where the operator did not mean them).
     """
+    from mobip.wiring import observe
+
+    observe()  # a command that changes a transaction tells the same observers as the server
     settings = Settings()
     try:
         settings.check()

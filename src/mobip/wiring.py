@@ -1,4 +1,5 @@
-"""The composition root: what each domain registers with the runtime's delivery and schedule.
+"""The composition root: what each domain registers with the runtime's delivery and schedule,
+and the observers of the transactions' changes.
 
 Delivery sends messages and runs scheduled jobs without knowing the domains they come from; each
 domain hands over its own (``transactions.messages.register``: the composers of the messages it
@@ -15,6 +16,7 @@ from mobip.delivery.composing import Composers
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
 from mobip.transactions import messages as transactions_messages
+from mobip.transactions import observers
 from mobip.transactions import tasks as transactions_tasks
 
 
@@ -40,3 +42,18 @@ def wire(runtime: Runtime) -> Runtime:
     billing_tasks.register(schedule)
     wired.done = True
     return runtime
+
+
+def observe() -> None:
+    """Subscribe the domains that keep their tables in step with the transactions
+    (transactions/observers.py), for this process; again changes nothing. Done when this module
+    is imported, which every entry point does (the app, the CLI's commands, the worker)."""
+    for observer in _OBSERVERS:
+        observers.subscribe(observer)
+
+
+# Each domain's observer, in the order they run (added by their issues: stats, feed,
+# receivables).
+_OBSERVERS: list[observers.Observer] = []
+
+observe()

@@ -505,3 +505,7 @@ def count_automatic_resend(session: Session, transaction: Transaction, now: date
     )
     session.refresh(transaction)
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def by_trids(session: Session, trids: Sequence[str]) -> Sequence[Transaction]:
+    return session.scalars(select(Transaction).where(Transaction.trid.in_(trids))).all()

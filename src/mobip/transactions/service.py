@@ -22,7 +22,7 @@ from mobip.kit.security import new_id
 from mobip.kit.validation import email_address, http_url, international_phone
 from mobip.outbound import client as outbound
 from mobip.qr.service import render_png
-from mobip.transactions import repository
+from mobip.transactions import observers, repository
 from mobip.transactions.errors import (
     RefundExceedsRemaining,
     ResendLimitReached,
@@ -124,6 +124,75 @@ def write_created(conn: Connection, batch: Sequence[PreparedCreate]) -> None:
     delivery.insert_messages(
         conn, [prepared.message for prepared in batch if prepared.message is not None]
     )
+    if observers.subscribed():
+        observers.notify(conn, [_created(prepared.transaction) for prepared in batch])
+
+
+def _created(values: Mapping[str, Any]) -> observers.Change:
+    return observers.Change(
+        happening=observers.Happening.CREATED,
+        trid=values["trid"],
+        account_id=values["account_id"],
+        at=values["created_at"],
+        kind=values["kind"],
+        media=values["media"],
+        track_id=values["track_id"],
+        currency=values["currency"],
+        total_amount=values["item_amount"] + values["tax_amount"],
+        item_amount=values["item_amount"],
+        tax_amount=values["tax_amount"],
+        fee=0,
+    )
+
+
+def _observed(
+    session: Session,
+    transaction: Transaction,
+    happening: observers.Happening,
+    *,
+    at: datetime,
+    refund: Refund | None = None,
+) -> None:
+    """Tell the observers (transactions/observers.py) of ``happening``, in this unit of work."""
+    if not observers.subscribed():
+        return
+    change = observers.Change(
+        happening=happening,
+        trid=transaction.trid,
+        account_id=transaction.account_id,
+        at=at,
+        kind=transaction.kind,
+        media=transaction.media,
+        track_id=transaction.track_id,
+        currency=transaction.currency,
+        total_amount=transaction.total_amount,
+        item_amount=transaction.item_amount,
+        tax_amount=transaction.tax_amount,
+        fee=(transaction.fee or 0) if happening is observers.Happening.PAID else 0,
+        refund_id=refund.refund_id if refund is not None else None,
+        refund_amount=refund.amount if refund is not None else 0,
+    )
+    session.flush()
+    observers.notify(session.connection(), [change])
+
+
+def _change_status(
+    session: Session,
+    transaction: Transaction,
+    happening: observers.Happening,
+    *,
+    to: TransactionStatus,
+    reason: str | None,
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """repository.change_status, then the observers told when it changed."""
+    changed = repository.change_status(
+        session, transaction, to=to, reason=reason, now=now, values=values
+    )
+    if changed:
+        _observed(session, transaction, happening, at=now)
+    return changed
 
 
 def prepare_create(
@@ -362,8 +431,14 @@ def expire_if_due(session: Session, transaction: Transaction, clock: Clock) -> b
 
 
 def _cancel(session: Session, transaction: Transaction, reason: str, clock: Clock) -> bool:
-    changed = repository.change_status(
-        session, transaction, to=TransactionStatus.CANCELLED, reason=reason, now=clock.now()
+    happening = observers.Happening.EXPIRED if reason == EXPIRED else observers.Happening.CANCELLED
+    changed = _change_status(
+        session,
+        transaction,
+        happening,
+        to=TransactionStatus.CANCELLED,
+        reason=reason,
+        now=clock.now(),
     )
     if changed:
         queue_callback(session, transaction, "CANCELLED", clock)
@@ -438,9 +513,10 @@ def mark_paid(
     forbids it or another change came first."""
     schedule = fee_schedule_of_account_id(session, transaction.account_id, settings)
     fee = compute_fee(transaction.total_amount, schedule.basis_points, schedule.fixed)
-    return repository.change_status(
+    return _change_status(
         session,
         transaction,
+        observers.Happening.PAID,
         to=TransactionStatus.PAID,
         reason=None,
         now=now,
@@ -515,15 +591,25 @@ def last_paid_at(session: Session, account_id: int) -> datetime | None:
 
 def deny(session: Session, transaction: Transaction, *, reason: str | None, now: datetime) -> bool:
     """PENDING → DENIED with ``reason``; False as mark_paid's."""
-    return repository.change_status(
-        session, transaction, to=TransactionStatus.DENIED, reason=reason, now=now
+    return _change_status(
+        session,
+        transaction,
+        observers.Happening.DENIED,
+        to=TransactionStatus.DENIED,
+        reason=reason,
+        now=now,
     )
 
 
 def fail(session: Session, transaction: Transaction, *, reason: str | None, now: datetime) -> bool:
     """PENDING → ERROR with ``reason``; False as mark_paid's."""
-    return repository.change_status(
-        session, transaction, to=TransactionStatus.ERROR, reason=reason, now=now
+    return _change_status(
+        session,
+        transaction,
+        observers.Happening.ERROR,
+        to=TransactionStatus.ERROR,
+        reason=reason,
+        now=now,
     )
 
 
@@ -698,6 +784,7 @@ def _succeed(
     refund.provider_reference = reference
     refund.refunded_at = now
     repository.add_refunded(session, transaction, refund.amount, now)
+    _observed(session, transaction, observers.Happening.REFUNDED, at=now, refund=refund)
     queue_callback(
         session,
         transaction,
@@ -911,3 +998,9 @@ def transaction_data(
             )
         ],
     }
+
+
+def by_trids(session: Session, trids: Sequence[str]) -> list[Transaction]:
+    """The transactions of ``trids`` that exist, in no particular order (one query; the caller
+    decided what it may see): for the observers' readers (stats, feed, receivables)."""
+    return list(repository.by_trids(session, trids)) if trids else []

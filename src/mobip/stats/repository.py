@@ -1,0 +1,3 @@
+"""The queries of stats/ tables (only this package queries them)."""
+
+from __future__ import annotations
