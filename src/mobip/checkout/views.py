@@ -16,9 +16,10 @@ from mobip.accounts.models import Account
 from mobip.accounts.service import Branding
 from mobip.checkout import repository
 from mobip.checkout.errors import CheckoutNotFound, ProviderNotAvailable
+from mobip.checkout.hosted import moves_no_money
 from mobip.checkout.models import AttemptOutcome
 from mobip.checkout.providers.base import PaymentProvider
-from mobip.checkout.providers.registry import PROVIDERS, provider_class
+from mobip.checkout.providers.registry import provider_class
 from mobip.kit.i18n import language_of
 from mobip.kit.runtime import Runtime
 from mobip.kit.validation import stored_http_url
@@ -124,7 +125,7 @@ def is_test_checkout(session: Session, token: str) -> bool:
     """Whether a checkout link's payments are tests (its pages' TEST MODE mark), for the pages
     that show no transaction (errors)."""
     found = transactions.get_by_checkout_token(session, token) if is_checkout_token(token) else None
-    return found is not None and _moves_no_money(found[1].provider)
+    return found is not None and moves_no_money(found[1].provider)
 
 
 def open_page(
@@ -159,7 +160,7 @@ def view(
     page.branding = accounts.get_branding(session, merchant.id)
     if page.state is PageState.PAID:
         return _paid(session, page)
-    page.test_mode = _moves_no_money(merchant.provider)
+    page.test_mode = moves_no_money(merchant.provider)
     if page.state is not PageState.PAYABLE:
         return page
     if transaction.customer_email:
@@ -202,16 +203,10 @@ def _paid(session: Session, page: PageView) -> PageView:
     attempt = repository.paid_attempt(session, page.transaction)
     if attempt is not None:
         page.paid_card = card_shown(attempt.card_brand, attempt.card_last4)
-    page.test_mode = _moves_no_money(attempt.provider if attempt else page.merchant.provider)
+    page.test_mode = moves_no_money(attempt.provider if attempt else page.merchant.provider)
     receipt_to = transactions.receipt_address(page.transaction)
     page.receipt_to = transactions.mask_recipient(receipt_to) if receipt_to else None
     return page
-
-
-def _moves_no_money(provider_name: str) -> bool:
-    """Whether a payment through ``provider_name`` is a test (a provider with test cards)."""
-    provider = PROVIDERS.get(provider_name)
-    return provider is not None and bool(provider.test_cards)
 
 
 def merchant_return_url(transaction: Transaction) -> str:

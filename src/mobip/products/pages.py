@@ -8,9 +8,6 @@ merchant (products.service.start_payment) and sends the customer to its hosted c
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
@@ -30,8 +27,7 @@ from mobip.accounts import service as accounts
 from mobip.accounts.models import Account
 from mobip.api.envelope import read_body
 from mobip.checkout import csrf
-from mobip.checkout.errors import TooManyPaymentAttempts
-from mobip.checkout.providers.registry import PROVIDERS
+from mobip.checkout.hosted import accepted_language, limit_starts, moves_no_money
 from mobip.checkout.qr_images import CACHE_CONTROL, DEFAULT_SCALE
 from mobip.checkout.rendering import (
     SecurityHeaders,
@@ -117,24 +113,6 @@ def page_language(request: Request, qr: ReusableQr | None, asked: str | None) ->
     return accepted_language(request.headers.get("accept-language", ""))
 
 
-def accepted_language(header: str) -> str:
-    """EN or FR, whichever the Accept-Language header prefers (EN when it names neither)."""
-    best, best_q = "EN", -1.0
-    for position, part in enumerate(header.split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                continue
-        primary = tag.strip().split("-")[0].upper()
-        # Ties go to the first named (q is compared strictly; position only orders equals).
-        if primary in LANGUAGES and q > best_q and q > 0:
-            best, best_q = primary, q - position * 1e-9
-    return best
-
-
 def _render(
     request: Request,
     settings: Settings,
@@ -164,7 +142,7 @@ def _render(
             accent_css=css,
             logo_url=None,
             # The merchant's provider moves no money (the sandbox): marked as the checkout is.
-            test_mode=moves_no_money(merchant),
+            test_mode=moves_no_money(merchant.provider),
             qr=qr,
             photo_url=service.photo_path(qr.photo_key),
             thumbnail_url=service.photo_path(qr.thumbnail_key),
@@ -191,12 +169,6 @@ def _render(
             secure=is_https(settings),
         )
     return response
-
-
-def moves_no_money(merchant: Account) -> bool:
-    """Whether payments started here are tests (a provider with test cards: the sandbox)."""
-    provider = PROVIDERS.get(merchant.provider)
-    return provider is not None and bool(provider.test_cards)
 
 
 def _loaded(runtime: Runtime, qr_id: str) -> tuple[ReusableQr, Account, str | None]:
@@ -284,26 +256,6 @@ def _not_found(request: Request, runtime: Runtime, lang: str | None) -> Response
 # --- Pay -----------------------------------------------------------------------------------------
 
 
-class _StartLimiter:
-    """Payments started per client within the checkout's attempt window (per process)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.starts: dict[str, deque[float]] = {}
-
-    def check(self, key: str, limit: int, window: float, now: float) -> None:
-        with self.lock:
-            times = self.starts.setdefault(key, deque())
-            while times and times[0] <= now - window:
-                times.popleft()
-            if len(times) >= limit:
-                raise TooManyPaymentAttempts(int(times[0] + window - now) + 1)
-            times.append(now)
-            if len(self.starts) > 10_000:  # forget idle clients
-                for idle in [k for k, v in self.starts.items() if not v or v[-1] <= now - window]:
-                    del self.starts[idle]
-
-
 async def pay(request: Request) -> Response:
     """POST /p/{qr_id}: CSRF-checked and rate-limited; a new transaction, then 303 to its page."""
     runtime: Runtime = request.app.state.runtime
@@ -345,14 +297,8 @@ async def pay(request: Request) -> Response:
             request, runtime, qr, merchant, accent, language, errors=errors, kept=kept, status=400
         )
     purchase = service.Purchase(quantity, name, email, language)
-    client = request.client.host if request.client else "unknown"
     try:
-        runtime.state(_StartLimiter).check(
-            client,
-            settings.checkout_max_attempts_per_client,
-            settings.checkout_attempt_window_seconds,
-            time.monotonic(),
-        )
+        limit_starts(runtime, request)
         token = await run_in_threadpool(_start, runtime, qr_id, purchase)
     except ReusableQrDisabled:
         return _product_page(request, runtime, qr, merchant, accent, language)
