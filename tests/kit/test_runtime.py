@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from mobip.config import Settings
 from mobip.delivery import devoutbox
-from mobip.kit.runtime import Runtime
+from mobip.kit.runtime import TIMEZONE_OPTION, Runtime
 
 
 def mode(path: Path) -> int:
@@ -138,5 +138,15 @@ def test_state_made_by_racing_threads_is_one_instance(tmp_path: Path) -> None:
         for thread in threads:
             thread.join()
         assert len({id(found) for found in seen}) == 1
+    finally:
+        runtime.database.dispose()
+
+
+def test_the_runtime_tells_its_database_connections_the_zone(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, secret_key="k" * 40, timezone="Europe/Paris")
+    runtime = Runtime.from_settings(settings)
+    try:
+        with runtime.database.connection() as conn:
+            assert conn.get_execution_options()[TIMEZONE_OPTION] == "Europe/Paris"
     finally:
         runtime.database.dispose()

@@ -59,6 +59,17 @@ def own_fee_schedules_on_path(session: Session, account: Account) -> Sequence[Ac
     ).all()
 
 
+def subtree_ids(session: Session, scope: Account) -> list[int]:
+    """The ids of ``scope`` and of every account below it (an admin: every account), one query
+    on the materialised path."""
+    query = _visible_to(scope).with_only_columns(Account.id).order_by(Account.id)
+    return list(session.scalars(query).all())
+
+
+def by_ids(session: Session, ids: Sequence[int]) -> Sequence[Account]:
+    return session.scalars(select(Account).where(Account.id.in_(ids))).all() if ids else []
+
+
 def get_by_id(session: Session, account_id: int) -> Account | None:
     """The account with this primary key (the owner of a row another domain holds)."""
     return session.get(Account, account_id)

@@ -494,6 +494,22 @@ def by_uid(session: Session, uid: str) -> Account | None:
     return repository.get_by_uid(session, uid)
 
 
+def subtree_ids(session: Session, scope: Account) -> list[int]:
+    """The ids of ``scope`` and of its descendants (an admin's: every account), ascending: the
+    scope of the reports (stats, feed) read by account id without the accounts table."""
+    return repository.subtree_ids(session, scope)
+
+
+def by_ids(session: Session, ids: Sequence[int]) -> dict[int, Account]:
+    """The accounts of ``ids`` that exist, by id (one query; the caller decided what it may see)."""
+    return {account.id: account for account in repository.by_ids(session, ids)}
+
+
+def visible_by_uid(session: Session, scope: Account, uid: str) -> Account | None:
+    """The account ``uid`` if it is ``scope`` or below it (an admin sees every account)."""
+    return repository.get_visible_by_uid(session, scope, uid)
+
+
 def by_api_account_id(session: Session, api_account_id: str) -> Account | None:
     """The account of an API account id (get_token's lookup), or None."""
     return repository.get_by_api_account_id(session, api_account_id)

@@ -24,6 +24,8 @@ PRIVATE_FILE = 0o600
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 T = TypeVar("T")
+# The engine execution option that carries MOBIP_TIMEZONE (see Runtime.__post_init__).
+TIMEZONE_OPTION = "mobip_timezone"
 
 
 @dataclass
@@ -42,6 +44,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.encryptor = Encryptor(self.settings.resolved_secret_key)
+        # What runs on the database's connections without the runtime (the observers of the
+        # transactions' changes, e.g. stats/ filing an event under its local day) reads the
+        # zone here: ``conn.get_execution_options()[TIMEZONE_OPTION]``.
+        self.database.engine.update_execution_options(**{TIMEZONE_OPTION: self.settings.timezone})
 
     def state(self, kind: type[T]) -> T:
         """This runtime's one instance of ``kind``, made with ``kind()`` on first use.
