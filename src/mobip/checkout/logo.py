@@ -35,6 +35,12 @@ async def logo(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     token = request.path_params["token"]
     found = await run_in_threadpool(_logo, runtime, token) if is_checkout_token(token) else None
+    return logo_reply(request, found)
+
+
+def logo_reply(request: Request, found: tuple[str, bytes] | None) -> Response:
+    """A logo (content type, bytes) as its pages link it (``?v=`` its version: kept a year when
+    current); 404 for none. The customer portal's logo is served the same way."""
     if found is None:
         return PlainTextResponse("Not found", 404)
     content_type, content = found
