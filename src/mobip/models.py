@@ -10,6 +10,16 @@ from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
 from mobip.kit.db import Base
 from mobip.products.models import ReusableQr
+from mobip.receivables.models import (
+    Allocation,
+    ExternalBatch,
+    ExternalCustomer,
+    ExternalInvoice,
+    ExternalInvoiceChange,
+    ExternalSource,
+    ExternalStatusCode,
+    PaymentLink,
+)
 from mobip.transactions.models import Transaction, TransactionEvent
 
 metadata = Base.metadata
@@ -18,7 +28,14 @@ __all__ = [
     "AccessToken",
     "Account",
     "AccountDocument",
+    "Allocation",
     "CallbackSecret",
+    "ExternalBatch",
+    "ExternalCustomer",
+    "ExternalInvoice",
+    "ExternalInvoiceChange",
+    "ExternalSource",
+    "ExternalStatusCode",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceCounter",
@@ -27,6 +44,7 @@ __all__ = [
     "OutboxAttempt",
     "OutboxMessage",
     "PaymentAttempt",
+    "PaymentLink",
     "ProviderEvent",
     "ProviderWebhook",
     "ReusableQr",

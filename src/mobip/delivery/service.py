@@ -183,13 +183,24 @@ def queue_payment_request(
 
 
 def payment_request_message(
-    *, media: str, target: str, trid: str, occasion: str, account_id: int, clock: Clock
+    *,
+    media: str,
+    target: str,
+    trid: str,
+    occasion: str,
+    account_id: int,
+    clock: Clock,
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
-    """queue_payment_request's outbox row, for a caller that inserts it with other rows."""
+    """queue_payment_request's outbox row, for a caller that inserts it with other rows;
+    ``portal_url``: an imported customer's invoice portal, which the message links to."""
+    payload = {"trid": trid, "media": media, "occasion": occasion}
+    if portal_url is not None:
+        payload["portal_url"] = portal_url
     return message_values(
         kind=PAYMENT_REQUEST,
         target=target,
-        payload={"trid": trid, "media": media, "occasion": occasion},
+        payload=payload,
         clock=clock,
         account_id=account_id,
         subject=trid,

@@ -1,3 +1,405 @@
-"""The queries of receivables/ tables (only this package queries them)."""
+"""The queries of receivables/ tables (only this package queries them).
+
+Every query that reads a merchant's data takes its account id: a source, a customer or an
+invoice of another merchant is never found. The imports write in bulk (executemany through
+Core), not one ORM object per row: 10,000 invoices a call.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mobip.accounts.models import Account
+from mobip.receivables.models import (
+    Allocation,
+    ExternalBatch,
+    ExternalCustomer,
+    ExternalInvoice,
+    ExternalInvoiceChange,
+    ExternalSource,
+    ExternalStatusCode,
+    PaymentLink,
+)
+
+# Bound parameters per IN (...) list: below SQLite's and PostgreSQL's limits.
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+# --- sources and mappings ----------------------------------------------------------------------
+
+
+def get_source(session: Session, account_id: int, source_id: str) -> ExternalSource | None:
+    return session.execute(
+        select(ExternalSource).where(
+            ExternalSource.account_id == account_id, ExternalSource.source_id == source_id
+        )
+    ).scalar_one_or_none()
+
+
+def add_source(session: Session, account_id: int, source_id: str, now: datetime) -> ExternalSource:
+    source = ExternalSource(account_id=account_id, source_id=source_id, created_at=now)
+    session.add(source)
+    session.flush()
+    return source
+
+
+def status_codes(session: Session, source_pks: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+    """Each source's (code, MOBIP status) pairs, in the order they were given."""
+    found: dict[int, list[tuple[str, str]]] = {pk: [] for pk in source_pks}
+    if not source_pks:
+        return found
+    rows = session.execute(
+        select(
+            ExternalStatusCode.source_pk, ExternalStatusCode.code, ExternalStatusCode.mobip_status
+        )
+        .where(ExternalStatusCode.source_pk.in_(source_pks))
+        .order_by(ExternalStatusCode.source_pk, ExternalStatusCode.position)
+    ).all()
+    for source_pk, code, status in rows:
+        found[source_pk].append((code, status))
+    return found
+
+
+def replace_status_codes(
+    session: Session, source_pk: int, codes: Sequence[tuple[str, str]]
+) -> None:
+    session.execute(delete(ExternalStatusCode).where(ExternalStatusCode.source_pk == source_pk))
+    session.execute(
+        insert(ExternalStatusCode),
+        [
+            {"source_pk": source_pk, "code": code, "mobip_status": status, "position": position}
+            for position, (code, status) in enumerate(codes)
+        ],
+    )
+
+
+# --- batches --------------------------------------------------------------------------------------
+
+
+def batch_reply(session: Session, source_pk: int, batch_id: str) -> str | None:
+    return session.execute(
+        select(ExternalBatch.reply).where(
+            ExternalBatch.source_pk == source_pk, ExternalBatch.batch_id == batch_id
+        )
+    ).scalar_one_or_none()
+
+
+def add_batch(session: Session, source_pk: int, batch_id: str, reply: str, now: datetime) -> None:
+    session.execute(
+        insert(ExternalBatch).values(
+            source_pk=source_pk, batch_id=batch_id, reply=reply, created_at=now
+        )
+    )
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+
+def customers_by_id(
+    session: Session, source_pk: int, customer_ids: Sequence[str]
+) -> dict[str, ExternalCustomer]:
+    found: dict[str, ExternalCustomer] = {}
+    for chunk in _chunks(customer_ids):
+        for customer in session.execute(
+            select(ExternalCustomer).where(
+                ExternalCustomer.source_pk == source_pk, ExternalCustomer.customer_id.in_(chunk)
+            )
+        ).scalars():
+            found[customer.customer_id] = customer
+    return found
+
+
+def customer_pks(session: Session, source_pk: int, customer_ids: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(customer_ids):
+        rows = session.execute(
+            select(ExternalCustomer.customer_id, ExternalCustomer.id).where(
+                ExternalCustomer.source_pk == source_pk, ExternalCustomer.customer_id.in_(chunk)
+            )
+        ).all()
+        found.update({customer_id: pk for customer_id, pk in rows})
+    return found
+
+
+def insert_customers(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(ExternalCustomer), list(rows))
+
+
+def update_customers(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows of ``id`` and the columns to set (executemany by primary key)."""
+    if rows:
+        session.execute(update(ExternalCustomer), list(rows))
+
+
+def customer_of_account(
+    session: Session, account_id: int, source_pk: int, customer_id: str
+) -> ExternalCustomer | None:
+    return session.execute(
+        select(ExternalCustomer).where(
+            ExternalCustomer.account_id == account_id,
+            ExternalCustomer.source_pk == source_pk,
+            ExternalCustomer.customer_id == customer_id,
+        )
+    ).scalar_one_or_none()
+
+
+def customer_by_portal_id(
+    session: Session, portal_id: str
+) -> tuple[ExternalCustomer, Account] | None:
+    """A customer by the public half of its portal token, and its merchant (the portal is
+    reached by its token alone; the caller checked the token's signature)."""
+    row = session.execute(
+        select(ExternalCustomer, Account)
+        .join(Account, Account.id == ExternalCustomer.account_id)
+        .where(ExternalCustomer.portal_id == portal_id)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def customers_by_pk(session: Session, pks: Sequence[int]) -> dict[int, ExternalCustomer]:
+    found: dict[int, ExternalCustomer] = {}
+    for chunk in _chunks(list(pks)):
+        for customer in session.execute(
+            select(ExternalCustomer).where(ExternalCustomer.id.in_(chunk))
+        ).scalars():
+            found[customer.id] = customer
+    return found
+
+
+def add_credit(conn: Connection, customer_pk: int, amount: int) -> None:
+    conn.execute(
+        update(ExternalCustomer)
+        .where(ExternalCustomer.id == customer_pk)
+        .values(credit=ExternalCustomer.credit + amount)
+    )
+
+
+# --- invoices -------------------------------------------------------------------------------------
+
+
+def invoices_by_id(
+    session: Session, source_pk: int, inv_ids: Sequence[str]
+) -> dict[str, ExternalInvoice]:
+    found: dict[str, ExternalInvoice] = {}
+    for chunk in _chunks(inv_ids):
+        for invoice in session.execute(
+            select(ExternalInvoice).where(
+                ExternalInvoice.source_pk == source_pk, ExternalInvoice.inv_id.in_(chunk)
+            )
+        ).scalars():
+            found[invoice.inv_id] = invoice
+    return found
+
+
+def existing_invoices(
+    session: Session, source_pk: int, inv_ids: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """The columns an import compares, by InvId: (id, customer_pk, inv_date, due_date, label,
+    amount, external_status), without loading ORM objects."""
+    found: dict[str, tuple[Any, ...]] = {}
+    columns = (
+        ExternalInvoice.inv_id,
+        ExternalInvoice.id,
+        ExternalInvoice.customer_pk,
+        ExternalInvoice.inv_date,
+        ExternalInvoice.due_date,
+        ExternalInvoice.label,
+        ExternalInvoice.amount,
+        ExternalInvoice.external_status,
+    )
+    for chunk in _chunks(inv_ids):
+        rows = session.execute(
+            select(*columns).where(
+                ExternalInvoice.source_pk == source_pk, ExternalInvoice.inv_id.in_(chunk)
+            )
+        ).all()
+        for row in rows:
+            found[row[0]] = tuple(row[1:])
+    return found
+
+
+def insert_invoices(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(ExternalInvoice), list(rows))
+
+
+def update_invoices(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows of ``id`` and the columns to set (executemany by primary key)."""
+    if rows:
+        session.execute(update(ExternalInvoice), list(rows))
+
+
+def insert_changes(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(ExternalInvoiceChange), list(rows))
+
+
+def changes_of(session: Session, invoice_pk: int) -> list[ExternalInvoiceChange]:
+    return list(
+        session.execute(
+            select(ExternalInvoiceChange)
+            .where(ExternalInvoiceChange.invoice_pk == invoice_pk)
+            .order_by(ExternalInvoiceChange.id)
+        ).scalars()
+    )
+
+
+def invoices_of_source(
+    session: Session, source_pk: int, inv_ids: Sequence[str] | None
+) -> list[tuple[ExternalInvoice, str]]:
+    """A source's invoices (all, or those of ``inv_ids``) with their CustomerId, by customer
+    then InvId."""
+    query = (
+        select(ExternalInvoice, ExternalCustomer.customer_id)
+        .join(ExternalCustomer, ExternalCustomer.id == ExternalInvoice.customer_pk)
+        .where(ExternalInvoice.source_pk == source_pk)
+        .order_by(ExternalCustomer.customer_id, ExternalInvoice.inv_id)
+    )
+    if inv_ids is None:
+        return [(row[0], row[1]) for row in session.execute(query).all()]
+    found: list[tuple[ExternalInvoice, str]] = []
+    for chunk in _chunks(inv_ids):
+        rows = session.execute(query.where(ExternalInvoice.inv_id.in_(chunk))).all()
+        found.extend((row[0], row[1]) for row in rows)
+    return found
+
+
+def invoices_of_customer(session: Session, customer_pk: int) -> list[ExternalInvoice]:
+    return list(
+        session.execute(
+            select(ExternalInvoice)
+            .where(ExternalInvoice.customer_pk == customer_pk)
+            .order_by(ExternalInvoice.due_date, ExternalInvoice.inv_id)
+        ).scalars()
+    )
+
+
+def invoice_count(session: Session, account_id: int) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(ExternalInvoice)
+        .where(ExternalInvoice.account_id == account_id)
+    ).scalar_one()
+
+
+# --- settlement (on the observer's connection) ----------------------------------------------------
+
+
+def invoices_by_inv_id(
+    conn: Connection, account_ids: Sequence[int], inv_ids: Sequence[str]
+) -> list[tuple[int, int, str]]:
+    """(id, account_id, inv_id) of the invoices of ``account_ids`` whose InvId is one of
+    ``inv_ids``, in any of their sources (one indexed query; the caller pairs them)."""
+    found: list[tuple[int, int, str]] = []
+    for chunk in _chunks(list(inv_ids)):
+        rows = conn.execute(
+            select(ExternalInvoice.id, ExternalInvoice.account_id, ExternalInvoice.inv_id).where(
+                ExternalInvoice.account_id.in_(account_ids), ExternalInvoice.inv_id.in_(chunk)
+            )
+        ).all()
+        found.extend((row[0], row[1], row[2]) for row in rows)
+    return found
+
+
+def insert_links(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(PaymentLink), list(rows))
+
+
+def linked_invoices(conn: Connection, trid: str) -> list[tuple[int, int, int, int]]:
+    """(id, customer_pk, amount, paid_amount) of the invoices linked to ``trid``, oldest due
+    date first (no due date last), then by InvId."""
+    rows = conn.execute(
+        select(
+            ExternalInvoice.id,
+            ExternalInvoice.customer_pk,
+            ExternalInvoice.amount,
+            ExternalInvoice.paid_amount,
+        )
+        .join(PaymentLink, PaymentLink.invoice_pk == ExternalInvoice.id)
+        .where(PaymentLink.trid == trid)
+        .order_by(
+            ExternalInvoice.due_date.is_(None), ExternalInvoice.due_date, ExternalInvoice.inv_id
+        )
+    ).all()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def add_paid(conn: Connection, invoice_pk: int, delta: int, paid_at: datetime | None) -> None:
+    """Add ``delta`` (negative for a reversal) to an invoice's paid amount and set when it was
+    covered in full (None: it is not)."""
+    conn.execute(
+        update(ExternalInvoice)
+        .where(ExternalInvoice.id == invoice_pk)
+        .values(paid_amount=ExternalInvoice.paid_amount + delta, paid_at=paid_at)
+    )
+
+
+def insert_allocations(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(Allocation), list(rows))
+
+
+def allocations_of(conn: Connection, trid: str) -> list[tuple[int, int | None, int, int, int]]:
+    """(id, invoice_pk, customer_pk, amount, reversed_amount) of ``trid``'s allocations, the
+    last allocated first."""
+    rows = conn.execute(
+        select(
+            Allocation.id,
+            Allocation.invoice_pk,
+            Allocation.customer_pk,
+            Allocation.amount,
+            Allocation.reversed_amount,
+        )
+        .where(Allocation.trid == trid)
+        .order_by(Allocation.id.desc())
+    ).all()
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+def add_reversed(conn: Connection, allocation_id: int, amount: int) -> None:
+    conn.execute(
+        update(Allocation)
+        .where(Allocation.id == allocation_id)
+        .values(reversed_amount=Allocation.reversed_amount + amount)
+    )
+
+
+def invoice_paid(conn: Connection, invoice_pk: int) -> tuple[int, int, datetime | None]:
+    """(amount, paid_amount, paid_at) of an invoice."""
+    row = conn.execute(
+        select(ExternalInvoice.amount, ExternalInvoice.paid_amount, ExternalInvoice.paid_at).where(
+            ExternalInvoice.id == invoice_pk
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
+def paid_by(session: Session, invoice_pks: Sequence[int]) -> dict[int, list[str]]:
+    """The trids whose payment (not wholly reversed) settled each invoice, in allocation
+    order."""
+    found: dict[int, list[str]] = {}
+    for chunk in _chunks(list(invoice_pks)):
+        rows = session.execute(
+            select(Allocation.invoice_pk, Allocation.trid)
+            .where(Allocation.invoice_pk.in_(chunk), Allocation.amount > Allocation.reversed_amount)
+            .order_by(Allocation.id)
+        ).all()
+        for invoice_pk, trid in rows:
+            if invoice_pk is None:
+                continue
+            trids = found.setdefault(invoice_pk, [])
+            if trid not in trids:
+                trids.append(trid)
+    return found

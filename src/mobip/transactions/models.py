@@ -55,6 +55,8 @@ class TransactionKind(StrEnum):
     ONE_USE_QR = "one_use_qr"
     # Started on a reusable QR code's product page (products/): one per customer who pays.
     PRODUCT_PAYMENT = "product_payment"
+    # Started on an imported customer's invoice portal (receivables/): pays the invoices ticked.
+    INVOICE_PORTAL = "invoice_portal"
 
 
 class Transaction(Base):

@@ -77,6 +77,9 @@ class NewTransaction:
     # A product page's payment (products/): the reusable QR it came from and the quantity.
     qr_id: str | None = None
     quantity: int = 1
+    # A payment request for imported invoices (receivables/): the customer's portal, linked
+    # from the message.
+    portal_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ def prepare_create(
             occasion="initial",
             account_id=merchant.id,
             clock=clock,
+            portal_url=data.portal_url,
         )
         values["last_request_at"] = message["created_at"]
         raw_qr = base64.b64encode(render_png(url_checkout)).decode("ascii")
