@@ -4,11 +4,13 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from factories import form, make_account
-from mobip.api.envelope import Params, encode
+from mobip.api.envelope import Params, encode, encode_stream, ok
 from mobip.auth.models import AccessToken
 from mobip.kit.errors import DuplicateField, FieldTooLong, InvalidField, MissingField
 from mobip.kit.runtime import Runtime
@@ -246,3 +248,26 @@ def test_json_replies_are_utf8_whatever_the_values_hold(value: str, sent: str) -
     body, media_type = encode({"return_code": "0", "desc": value}, xml=False)
     assert media_type == "application/json"
     assert json.loads(body.decode("utf-8"))["desc"] == sent
+
+
+# Values as replies hold them: strings (any character, lone surrogates and XML-illegal ones
+# included), and dicts of them.
+_texts = st.text(st.characters(codec=None), max_size=8)
+_items = st.dictionaries(st.sampled_from(["a", "b", "c d", "x1"]), _texts, max_size=3)
+
+
+@settings(max_examples=200, database=None, deadline=None)
+@given(
+    fields=st.dictionaries(st.sampled_from(["n", "m"]), _texts, max_size=2),
+    pages=st.lists(st.lists(_items, max_size=3), min_size=1, max_size=4),
+    xml=st.booleans(),
+)
+def test_a_streamed_reply_has_the_bytes_of_the_same_reply_held_whole(
+    fields: dict[str, str], pages: list[list[dict[str, str]]], xml: bool
+) -> None:
+    """encode_stream (api/routing's Streamed) is encode in pieces: one per page."""
+    pieces, media_type = encode_stream(ok(fields), "lines", iter(pages), xml=xml)
+    chunks = list(pieces)
+    assert len(chunks) >= 2  # the head (sent before any page is read), ..., the tail
+    whole = ok({**fields, "lines": [item for page in pages for item in page]})
+    assert (b"".join(chunks), media_type) == encode(whole, xml=xml)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 from xml.sax.saxutils import escape
 
@@ -343,6 +343,59 @@ def encode(payload: Mapping[str, Any], *, xml: bool) -> tuple[bytes, str]:
         # Only a lone surrogate cannot be UTF-8 (inputs holding one are refused, so this is
         # defence in depth): it goes out as U+FFFD, and the reply still parses everywhere.
         return _without_lone_surrogates(text).encode(), JSON
+
+
+def encode_stream(
+    payload: Mapping[str, Any],
+    name: str,
+    pages: Iterable[Sequence[Mapping[str, Any]]],
+    *,
+    xml: bool,
+) -> tuple[Iterator[bytes], str]:
+    """A reply with one long list, encoded as its pages come: the bytes are those ``encode``
+    gives for ``payload`` with ``name`` holding every page's items, in pieces (one per page),
+    so that however long the list, only one page is held at a time."""
+    if xml:
+        return _xml_stream(payload, name, pages), "application/xml; charset=utf-8"
+    return _json_stream(payload, name, pages), JSON
+
+
+def _json_stream(
+    payload: Mapping[str, Any], name: str, pages: Iterable[Sequence[Mapping[str, Any]]]
+) -> Iterator[bytes]:
+    head = _JSON_ENCODER.encode({**payload, name: []})
+    assert head.endswith("[]}")
+    yield _utf8(head[:-2])
+    separator = ""
+    for items in pages:
+        if items:
+            yield _utf8(separator + ",".join(_JSON_ENCODER.encode(item) for item in items))
+            separator = ","
+    yield b"]}"
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _without_lone_surrogates(text).encode()  # see encode
+
+
+def _xml_stream(
+    payload: Mapping[str, Any], name: str, pages: Iterable[Sequence[Mapping[str, Any]]]
+) -> Iterator[bytes]:
+    parts: list[str] = ['<?xml version="1.0" encoding="UTF-8"?><mobip>']
+    for key, value in payload.items():
+        _xml_value(_xml_tag(str(key)), value, parts)
+    tag = _xml_tag(name)
+    parts.append(f"<{tag}>")
+    yield _XML_ILLEGAL.sub("\ufffd", "".join(parts)).encode()
+    for items in pages:
+        parts = []
+        for item in items:
+            _xml_value("item", item, parts)
+        yield _XML_ILLEGAL.sub("\ufffd", "".join(parts)).encode()
+    yield f"</{tag}></mobip>".encode()
 
 
 def _without_lone_surrogates(text: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from anyio import CapacityLimiter
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from mobip.api import idempotency
@@ -30,6 +30,7 @@ from mobip.api.batch import GroupCommit, Writer
 from mobip.api.envelope import (
     Params,
     encode,
+    encode_stream,
     error_payload,
     ok,
     parse_params,
@@ -38,6 +39,7 @@ from mobip.api.envelope import (
     wants_xml,
 )
 from mobip.kit.characters import check_text, shown
+from mobip.kit.db import Database
 from mobip.kit.errors import (
     FieldTooLong,
     InternalError,
@@ -218,9 +220,27 @@ class CallOutside:
     finish: Callable[[Session, Any], dict[str, Any]]
 
 
-# An endpoint's function: its reply, a write prepared for routing to make (PreparedWrite), or a
-# call to make outside the database before replying (CallOutside).
-Handler = Callable[[Call], dict[str, Any] | PreparedWrite | CallOutside]
+@dataclass(frozen=True)
+class Streamed:
+    """An endpoint's reply with one list too long to hold in memory (a partner feed's every
+    line): ``fields`` go first, then the list ``name``, read page by page. Routing calls
+    ``page(session, start)`` in the handler's unit of work, so that an error there (and any
+    before it) is an ordinary error reply; the later pages, ``page(session, cursor)`` while it
+    gives a next cursor, are each read in a short unit of work of their own as the reply is sent
+    (api/envelope.encode_stream, JSON or XML): no transaction stays open between pages and the
+    memory used is one page's, however long the list. An error on a later page cuts the reply
+    short (logged; the client gets an incomplete body, never a complete-looking one)."""
+
+    fields: Mapping[str, Any]
+    name: str
+    start: Any
+    page: Callable[[Session, Any], tuple[Sequence[Mapping[str, Any]], Any | None]]
+
+
+# An endpoint's function: its reply, a write prepared for routing to make (PreparedWrite), a
+# call to make outside the database before replying (CallOutside), or a reply sent as it is
+# read (Streamed).
+Handler = Callable[[Call], dict[str, Any] | PreparedWrite | CallOutside | Streamed]
 # A read answered on the event loop's thread with SQLite's loop reader (the Call has no
 # session), or None: "take the ordinary path" (a write is due, e.g. a lazy expiry). It may
 # raise MobipError like a handler.
@@ -458,6 +478,10 @@ def build_route(
                     log_ctx["idempotent_replay"] = True
                     return Response(stored.body, media_type=stored.content_type)
             result = endpoint.handler(call)
+            if isinstance(result, Streamed):
+                response = streamed_response(result, session, database, xml)
+                log_ctx["return_code"] = "0"
+                return response
             if isinstance(result, CallOutside):
                 outside.append((result, key, call.principal.uid if call.principal else None))
                 return None  # committed; the reply comes from finish_outside
@@ -557,6 +581,42 @@ def build_route(
 
     # Every method reaches the handler, so a wrong one gets the envelope's 405, not Starlette's.
     return Route(endpoint.full_path, asgi_endpoint, methods=_ALL_METHODS, name=endpoint.name)
+
+
+def streamed_response(
+    streamed: Streamed, session: Session, database: Database, xml: bool
+) -> StreamingResponse:
+    """The reply of a Streamed: its first page read now, in ``session`` (the handler's unit of
+    work), the others each in a read of its own while the body is sent."""
+    first, cursor = streamed.page(session, streamed.start)
+
+    def pages() -> Iterator[Sequence[Mapping[str, Any]]]:
+        nonlocal cursor
+        yield first
+        while cursor is not None:
+            items, cursor = database.run(
+                _page_after(streamed, cursor), immediate=False, within=_BUSY_RETRY_SECONDS
+            )
+            yield items
+
+    chunks, media_type = encode_stream(ok(streamed.fields), streamed.name, pages(), xml=xml)
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from chunks
+        except Exception:
+            log.exception("streamed reply %s cut short", streamed.name)
+            raise
+
+    # A sync iterator: Starlette reads each piece on a worker thread, so a page's database read
+    # never blocks the event loop, and sends it before asking for the next (constant memory).
+    return StreamingResponse(body(), media_type=media_type)
+
+
+def _page_after(
+    streamed: Streamed, cursor: Any
+) -> Callable[[Session], tuple[Sequence[Mapping[str, Any]], Any | None]]:
+    return lambda session: streamed.page(session, cursor)
 
 
 def error_response(error: MobipError, request: Request, params: Params | None = None) -> Response:
