@@ -1,18 +1,18 @@
-"""The spec's four external-invoice endpoints and request_invoices_payment (our extension);
-merchants only (docs/receivables.md)."""
+"""The spec's four external-invoice endpoints and request_invoices_payment (our extension).
+
+The spec marks them Public (any token holder); the service admits merchants only (3001 for a
+partner or an admin: docs/receivables.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mobip.accounts.endpoints import current_account
-from mobip.accounts.models import Role
-from mobip.api.routing import ACCESS_TOKEN, Access, Call, Endpoint, Field
+from mobip.api.routing import ACCESS_TOKEN, Call, Endpoint, Field
 from mobip.receivables import service
 from mobip.receivables.models import InvoiceStatus
 from mobip.transactions.endpoints import URL_FIELDS
 
-MERCHANTS = (Role.MERCHANT.value,)
 # 10,000 invoices of about 200 bytes: the body limit of set_external_invoices only.
 IMPORT_MAX_BODY_BYTES = 8 * 1024 * 1024
 IMPORT_MAX_CHARS = IMPORT_MAX_BODY_BYTES
@@ -105,8 +105,6 @@ ENDPOINTS = [
         "Import (create or update) customers and their invoices of one external source, all or "
         "nothing",
         set_external_invoices,
-        access=Access.RESTRICTED,
-        roles=MERCHANTS,
         writes=True,
         max_body_bytes=IMPORT_MAX_BODY_BYTES,
         inputs=[
@@ -152,8 +150,6 @@ ENDPOINTS = [
         "Map the external status codes of one source to MOBIP's four statuses (replaces the "
         "previous mapping)",
         set_external_invoice_status,
-        access=Access.RESTRICTED,
-        roles=MERCHANTS,
         writes=True,
         inputs=[
             ACCESS_TOKEN,
@@ -177,8 +173,6 @@ ENDPOINTS = [
         "GET",
         "The invoices of one external source, with their MOBIP status and what was paid",
         get_external_invoices,
-        access=Access.RESTRICTED,
-        roles=MERCHANTS,
         inputs=[
             ACCESS_TOKEN,
             Field(
@@ -207,8 +201,6 @@ ENDPOINTS = [
         "GET",
         "The mapping of one source's status codes to MOBIP's statuses",
         get_external_invoices_status,
-        access=Access.RESTRICTED,
-        roles=MERCHANTS,
         inputs=[ACCESS_TOKEN, SOURCE],
         outputs=[
             Field(
@@ -224,8 +216,6 @@ ENDPOINTS = [
         "Extension. Send an imported customer a payment request for its invoices (by default "
         "its due ones), with its portal link",
         request_invoices_payment,
-        access=Access.RESTRICTED,
-        roles=MERCHANTS,
         writes=True,
         idempotent=True,
         inputs=[

@@ -23,6 +23,10 @@ from mobip.receivables.errors import MalformedInvoicesLists
 
 ROOT_KEY = "InvoicesLists"
 INVOICES_KEY = "Invoices"
+# An invoice's keys as the spec names them: an invoice with only these needs no trimming.
+INVOICE_KEYS = frozenset(
+    {"InvId", "InvDate", "InvDueDate", "InvLbl", "Amount_in_cents", "InvStatus"}
+)
 # Deeper than the format ever goes (list → customer → invoices → invoice → value).
 MAX_DEPTH = 16
 
@@ -82,7 +86,9 @@ def _customer(item: Any) -> Any:
     invoices = customer.get(INVOICES_KEY)
     if isinstance(invoices, list):
         customer[INVOICES_KEY] = [
-            {str(k).strip(): v for k, v in inv.items()} if isinstance(inv, dict) else inv
+            {str(k).strip(): v for k, v in inv.items()}
+            if type(inv) is dict and not INVOICE_KEYS.issuperset(inv)
+            else inv
             for inv in invoices
         ]
     return customer

@@ -37,7 +37,7 @@ from mobip.receivables.errors import (
     TooManyInvoices,
 )
 from mobip.receivables.models import ExternalCustomer, ExternalInvoice, InvoiceStatus
-from mobip.receivables.parsing import INVOICES_KEY, read_invoices_lists
+from mobip.receivables.parsing import INVOICE_KEYS, INVOICES_KEY, read_invoices_lists
 from mobip.transactions import service as transactions
 from mobip.transactions.models import TransactionKind
 
@@ -64,11 +64,9 @@ _CUSTOMER_KEYS = frozenset(
         INVOICES_KEY,
     }
 )
-_INVOICE_KEYS = frozenset(
-    {"InvId", "InvDate", "InvDueDate", "InvLbl", "Amount_in_cents", "InvStatus"}
-)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_INTEGER = re.compile(r"-?\d{1,16}")
+_INVOICE_KEYS = INVOICE_KEYS
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INTEGER = re.compile(r"-?[0-9]{1,16}")
 _OPEN = (InvoiceStatus.PENDING, InvoiceStatus.DUE, InvoiceStatus.PARTIALLY_PAID)
 
 
@@ -118,69 +116,92 @@ class _Invoice:
     external_status: str | None
 
 
+# Where a value is: ("customer", "'c1'", "invoice", "'i2'"), formatted only for an error.
+_Where = tuple[str, ...]
+
+
+def _shown(where: _Where) -> str:
+    return ", ".join(f"{where[i]} {where[i + 1]}" for i in range(0, len(where) - 1, 2))
+
+
 class _Checker:
     """Reads the values of the parsed customers, collecting an error per bad value (each naming
-    the customer, the invoice and the field)."""
+    the customer, the invoice and the field). The usual value takes a fast path; the messages
+    are written only for a bad one."""
 
     def __init__(self, smtputf8: bool) -> None:
         self.errors: list[str] = []
         self.smtputf8 = smtputf8
 
-    def fail(self, where: str, message: str) -> None:
-        self.errors.append(f"{where}: {message}")
+    def fail(self, where: _Where, key: str | None, message: str) -> None:
+        place = _shown(where) + (f", {key}" if key else "")
+        self.errors.append(f"{place}: {message}")
 
-    def text(self, where: str, values: dict[str, Any], key: str, limit: int) -> str | None:
+    def text(self, where: _Where, values: dict[str, Any], key: str, limit: int) -> str | None:
         value = values.get(key)
         if value is None:
             return None
+        if type(value) is str and len(value) <= limit and value.isprintable():
+            return value.strip() or None
         if isinstance(value, bool) or not isinstance(value, str | int):
-            self.fail(f"{where}, {key}", "must be a string")
+            self.fail(where, key, "must be a string")
             return None
         text = str(value).strip()
         if len(text) > limit:
-            self.fail(f"{where}, {key}", f"longer than {limit} characters")
+            self.fail(where, key, f"longer than {limit} characters")
             return None
         if not text.isprintable():
-            self.fail(f"{where}, {key}", "has control characters")
+            self.fail(where, key, "has control characters")
             return None
         return text or None
 
-    def date(self, where: str, values: dict[str, Any], key: str) -> date | None:
-        text = self.text(where, values, key, 10)
-        if text is None:
+    def date(self, where: _Where, values: dict[str, Any], key: str) -> date | None:
+        value = values.get(key)
+        if value is None:
             return None
+        text = value if type(value) is str and len(value) == 10 else None
+        if text is None:
+            text = self.text(where, values, key, 10)
+            if text is None:
+                return None
         if _DATE.fullmatch(text):
             try:
                 return date.fromisoformat(text)
             except ValueError:
                 pass
-        self.fail(f"{where}, {key}", f"{text!r} is not a date (YYYY-MM-DD)")
+        self.fail(where, key, f"{text!r} is not a date (YYYY-MM-DD)")
         return None
 
-    def integer(self, where: str, values: dict[str, Any], key: str) -> int | None:
+    def integer(self, where: _Where, values: dict[str, Any], key: str) -> int | None:
         value = values.get(key)
         if value is None or value == "":
             return None
+        if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 16:
+            return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             return int(value.strip())
-        self.fail(f"{where}, {key}", f"{value!r} is not an integer (minor units)")
+        self.fail(where, key, f"{value!r} is not an integer (minor units)")
         return None
 
-    def unknown(self, where: str, values: dict[str, Any], known: frozenset[str]) -> None:
+    def unknown(self, where: _Where, values: dict[str, Any], known: frozenset[str]) -> None:
+        if known.issuperset(values):
+            return
         for key in values:
             if key not in known:
-                self.fail(where, f"unknown field {key!r}")
+                self.fail(where, None, f"unknown field {key!r}")
 
     def customer(self, index: int, values: Any) -> tuple[_Customer | None, list[Any]]:
+        where: _Where = ("customer", f"#{index}")
         if not isinstance(values, dict):
-            self.fail(f"customer #{index}", "must be an object")
+            self.fail(where, None, "must be an object")
             return None, []
-        customer_id = self.text(f"customer #{index}", values, "CustomerId", MAX_ID_CHARS)
-        where = f"customer {customer_id!r}" if customer_id else f"customer #{index}"
-        if customer_id is None and "CustomerId" not in values:
-            self.fail(f"{where}, CustomerId", "is missing")
+        customer_id = self.text(where, values, "CustomerId", MAX_ID_CHARS)
+        if customer_id:
+            where = ("customer", repr(customer_id))
+        elif "CustomerId" not in values:
+            self.fail(where, "CustomerId", "is missing")
         self.unknown(where, values, _CUSTOMER_KEYS)
         phone = self.text(where, values, "CustomerPhone", 32)
         if phone is not None:
@@ -190,54 +211,54 @@ class _Checker:
             try:
                 email = sendable_email(email, smtputf8=self.smtputf8)
             except Refused as exc:
-                self.fail(f"{where}, CustomerEmail", str(exc))
+                self.fail(where, "CustomerEmail", str(exc))
         balance = self.integer(where, values, "CustomerBalance_in_cents")
         balance_date = self.date(where, values, "CustomerBalance_Date")
         invoices = values.get(INVOICES_KEY, [])
         if not isinstance(invoices, list):
-            self.fail(f"{where}, {INVOICES_KEY}", "must be a list of invoices")
+            self.fail(where, INVOICES_KEY, "must be a list of invoices")
             invoices = []
         if customer_id is None:
             return None, invoices
         return _Customer(customer_id, phone, email, balance, balance_date), invoices
 
-    def _phone(self, where: str, value: str) -> str | None:
+    def _phone(self, where: _Where, value: str) -> str | None:
         try:
             number = phonenumbers.parse(value, DEFAULT_REGION)
         except phonenumbers.NumberParseException:
             number = None
         if number is None or not phonenumbers.is_valid_number(number):
-            self.fail(f"{where}, CustomerPhone", f"{value!r} is not a valid phone number")
+            self.fail(where, "CustomerPhone", f"{value!r} is not a valid phone number")
             return None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def invoice(self, customer: str, index: int, values: Any) -> _Invoice | None:
-        where = f"customer {customer!r}, invoice #{index}"
-        if not isinstance(values, dict):
-            self.fail(where, "must be an object")
+        where: _Where = ("customer", repr(customer), "invoice", f"#{index}")
+        if type(values) is not dict:
+            self.fail(where, None, "must be an object")
             return None
         inv_id = self.text(where, values, "InvId", MAX_ID_CHARS)
         if inv_id is None:
             if "InvId" not in values:
-                self.fail(f"{where}, InvId", "is missing")
+                self.fail(where, "InvId", "is missing")
             return None
-        where = f"customer {customer!r}, invoice {inv_id!r}"
+        where = ("customer", repr(customer), "invoice", repr(inv_id))
         self.unknown(where, values, _INVOICE_KEYS)
         amount = self.integer(where, values, "Amount_in_cents")
         if amount is None:
             if "Amount_in_cents" not in values:
-                self.fail(f"{where}, Amount_in_cents", "is missing")
+                self.fail(where, "Amount_in_cents", "is missing")
         elif not 0 < amount <= MAX_INVOICE_AMOUNT:
-            self.fail(f"{where}, Amount_in_cents", f"must be between 1 and {MAX_INVOICE_AMOUNT}")
+            self.fail(where, "Amount_in_cents", f"must be between 1 and {MAX_INVOICE_AMOUNT}")
             amount = None
         invoice = _Invoice(
-            customer_id=customer,
-            inv_id=inv_id,
-            inv_date=self.date(where, values, "InvDate"),
-            due_date=self.date(where, values, "InvDueDate"),
-            label=self.text(where, values, "InvLbl", MAX_LABEL_CHARS),
-            amount=amount or 0,
-            external_status=self.text(where, values, "InvStatus", MAX_ID_CHARS),
+            customer,
+            inv_id,
+            self.date(where, values, "InvDate"),
+            self.date(where, values, "InvDueDate"),
+            self.text(where, values, "InvLbl", MAX_LABEL_CHARS),
+            amount or 0,
+            self.text(where, values, "InvStatus", MAX_ID_CHARS),
         )
         return invoice if amount is not None else None
 
@@ -274,7 +295,7 @@ def _checked(text: str, smtputf8: bool) -> tuple[list[_Customer], list[_Invoice]
         name = customer.customer_id if customer else f"#{index}"
         if customer is not None:
             if customer.customer_id in customer_ids:
-                checker.fail(f"customer {name!r}, CustomerId", "given twice in this call")
+                checker.fail(("customer", repr(name)), "CustomerId", "given twice in this call")
             customer_ids.add(customer.customer_id)
             customers.append(customer)
         for inv_index, raw in enumerate(raw_invoices, start=1):
@@ -283,7 +304,8 @@ def _checked(text: str, smtputf8: bool) -> tuple[list[_Customer], list[_Invoice]
                 continue
             if invoice.inv_id in inv_ids:
                 checker.fail(
-                    f"customer {name!r}, invoice {invoice.inv_id!r}, InvId",
+                    ("customer", repr(name), "invoice", repr(invoice.inv_id)),
+                    "InvId",
                     "given twice in this call",
                 )
             inv_ids.add(invoice.inv_id)
@@ -339,34 +361,35 @@ def _write_customers(
     customers: Sequence[_Customer],
     now: datetime,
 ) -> dict[str, int]:
-    """Insert the new customers and replace the values of the known ones; their ids."""
-    ids = [c.customer_id for c in customers]
-    known = repository.customer_pks(session, source_pk, ids)
+    """Insert the new customers and replace the values of the known ones that changed; the ids
+    of all of them."""
+    existing = repository.existing_customers(session, source_pk, [c.customer_id for c in customers])
+    known = {customer_id: row[0] for customer_id, row in existing.items()}
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
     for customer in customers:
-        values = {
-            "phone": customer.phone,
-            "email": customer.email,
-            "balance": customer.balance,
-            "balance_date": customer.balance_date,
-            "updated_at": now,
-        }
-        pk = known.get(customer.customer_id)
-        if pk is None:
+        values = (customer.phone, customer.email, customer.balance, customer.balance_date)
+        old = existing.get(customer.customer_id)
+        if old is None:
             new_rows.append(
                 {
-                    **values,
                     "source_pk": source_pk,
                     "account_id": merchant.id,
                     "customer_id": customer.customer_id,
+                    "phone": values[0],
+                    "email": values[1],
+                    "balance": values[2],
+                    "balance_date": values[3],
                     "credit": 0,
                     "portal_id": secrets.token_hex(10),
                     "created_at": now,
+                    "updated_at": now,
                 }
             )
-        else:
-            changed_rows.append({**values, "id": pk})
+        elif tuple(old[1:]) != values:
+            changed_rows.append(
+                {"row_id": old[0], **dict(zip(repository.CUSTOMER_VALUES, (*values, now)))}
+            )
     repository.update_customers(session, changed_rows)
     repository.insert_customers(session, new_rows)
     if new_rows:
@@ -423,7 +446,7 @@ def _write_invoices(
                 }
             )
         elif tuple(old[1:]) != values:
-            changed_rows.append({**columns, "id": old[0]})
+            changed_rows.append({**columns, "row_id": old[0]})
             history.append(
                 {
                     "invoice_pk": old[0],
