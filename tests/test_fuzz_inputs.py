@@ -141,6 +141,7 @@ def valid_fields(client: TestClient, runtime: Runtime) -> Iterator[dict[str, dic
             **_valid_fields(merchant, token, admin_token, by_transaction, account, qr, photo_site),
             "get_invoice_list": {"access_token": admin_token, "uid": merchant.account.uid},
             "get_invoice": invoice,
+            "get_stats": {"access_token": token, "month_period": "2026-11"},
         }
 
 

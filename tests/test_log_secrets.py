@@ -183,7 +183,15 @@ def test_no_secret_token_or_card_number_in_any_log_line(
         call(client, "refund_transaction", merchant_token, place, trid=trid)
         call(client, "get_invoice_list", merchant_token, place)
         call(client, "get_invoice", merchant_token, place, invoice_id="inv_unknown")
+        call(client, "get_stats", partner_token, place, uid=merchant.account.uid)
+        stats_file = call(
+            client, "get_stats", merchant_token, place, day="2026-11-30", get_gz_file="1"
+        )
+        file_path = urlsplit(stats_file["url"]).path  # /stats/{file_id}/{token}.csv.gz
+        secrets.append(file_path.rsplit("/", 1)[-1].removesuffix(".csv.gz"))
+        assert client.get(file_path).status_code == 200
         called |= {
+            "get_stats",
             "get_invoice_list",
             "get_invoice",
             "create_reusable_qr",
@@ -229,5 +237,5 @@ def test_no_secret_token_or_card_number_in_any_log_line(
     assert '"logger": "sqlalchemy.engine.Engine"' in output  # DEBUG really logged everything
     leaked = [secret for secret in secrets if secret in output]
     assert leaked == []
-    unmasked = re.findall(r"\b(?:mbs|mbt|ck|sk_test)_(?!\[REDACTED\])[\w-]+", output)
+    unmasked = re.findall(r"\b(?:mbs|mbt|ck|sft|sk_test)_(?!\[REDACTED\])[\w-]+", output)
     assert unmasked == []

@@ -273,7 +273,8 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
       add two fields): a larger generated sum is discarded, not sent;
     - account_data is drawn as its contentSchema says (see ACCOUNT_DATA);
     - a qr_id (or a list's cursor) is the merchant's QR code, an item_photo a photo that downloads;
-    - an invoice_id is the merchant's fee invoice.
+    - an invoice_id is the merchant's fee invoice;
+    - get_stats' day lies in month_period, and get_gz_file comes with a day (both said in words).
     """
     operation = endpoint_name(case.operation.definition.raw)
     headers = case.headers or {}
@@ -301,6 +302,13 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
         body["item_photo"] = callers.photo_url
     if "invoice_id" in body:
         body["invoice_id"] = callers.invoice_id
+    if operation == "get_stats":
+        month = body.get("month_period")
+        if (month and body.get("day")) or (
+            str(body.get("get_gz_file")).lower() in ("1", "true", "on", "yes")
+            and not body.get("day")
+        ):
+            body["day"] = f"{month or '2026-11'}-15"
     amounts = [
         body.get(name)
         for name in ("item_amount_in_cents", "item_amount", "tax_amount", "tax_amount_in_cents")

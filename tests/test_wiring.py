@@ -68,5 +68,6 @@ def test_wiring_registers_each_domain_once_in_order(runtime: Runtime) -> None:
         "login throttle counters purged",
         "stale refunds settled",
         "fee invoices issued",
+        "stats files deleted",
     ]
     assert twin(runtime).state(Schedule).names == []

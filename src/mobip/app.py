@@ -35,6 +35,8 @@ from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
 from mobip.products import endpoints as products_endpoints
 from mobip.products import pages as products_pages
+from mobip.stats import endpoints as stats_endpoints
+from mobip.stats import pages as stats_pages
 from mobip.transactions import endpoints as transactions_endpoints
 from mobip.wiring import wire
 
@@ -45,6 +47,7 @@ ENDPOINTS: list[Endpoint] = [
     *products_endpoints.ENDPOINTS,
     *checkout_endpoints.ENDPOINTS,
     *billing_endpoints.ENDPOINTS,
+    *stats_endpoints.ENDPOINTS,
 ]
 
 _EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -136,6 +139,7 @@ def create_app(
         *products_pages.build_routes(runtime),
         *checkout_endpoints.build_routes(runtime),
         *billing_pages.build_routes(runtime),
+        *stats_pages.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route(f"{API_PREFIX}/openapi.json", openapi),

@@ -20,6 +20,7 @@ from mobip.receivables.models import (
     ExternalStatusCode,
     PaymentLink,
 )
+from mobip.stats.models import StatsDaily, StatsEvent, StatsFile
 from mobip.transactions.models import Transaction, TransactionEvent
 
 metadata = Base.metadata
@@ -48,6 +49,9 @@ __all__ = [
     "ProviderEvent",
     "ProviderWebhook",
     "ReusableQr",
+    "StatsDaily",
+    "StatsEvent",
+    "StatsFile",
     "Transaction",
     "TransactionEvent",
     "metadata",

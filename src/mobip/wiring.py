@@ -15,6 +15,8 @@ from mobip.checkout import tasks as checkout_tasks
 from mobip.delivery.composing import Composers
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
+from mobip.stats import service as stats_service
+from mobip.stats import tasks as stats_tasks
 from mobip.transactions import messages as transactions_messages
 from mobip.transactions import observers
 from mobip.transactions import tasks as transactions_tasks
@@ -40,6 +42,7 @@ def wire(runtime: Runtime) -> Runtime:
     auth_tasks.register(schedule)
     checkout_tasks.register(schedule)
     billing_tasks.register(schedule)
+    stats_tasks.register(schedule)
     wired.done = True
     return runtime
 
@@ -54,6 +57,6 @@ def observe() -> None:
 
 # Each domain's observer, in the order they run (added by their issues: stats, feed,
 # receivables).
-_OBSERVERS: list[observers.Observer] = []
+_OBSERVERS: list[observers.Observer] = [stats_service.observe]
 
 observe()

@@ -35,6 +35,7 @@ def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
         "get_invoice_list",
         "get_reusable_qr",
         "get_reusable_qr_list",
+        "get_stats",
         "get_token",
         "get_transaction",
         "is_valid",
@@ -76,6 +77,7 @@ def callers(client: TestClient, runtime: Runtime) -> dict[str, Caller]:
             partner_token, {"invoice_id": make_invoice(runtime, merchant.account)}
         ),
         "get_invoice_list": Caller(partner_token, {"uid": merchant.account.uid}),
+        "get_stats": Caller(partner_token, {"month_period": "2026-11"}),
     }
 
 

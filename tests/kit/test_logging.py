@@ -14,13 +14,24 @@ from mobip.kit.logging import RedactingFilter, configure_logging, luhn_valid, re
 SECRET = "mbs_" + "A1b2-C3d4_" * 4
 TOKEN = "mbt_" + "z9Y8-x7W6_" * 4
 CHECKOUT = "ck_" + "Q" * 32
+STATS_FILE = "sft_" + "R-s_" * 8
 WEBHOOK = "whsec_" + "k" * 32
 STRIPE_LIVE = "sk_live_" + "5" * 24
 STRIPE_TEST = "sk_test_" + "a" * 24
 RESTRICTED = "rk_live_" + "b" * 24
 CARD = "4242424242424242"
 CARD_SPACED = "4000 0000 0000 0002"
-ALL_SECRETS = [SECRET, TOKEN, CHECKOUT, WEBHOOK, STRIPE_LIVE, STRIPE_TEST, RESTRICTED, CARD]
+ALL_SECRETS = [
+    SECRET,
+    TOKEN,
+    CHECKOUT,
+    STATS_FILE,
+    WEBHOOK,
+    STRIPE_LIVE,
+    STRIPE_TEST,
+    RESTRICTED,
+    CARD,
+]
 
 
 @pytest.fixture

@@ -14,10 +14,12 @@ import sys
 from typing import IO, Any
 
 MASK = "[REDACTED]"
-# Our API secrets (mbs_), access tokens (mbt_) and checkout tokens (ck_: a bearer link to a payment
-# page), Stripe's secret and restricted keys and webhook signing secrets. Publishable keys (pk_)
-# are public and kept.
-_PREFIXED_SECRET = re.compile(r"\b(mbs_|mbt_|ck_|whsec_|sk_live_|sk_test_|rk_live_|rk_test_)[\w-]+")
+# Our API secrets (mbs_), access tokens (mbt_), checkout tokens (ck_: a bearer link to a payment
+# page) and stats file tokens (sft_: get_stats' .gz link), Stripe's secret and restricted keys and
+# webhook signing secrets. Publishable keys (pk_) are public and kept.
+_PREFIXED_SECRET = re.compile(
+    r"\b(mbs_|mbt_|ck_|sft_|whsec_|sk_live_|sk_test_|rk_live_|rk_test_)[\w-]+"
+)
 # A credential written as a form or query field, whatever its value looks like.
 _FIELD_SECRET = re.compile(
     r"(?i)\b(api_secret_key|access_token|card_number|cvc|password|secret)=([^&\s\"']+)"

@@ -509,3 +509,24 @@ def count_automatic_resend(session: Session, transaction: Transaction, now: date
 
 def by_trids(session: Session, trids: Sequence[str]) -> Sequence[Transaction]:
     return session.scalars(select(Transaction).where(Transaction.trid.in_(trids))).all()
+
+
+def summaries_by_trids(session: Session, trids: Sequence[str]) -> Sequence[Any]:
+    """(trid, track_id, status, item_amount, tax_amount, customer_name, customer_email,
+    customer_phone, payment_method, is_refunded) rows: a Core select, no ORM objects (reports
+    read them by the thousand)."""
+    t = Transaction
+    return session.execute(
+        select(
+            t.trid,
+            t.track_id,
+            t.status,
+            t.item_amount,
+            t.tax_amount,
+            t.customer_name,
+            t.customer_email,
+            t.customer_phone,
+            t.payment_method,
+            t.is_refunded,
+        ).where(t.trid.in_(trids))
+    ).all()

@@ -1008,3 +1008,30 @@ def by_trids(session: Session, trids: Sequence[str]) -> list[Transaction]:
     """The transactions of ``trids`` that exist, in no particular order (one query; the caller
     decided what it may see): for the observers' readers (stats, feed, receivables)."""
     return list(repository.by_trids(session, trids)) if trids else []
+
+
+@dataclass(frozen=True)
+class TransactionSummary:
+    """What a report line shows of a transaction (stats' .gz file, the partner feed)."""
+
+    trid: str
+    track_id: str | None
+    status: str
+    item_amount: int
+    tax_amount: int
+    customer_name: str | None
+    customer_email: str | None
+    customer_phone: str | None
+    payment_method: str | None
+    is_refunded: bool
+
+
+def summaries_by_trids(session: Session, trids: Sequence[str]) -> dict[str, TransactionSummary]:
+    """The summaries of the transactions of ``trids`` that exist, by trid: one query, no ORM
+    objects (several times cheaper than ``by_trids`` for thousands of lines). The caller
+    decided what it may see."""
+    if not trids:
+        return {}
+    return {
+        row[0]: TransactionSummary(*row) for row in repository.summaries_by_trids(session, trids)
+    }
