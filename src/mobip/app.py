@@ -35,6 +35,7 @@ from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
 from mobip.products import endpoints as products_endpoints
 from mobip.products import pages as products_pages
+from mobip.receivables import pages as receivables_pages
 from mobip.stats import endpoints as stats_endpoints
 from mobip.stats import pages as stats_pages
 from mobip.transactions import endpoints as transactions_endpoints
@@ -139,6 +140,7 @@ def create_app(
         *products_pages.build_routes(runtime),
         *checkout_endpoints.build_routes(runtime),
         *billing_pages.build_routes(runtime),
+        *receivables_pages.build_routes(runtime),
         *stats_pages.build_routes(runtime),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
