@@ -34,7 +34,7 @@ PARIS = "Europe/Paris"
 # Late on 29 November (UTC): the histories cross into December in Paris.
 START = datetime(2026, 11, 29, 18, tzinfo=UTC)
 
-KINDS = ["create"] * 4 + ["pay"] * 3 + ["refund"] * 2 + ["cancel", "expire", "deny", "fail"]
+KINDS = ["create"] * 4 + ["pay"] * 4 + ["refund"] * 3 + ["cancel", "expire", "deny", "fail"]
 steps = st.tuples(
     st.sampled_from(KINDS),
     st.integers(0, 50),  # which merchant or transaction
@@ -43,7 +43,7 @@ steps = st.tuples(
     st.booleans(),  # a refund: all that is left
     st.integers(0, 20),  # hours before the step
 )
-histories = st.lists(steps, min_size=5, max_size=35)
+histories = st.lists(steps, min_size=15, max_size=50)
 
 
 def _paris(settings_: Settings, database: Database, clock: ManualClock) -> Runtime:
@@ -72,8 +72,10 @@ def _step(history: History, merchants: list[Account], step: Any, now: datetime) 
             extra |= {"kind": TransactionKind.ONE_USE_QR, "media": None}
         history.create(merchant, now, **extra)
     elif kind in ("pay", "cancel", "deny", "fail") and pending:
-        trid = pending[which % len(pending)].trid
-        getattr(history, kind)(trid, now)
+        target = pending[which % len(pending)]
+        # Past its expiry, it expires first (as a read or the worker would make it).
+        done = history.expire if now >= target.expires_at else getattr(history, kind)
+        done(target.trid, now)
     elif kind == "expire" and pending:
         target = pending[which % len(pending)]
         history.expire(target.trid, max(now, target.expires_at))
