@@ -31,6 +31,7 @@ from mobip.api.routing import Endpoint, Field
 from mobip.app import ENDPOINTS
 from mobip.kit.runtime import Runtime
 from products.support import make_reusable_qr, reusable_qr, serve_photos
+from receivables.support import MAPPING, SPEC_EXAMPLE, import_lists, map_statuses
 from transactions.support import one_use_qr, valid_request
 
 # The client and its accounts are made once per test and shared by its examples on purpose
@@ -142,7 +143,24 @@ def valid_fields(client: TestClient, runtime: Runtime) -> Iterator[dict[str, dic
             "get_invoice_list": {"access_token": admin_token, "uid": merchant.account.uid},
             "get_invoice": invoice,
             "get_stats": {"access_token": token, "month_period": "2026-11"},
+            **_receivables(runtime, merchant, token),
         }
+
+
+def _receivables(
+    runtime: Runtime, merchant: NewCredentials, token: str
+) -> dict[str, dict[str, str]]:
+    """An imported source (the spec's example) and its mapping, for the external invoices'."""
+    import_lists(runtime, merchant.account, SPEC_EXAMPLE)
+    map_statuses(runtime, merchant.account)
+    source = {"access_token": token, "ExternalSourceId": "erp"}
+    return {
+        "set_external_invoices": {**source, "InvoicesLists": SPEC_EXAMPLE, "BatchId": "B1"},
+        "set_external_invoice_status": {**source, **MAPPING},
+        "get_external_invoices": {**source, "InvoicesList": "inv_000|inv_002"},
+        "get_external_invoices_status": source,
+        "request_invoices_payment": {**source, "CustomerId": "custom_1", "media": "EMAIL"},
+    }
 
 
 def _valid_fields(

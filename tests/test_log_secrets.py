@@ -26,6 +26,7 @@ from mobip.app import ENDPOINTS
 from mobip.auth import service as auth_service
 from mobip.kit.logging import configure_logging
 from mobip.kit.runtime import Runtime
+from receivables.support import MAPPING, SPEC_EXAMPLE
 
 API = "/api/2.0/mobip"
 PLACES = ("query", "body", "header")
@@ -190,7 +191,34 @@ def test_no_secret_token_or_card_number_in_any_log_line(
         file_path = urlsplit(stats_file["url"]).path  # /stats/{file_id}/{token}.csv.gz
         secrets.append(file_path.rsplit("/", 1)[-1].removesuffix(".csv.gz"))
         assert client.get(file_path).status_code == 200
+        source = {"ExternalSourceId": "erp"}
+        call(
+            client,
+            "set_external_invoices",
+            merchant_token,
+            place,
+            **source,
+            InvoicesLists=SPEC_EXAMPLE,
+        )
+        call(client, "set_external_invoice_status", merchant_token, place, **source, **MAPPING)
+        invoices = call(client, "get_external_invoices", merchant_token, place, **source)
+        secrets.append(invoices["InvoicesList"][0]["url_portal"].rsplit("/", 1)[-1])
+        call(client, "get_external_invoices_status", merchant_token, place, **source)
+        call(
+            client,
+            "request_invoices_payment",
+            merchant_token,
+            place,
+            **source,
+            CustomerId="custom_1",
+            media="EMAIL",
+        )
         called |= {
+            "set_external_invoices",
+            "set_external_invoice_status",
+            "get_external_invoices",
+            "get_external_invoices_status",
+            "request_invoices_payment",
             "get_stats",
             "get_invoice_list",
             "get_invoice",
@@ -237,5 +265,5 @@ def test_no_secret_token_or_card_number_in_any_log_line(
     assert '"logger": "sqlalchemy.engine.Engine"' in output  # DEBUG really logged everything
     leaked = [secret for secret in secrets if secret in output]
     assert leaked == []
-    unmasked = re.findall(r"\b(?:mbs|mbt|ck|sft|sk_test)_(?!\[REDACTED\])[\w-]+", output)
+    unmasked = re.findall(r"\b(?:mbs|mbt|ck|cp|sft|sk_test)_(?!\[REDACTED\])[\w-]+", output)
     assert unmasked == []

@@ -53,6 +53,7 @@ from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
 from products.support import make_reusable_qr, serve_photos
+from receivables.support import MAPPING, SPEC_EXAMPLE, import_lists, map_statuses
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -198,6 +199,8 @@ def callers(fuzz_settings: Settings, photo_site: Receiver) -> Callers:
         token = token_for(client, merchant)
         trids = [_payment_request(client, token)["trid"] for _ in range(2)]
         partner_token = token_for(client, partner)
+    import_lists(runtime, merchant.account, SPEC_EXAMPLE)  # the external invoices' source
+    map_statuses(runtime, merchant.account)
     return Callers(
         token,
         partner_token,
@@ -302,6 +305,7 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
         body["item_photo"] = callers.photo_url
     if "invoice_id" in body:
         body["invoice_id"] = callers.invoice_id
+    _fit_external_invoices(operation, body)
     if operation == "get_stats":
         month = body.get("month_period")
         if (month and body.get("day")) or (
@@ -315,6 +319,22 @@ def _fit_positive_case(case: Any, callers: Callers, runtime: Runtime, data: st.D
     ]
     total = sum(value for value in amounts if isinstance(value, int))
     assume(total <= runtime.settings.max_total_amount)
+
+
+def _fit_external_invoices(operation: str, body: dict[str, Any]) -> None:
+    """The external invoices' (receivables): the merchant's source; an InvoicesLists that reads
+    (a JSON text whose shape the document states in words); a mapping whose codes are each
+    given once (the document cannot say "no code in two fields"); request_invoices_payment for
+    an imported customer's due invoices (InvoicesList must name that customer's)."""
+    if "ExternalSourceId" in body:
+        body["ExternalSourceId"] = "erp"
+    if "InvoicesLists" in body:
+        body["InvoicesLists"] = SPEC_EXAMPLE
+    if operation == "set_external_invoice_status":
+        body.update({name: codes for name, codes in MAPPING.items() if name in body})
+    if operation == "request_invoices_payment":
+        body["CustomerId"] = "custom_1"
+        body.pop("InvoicesList", None)
 
 
 _KEYS = itertools.count()

@@ -35,6 +35,7 @@ from mobip.kit.migrate import is_current
 from mobip.kit.runtime import Runtime
 from mobip.products import endpoints as products_endpoints
 from mobip.products import pages as products_pages
+from mobip.receivables import endpoints as receivables_endpoints
 from mobip.receivables import pages as receivables_pages
 from mobip.stats import endpoints as stats_endpoints
 from mobip.stats import pages as stats_pages
@@ -49,6 +50,7 @@ ENDPOINTS: list[Endpoint] = [
     *checkout_endpoints.ENDPOINTS,
     *billing_endpoints.ENDPOINTS,
     *stats_endpoints.ENDPOINTS,
+    *receivables_endpoints.ENDPOINTS,
 ]
 
 _EVERY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

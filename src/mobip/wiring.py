@@ -15,6 +15,7 @@ from mobip.checkout import tasks as checkout_tasks
 from mobip.delivery.composing import Composers
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
+from mobip.receivables import settlement as receivables_settlement
 from mobip.stats import service as stats_service
 from mobip.stats import tasks as stats_tasks
 from mobip.transactions import messages as transactions_messages
@@ -57,6 +58,6 @@ def observe() -> None:
 
 # Each domain's observer, in the order they run (added by their issues: stats, feed,
 # receivables).
-_OBSERVERS: list[observers.Observer] = [stats_service.observe]
+_OBSERVERS: list[observers.Observer] = [stats_service.observe, receivables_settlement.observe]
 
 observe()

@@ -208,8 +208,9 @@ def test_the_create_endpoints_take_an_idempotency_key(spec: dict[str, Any]) -> N
             if p["in"] == "header"
         }
         assert ("Idempotency-Key" in headers) == endpoint.idempotent, endpoint.name
-    # the two transaction creates, create_reusable_qr, refund_transaction
-    assert sum(e.idempotent for e in ENDPOINTS) == 4
+    # the two transaction creates, create_reusable_qr, refund_transaction,
+    # request_invoices_payment
+    assert sum(e.idempotent for e in ENDPOINTS) == 5
 
 
 def test_schemathesis_reads_every_operation(spec: dict[str, Any]) -> None:

@@ -16,11 +16,12 @@ from starlette.testclient import TestClient
 
 from billing.support import make_invoice
 from factories import form, make_account, make_transaction, token_for
-from mobip.accounts.models import Role
+from mobip.accounts.models import Account, Role
 from mobip.api.routing import READ_METHODS
 from mobip.app import ENDPOINTS
 from mobip.kit.runtime import Runtime
 from products.support import make_reusable_qr
+from receivables.support import SPEC_EXAMPLE, import_lists, map_statuses
 
 READS = [endpoint for endpoint in ENDPOINTS if endpoint.reads]
 WRITES = [endpoint for endpoint in ENDPOINTS if not endpoint.reads]
@@ -31,6 +32,8 @@ def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
     assert sorted(endpoint.name for endpoint in READS) == [
         "get_account",
         "get_account_by_external_id",
+        "get_external_invoices",
+        "get_external_invoices_status",
         "get_invoice",
         "get_invoice_list",
         "get_reusable_qr",
@@ -78,6 +81,17 @@ def callers(client: TestClient, runtime: Runtime) -> dict[str, Caller]:
         ),
         "get_invoice_list": Caller(partner_token, {"uid": merchant.account.uid}),
         "get_stats": Caller(partner_token, {"month_period": "2026-11"}),
+        **_receivables(runtime, merchant.account, merchant_token),
+    }
+
+
+def _receivables(runtime: Runtime, merchant: Account, token: str) -> dict[str, Caller]:
+    import_lists(runtime, merchant, SPEC_EXAMPLE)
+    map_statuses(runtime, merchant)
+    source = {"ExternalSourceId": "erp"}
+    return {
+        "get_external_invoices": Caller(token, {**source, "InvoicesList": "inv_000|inv_404"}),
+        "get_external_invoices_status": Caller(token, source),
     }
 
 

@@ -35,6 +35,7 @@ from mobip.kit.runtime import Runtime
 from mobip.kit.validation import MAX_EMAIL_CHARS, email_address, http_url, international_phone
 from mobip.transactions.endpoints import EMAIL_PATTERN, HTTP_URL_PATTERN, PHONE_PATTERN
 from products.support import reusable_qr, serve_photos
+from receivables.support import SPEC_EXAMPLE
 from transactions.support import counts, one_use_qr, valid_request
 
 API = "/api/2.0/mobip"
@@ -319,6 +320,10 @@ def _accepted_request(
         return {"access_token": token, **reusable_qr(photo_url)}
     if endpoint.name == "get_reusable_qr_list":
         return {"access_token": token}
+    if endpoint.name == "request_invoices_payment":  # the due invoices of an imported customer
+        source = {"access_token": token, "ExternalSourceId": "erp"}
+        post(client, "set_external_invoices", **source, InvoicesLists=SPEC_EXAMPLE)
+        return {**source, "CustomerId": "custom_1", "media": "EMAIL"}
     created = post(client, "send_payment_request", access_token=token, **valid_request()).json()
     if endpoint.name == "refund_transaction":  # a PAID transaction, paid on its page
         pay_by_card(client, urlsplit(created["url_checkout"]).path)
@@ -352,6 +357,8 @@ def test_the_bounded_fields_are_the_ones_checked_here() -> None:
         ("create_reusable_qr", "language"),
         ("get_reusable_qr_list", "limit"),
         ("refund_transaction", "amount_in_cents"),
+        ("request_invoices_payment", "media"),
+        ("request_invoices_payment", "transaction_ttl"),
     }
 
 

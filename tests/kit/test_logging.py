@@ -15,6 +15,7 @@ SECRET = "mbs_" + "A1b2-C3d4_" * 4
 TOKEN = "mbt_" + "z9Y8-x7W6_" * 4
 CHECKOUT = "ck_" + "Q" * 32
 STATS_FILE = "sft_" + "R-s_" * 8
+PORTAL = "cp_" + "0a" * 10 + "_" + "Zz-_" * 6
 WEBHOOK = "whsec_" + "k" * 32
 STRIPE_LIVE = "sk_live_" + "5" * 24
 STRIPE_TEST = "sk_test_" + "a" * 24
@@ -26,6 +27,7 @@ ALL_SECRETS = [
     TOKEN,
     CHECKOUT,
     STATS_FILE,
+    PORTAL,
     WEBHOOK,
     STRIPE_LIVE,
     STRIPE_TEST,

@@ -15,10 +15,11 @@ from typing import IO, Any
 
 MASK = "[REDACTED]"
 # Our API secrets (mbs_), access tokens (mbt_), checkout tokens (ck_: a bearer link to a payment
-# page) and stats file tokens (sft_: get_stats' .gz link), Stripe's secret and restricted keys and
+# page), customer portal tokens (cp_: an imported customer's invoices) and stats file tokens
+# (sft_: get_stats' .gz link), Stripe's secret and restricted keys and
 # webhook signing secrets. Publishable keys (pk_) are public and kept.
 _PREFIXED_SECRET = re.compile(
-    r"\b(mbs_|mbt_|ck_|sft_|whsec_|sk_live_|sk_test_|rk_live_|rk_test_)[\w-]+"
+    r"\b(mbs_|mbt_|ck_|cp_|sft_|whsec_|sk_live_|sk_test_|rk_live_|rk_test_)[\w-]+"
 )
 # A credential written as a form or query field, whatever its value looks like.
 _FIELD_SECRET = re.compile(

@@ -388,7 +388,10 @@ def _write_customers(
             )
         elif tuple(old[1:]) != values:
             changed_rows.append(
-                {"row_id": old[0], **dict(zip(repository.CUSTOMER_VALUES, (*values, now)))}
+                {
+                    "row_id": old[0],
+                    **dict(zip(repository.CUSTOMER_VALUES, (*values, now), strict=True)),
+                }
             )
     repository.update_customers(session, changed_rows)
     repository.insert_customers(session, new_rows)
@@ -658,7 +661,7 @@ def request_invoices_payment(
             redirect_url=portal_url(settings, token),
             call_back_url=None,
             track_id=track_id,
-            customer_name=customer.customer_id,
+            customer_name=None,
             customer_email=customer.email,
             customer_phone=customer.phone,
             media=media,
@@ -869,7 +872,7 @@ def pay_on_portal(
             redirect_url=portal_url(settings, token),
             call_back_url=None,
             track_id=_track_id(chosen, "invoices"),
-            customer_name=customer.customer_id,
+            customer_name=None,
             customer_email=customer.email,
             customer_phone=None,
             media=None,

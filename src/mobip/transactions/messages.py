@@ -126,6 +126,8 @@ class PaymentView:
     test: bool  # a test payment: the e-mails say so
     accent: str  # "#rrggbb": the button's and links' colour
     logo_url: str | None  # the merchant's logo (PNG or JPEG), else its name is the header
+    # An imported customer's invoice portal (receivables/), linked under the Pay button.
+    portal_url: str | None = None
 
 
 def payment_view(
@@ -254,8 +256,9 @@ def require_payable(transaction: Transaction, clock: Clock) -> None:
 
 
 def payment_request(message: OutboxMessage, composing: Composing) -> MailContent | SmsContent:
-    """Outbox kind ``payment_request``: payload {trid, media, occasion}; by SMS when media says
-    so, else by e-mail."""
+    """Outbox kind ``payment_request``: payload {trid, media, occasion, portal_url (a request for
+    imported invoices: the customer's portal, which the e-mail links to)}; by SMS when media
+    says so, else by e-mail."""
     payload = message.load_payload()
     transaction, merchant = load(composing.session, str(payload["trid"]))
     require_payable(transaction, composing.clock)
@@ -274,6 +277,8 @@ def payment_request(message: OutboxMessage, composing: Composing) -> MailContent
         )
     branding = get_branding(composing.session, merchant.id)
     view = payment_view(transaction, merchant, composing.settings, language, branding)
+    if isinstance(portal := payload.get("portal_url"), str):
+        view = replace(view, portal_url=portal)
     return render_payment_request(view, occasion, composing.mail_domain)
 
 
