@@ -5,19 +5,23 @@ makes one transaction for the ticked invoices and sends the customer to its chec
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 
 import httpx
 import pytest
+from PIL import Image
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from checkout.support import csrf_of
-from factories import make_account
+from checkout.support import card, csrf_of
+from factories import make_account, make_transaction
+from mobip.accounts import service as accounts
 from mobip.accounts.models import Account, Language
 from mobip.accounts.service import NewCredentials
 from mobip.checkout import csrf
+from mobip.checkout.logo import CACHE_CONTROL
 from mobip.kit.i18n import money
 from mobip.kit.runtime import Runtime
 from mobip.receivables import service
@@ -152,11 +156,9 @@ def test_a_bad_link_is_a_404_that_says_nothing(
         "signature": good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
         "prefix": "cx" + good[2:],
     }[mangle]
-    for reply in (
-        client.get(f"/portal/{bad}"),
-        client.post(f"/portal/{bad}", data={"invoices": "inv_a"}, follow_redirects=False),
-    ):
-        assert reply.status_code in (404, 403)
+    # A POST without the CSRF token is refused before the link is looked at.
+    unchecked = client.post(f"/portal/{bad}", data={"invoices": "inv_a"}, follow_redirects=False)
+    assert unchecked.status_code == 403
     page = client.get(f"/portal/{bad}")
     assert page.status_code == 404
     assert "Page not found" in page.text and "This link is not valid." in page.text
@@ -226,6 +228,19 @@ def test_pay_makes_one_transaction_for_the_ticked_invoices_and_goes_to_its_check
     assert transaction.status == "PENDING"
     checkout = client.get(reply.headers["location"])
     assert checkout.status_code == 200 and "€170.00" in checkout.text
+    # Paid with the sandbox card: the portal shows both paid, with their date.
+    paid = client.post(
+        reply.headers["location"],
+        data={"csrf_token": csrf_of(checkout.text), **card()},
+        follow_redirects=False,
+    )
+    assert paid.status_code == 303
+    html = client.get(links["C-ADA"]).text
+    assert ticked(html) == {"inv_b": True}
+    shown = html[html.index("Paid invoices") :]
+    assert "Winter service" in shown and "Spring service" in shown
+    assert shown.count("Paid on Jan 1, 2026") == 2
+    assert re.search(r'id="portal-total"[^>]*>€30.50</dd>', html)
 
 
 def test_pay_is_rate_limited_per_client(
@@ -281,3 +296,54 @@ def test_the_page_needs_no_date_to_show_an_invoice(runtime: Runtime) -> None:
         ("i2", "Feb 1, 2025", False),
     ]
     assert (open_lines[0].paid_text, open_lines[0].status) == ("€0.40", "Partly paid")
+
+
+def test_the_merchants_logo_and_accent_colour(
+    client: TestClient, runtime: Runtime, merchant: NewCredentials, links: dict[str, str]
+) -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (32, 32), (26, 127, 55)).save(image, "PNG")
+    with runtime.database.transaction() as session:
+        account = session.get(Account, merchant.account.id)
+        assert account is not None
+        branding = accounts.set_branding(
+            session, account, logo=image.getvalue(), accent_colour="#1a7f37", clock=runtime.clock
+        )
+    page = client.get(links["C-ADA"])
+    logo = f"{links['C-ADA']}/logo?v={branding.logo_version}"
+    assert f'<img class="logo" src="{logo}" alt="Garage Dupré">' in page.text
+    assert "<style>:root{--accent:#1a7f37}</style>" in page.text
+    assert "style-src 'self' 'sha256-" in page.headers["content-security-policy"]
+    served = client.get(logo)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.headers["cache-control"] == CACHE_CONTROL
+    # Another customer's link shows the same merchant's logo; a bad link none.
+    assert client.get(f"{links['C-BOB']}/logo").status_code == 200
+    assert client.get("/portal/cp_0000/logo").status_code == 404
+
+
+def test_a_partial_payment_and_the_customers_credit_are_shown(
+    client: TestClient, runtime: Runtime, merchant: NewCredentials, links: dict[str, str]
+) -> None:
+    """A request paid for two invoices that covers one and part of the other; then one that
+    pays more than is left: the rest is the customer's credit."""
+    for track_id, amount in (("inv_a|inv_b", 13000), ("inv_b", 5000)):
+        transaction = make_transaction(
+            runtime, merchant.account, track_id=track_id, item_amount=amount, tax_amount=0
+        )
+        path = f"/pay/{transaction.checkout_token}"
+        checkout = client.get(path)
+        paid = client.post(
+            path, data={"csrf_token": csrf_of(checkout.text), **card()}, follow_redirects=False
+        )
+        assert paid.status_code == 303
+        if track_id == "inv_a|inv_b":
+            # inv_a (due first) in full; €10.00 of inv_b's €30.50.
+            html = client.get(links["C-ADA"]).text
+            assert ticked(html) == {"inv_b": True, "inv_c": False}
+            assert "Partly paid" in html and "€10.00 of €30.50 already paid" in html
+            assert re.search(r'id="portal-total"[^>]*>€20.50</dd>', html)
+            assert "Your credit" not in html
+    html = client.get(links["C-ADA"]).text
+    assert ticked(html) == {"inv_c": False}
+    assert "Your credit: €29.50" in html  # 5000 - 2050
