@@ -10,7 +10,6 @@ from pathlib import Path
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from mobip.api.routing import API_PREFIX
 from mobip.app import ENDPOINTS, create_app
 from mobip.kit.runtime import Runtime
 
@@ -66,5 +65,5 @@ def test_every_page_and_route_is_in_the_table_with_its_handler(runtime: Runtime)
         assert key in rows, f"{method} {path} is not in docs/architecture.md's table"
         assert rows[key] == (route.endpoint.__module__, route.endpoint.__qualname__), key
         seen.add(key)
-    pages = {key for key in rows if not key[1].startswith(API_PREFIX + "/mobip")}
+    pages = {key for key in rows if key[1] not in api_paths}
     assert pages == seen, "rows in the table that the app does not serve"

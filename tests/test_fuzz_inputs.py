@@ -143,6 +143,8 @@ def valid_fields(client: TestClient, runtime: Runtime) -> Iterator[dict[str, dic
             "get_invoice_list": {"access_token": admin_token, "uid": merchant.account.uid},
             "get_invoice": invoice,
             "get_stats": {"access_token": token, "month_period": "2026-11"},
+            "get_mobip_transactions": {"access_token": admin_token, "limit": "5"},
+            "set_mobip_transactions": {"access_token": admin_token, "trid_list": trid},
             **_receivables(runtime, merchant, token),
         }
 

@@ -185,6 +185,8 @@ def test_no_secret_token_or_card_number_in_any_log_line(
         call(client, "get_invoice_list", merchant_token, place)
         call(client, "get_invoice", merchant_token, place, invoice_id="inv_unknown")
         call(client, "get_stats", partner_token, place, uid=merchant.account.uid)
+        call(client, "get_mobip_transactions", partner_token, place, limit="5")
+        call(client, "set_mobip_transactions", partner_token, place, trid_list=trid)
         stats_file = call(
             client, "get_stats", merchant_token, place, day="2026-11-30", get_gz_file="1"
         )
@@ -220,6 +222,8 @@ def test_no_secret_token_or_card_number_in_any_log_line(
             "get_external_invoices_status",
             "request_invoices_payment",
             "get_stats",
+            "get_mobip_transactions",
+            "set_mobip_transactions",
             "get_invoice_list",
             "get_invoice",
             "create_reusable_qr",

@@ -172,7 +172,13 @@ class Callers:
         return self.partner_token if operation in ACCOUNT_OPERATIONS else self.merchant_token
 
 
-ACCOUNT_OPERATIONS = {"get_account", "get_account_by_external_id", "update_account"}
+ACCOUNT_OPERATIONS = {
+    "get_account",
+    "get_account_by_external_id",
+    "update_account",
+    "get_mobip_transactions",  # the partner feed: partners and admins
+    "set_mobip_transactions",
+}
 
 
 def endpoint_name(operation: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from mobip.billing import endpoints as billing_endpoints
 from mobip.billing import pages as billing_pages
 from mobip.checkout import endpoints as checkout_endpoints
 from mobip.delivery import devoutbox
+from mobip.feed import endpoints as feed_endpoints
 from mobip.kit.db import POOL_SIZE
 from mobip.kit.errors import EndpointNotFound, MethodNotAllowed
 from mobip.kit.migrate import is_current
@@ -50,6 +51,7 @@ ENDPOINTS: list[Endpoint] = [
     *checkout_endpoints.ENDPOINTS,
     *billing_endpoints.ENDPOINTS,
     *stats_endpoints.ENDPOINTS,
+    *feed_endpoints.ENDPOINTS,
     *receivables_endpoints.ENDPOINTS,
 ]
 

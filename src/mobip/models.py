@@ -8,6 +8,7 @@ from mobip.auth.models import AccessToken, LoginThrottle
 from mobip.billing.models import Invoice, InvoiceCounter, InvoiceSchedule
 from mobip.checkout.models import PaymentAttempt, ProviderEvent, ProviderWebhook
 from mobip.delivery.models import CallbackSecret, OutboxAttempt, OutboxMessage
+from mobip.feed.models import FeedLine
 from mobip.kit.db import Base
 from mobip.products.models import ReusableQr
 from mobip.receivables.models import (
@@ -37,6 +38,7 @@ __all__ = [
     "ExternalInvoiceChange",
     "ExternalSource",
     "ExternalStatusCode",
+    "FeedLine",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceCounter",

@@ -13,6 +13,7 @@ from mobip.auth import tasks as auth_tasks
 from mobip.billing import tasks as billing_tasks
 from mobip.checkout import tasks as checkout_tasks
 from mobip.delivery.composing import Composers
+from mobip.feed import service as feed_service
 from mobip.kit.runtime import Runtime
 from mobip.kit.schedule import Schedule
 from mobip.receivables import settlement as receivables_settlement
@@ -58,6 +59,10 @@ def observe() -> None:
 
 # Each domain's observer, in the order they run (added by their issues: stats, feed,
 # receivables).
-_OBSERVERS: list[observers.Observer] = [stats_service.observe, receivables_settlement.observe]
+_OBSERVERS: list[observers.Observer] = [
+    stats_service.observe,
+    feed_service.observe,
+    receivables_settlement.observe,
+]
 
 observe()

@@ -176,6 +176,8 @@ def test_the_restricted_endpoints_declare_their_roles() -> None:
     assert restricted == {
         "get_account": {"admin", "partner"},
         "update_account": {"admin", "partner"},
+        "get_mobip_transactions": {"admin", "partner"},
+        "set_mobip_transactions": {"admin", "partner"},
     }
 
 

@@ -26,6 +26,8 @@ from receivables.support import SPEC_EXAMPLE, import_lists, map_statuses
 READS = [endpoint for endpoint in ENDPOINTS if endpoint.reads]
 WRITES = [endpoint for endpoint in ENDPOINTS if not endpoint.reads]
 TOKEN = re.compile(rb"mbt_[A-Za-z0-9_-]+")
+# Each endpoint's path by name (most are below /mobip, the partner feed's below /neosystems).
+PATHS = {endpoint.name: endpoint.full_path for endpoint in ENDPOINTS}
 
 
 def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
@@ -36,6 +38,7 @@ def test_the_reads_are_the_spec_gets_and_the_writes_its_posts() -> None:
         "get_external_invoices_status",
         "get_invoice",
         "get_invoice_list",
+        "get_mobip_transactions",
         "get_reusable_qr",
         "get_reusable_qr_list",
         "get_stats",
@@ -81,6 +84,7 @@ def callers(client: TestClient, runtime: Runtime) -> dict[str, Caller]:
         ),
         "get_invoice_list": Caller(partner_token, {"uid": merchant.account.uid}),
         "get_stats": Caller(partner_token, {"month_period": "2026-11"}),
+        "get_mobip_transactions": Caller(partner_token, {"limit": "5"}),
         **_receivables(runtime, merchant.account, merchant_token),
     }
 
@@ -106,7 +110,7 @@ def call(
 ) -> httpx.Response:
     fields = {**caller.fields, **more}
     headers = {"Authorization": f"Bearer {caller.token}"} if caller.token else {}
-    url = f"/api/2.0/mobip/{name}"
+    url = PATHS[name]
     if urlencoded:
         return client.request(method, url, data=fields, headers=headers)
     return client.request(method, url, files=form(**fields), headers=headers)
@@ -167,7 +171,7 @@ def test_head_still_answers_a_read(
 @pytest.mark.parametrize("name", [endpoint.name for endpoint in WRITES])
 def test_a_write_by_get_is_still_a_405_allowing_post_only(client: TestClient, name: str) -> None:
     for method in ("GET", "HEAD", "PUT"):
-        reply = client.request(method, f"/api/2.0/mobip/{name}", files=form(trid="tr_x"))
+        reply = client.request(method, PATHS[name], files=form(trid="tr_x"))
         assert reply.status_code == 405, method
         assert reply.headers["allow"] == "POST"
         if method != "HEAD":
@@ -180,7 +184,7 @@ def test_a_read_by_another_method_is_a_405_allowing_get_head_and_post(
     client: TestClient, name: str
 ) -> None:
     for method in ("PUT", "DELETE", "PATCH"):
-        reply = client.request(method, f"/api/2.0/mobip/{name}")
+        reply = client.request(method, PATHS[name])
         assert reply.status_code == 405, method
         assert reply.headers["allow"] == "GET, HEAD, POST"
         assert reply.json() == {

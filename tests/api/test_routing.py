@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from callback_receiver import running_receiver
 from checkout.support import pay_by_card
 from factories import form, make_account, token_for
+from mobip.accounts.models import Role
 from mobip.accounts.service import NewCredentials
 from mobip.api.batch import GroupCommit
 from mobip.api.envelope import Params
@@ -70,12 +71,16 @@ def token(client: TestClient, merchant: NewCredentials) -> str:
     return token_for(client, merchant, api_ttl=720)
 
 
+# Each endpoint's path by name (most are below /mobip, the partner feed's below /neosystems).
+PATHS = {endpoint.name: endpoint.full_path for endpoint in ENDPOINTS}
+
+
 def post(client: TestClient, name: str, **fields: Any) -> Any:
-    return client.post(f"{API}/{name}", files=form(**fields))
+    return client.post(PATHS.get(name, f"{API}/{name}"), files=form(**fields))
 
 
 def get(client: TestClient, name: str, **fields: Any) -> Any:
-    return client.request("GET", f"{API}/{name}", files=form(**fields))
+    return client.request("GET", PATHS.get(name, f"{API}/{name}"), files=form(**fields))
 
 
 def refused(reply: Any, code: str, *names: str) -> None:
@@ -320,6 +325,9 @@ def _accepted_request(
         return {"access_token": token, **reusable_qr(photo_url)}
     if endpoint.name == "get_reusable_qr_list":
         return {"access_token": token}
+    if endpoint.name == "get_mobip_transactions":  # partners and admins only
+        partner = make_account(client.app.state.runtime, role=Role.PARTNER)
+        return {"access_token": token_for(client, partner)}
     if endpoint.name == "request_invoices_payment":  # the due invoices of an imported customer
         source = {"access_token": token, "ExternalSourceId": "erp"}
         post(client, "set_external_invoices", **source, InvoicesLists=SPEC_EXAMPLE)
@@ -356,6 +364,7 @@ def test_the_bounded_fields_are_the_ones_checked_here() -> None:
         ("create_reusable_qr", "tax_amount"),
         ("create_reusable_qr", "language"),
         ("get_reusable_qr_list", "limit"),
+        ("get_mobip_transactions", "limit"),
         ("refund_transaction", "amount_in_cents"),
         ("request_invoices_payment", "media"),
         ("request_invoices_payment", "transaction_ttl"),
