@@ -197,7 +197,9 @@ def test_merchants_partners_and_admins_count_their_scope(
     shop = make_account(runtime, parent=partner)
     dollar_shop = make_account(runtime, parent=partner, currency="USD")
     stranger = make_account(runtime, parent=admin)
+    loner = make_account(runtime)  # a top-level merchant: below no one, an admin still sees it
     history = History(runtime)
+    history.create(loner.account, NOV.replace(day=2), item_amount=100, tax_amount=0)
     history.create(shop.account, NOV.replace(day=2))
     history.create(dollar_shop.account, NOV.replace(day=2), item_amount=700)
     history.create(stranger.account, NOV.replace(day=2), item_amount=9000, tax_amount=0)
@@ -210,7 +212,7 @@ def test_merchants_partners_and_admins_count_their_scope(
     assert totals(stranger) == {"EUR": "9000"}
     assert totals(partner) == {"EUR": "1500", "USD": "950"}  # by_currency: several currencies
     assert totals(partner, uid=dollar_shop.account.uid) == {"USD": "950"}
-    assert totals(admin) == {"EUR": "10500", "USD": "950"}
+    assert totals(admin) == {"EUR": "10600", "USD": "950"}
     assert totals(admin, uid=partner.account.uid) == {"EUR": "1500", "USD": "950"}
     assert totals(shop, uid=shop.account.uid) == {"EUR": "1500"}
     # Not below the caller (a merchant: anyone but itself): the accounts' 404.
@@ -372,4 +374,7 @@ def test_each_event_is_in_exactly_one_day_and_the_aggregates_add_up(
         assert event.day == event.at.date().isoformat()  # UTC here
     assert october.created_count + november.created_count == 9
     assert october.paid_count + november.paid_count == 9
-    assert sum(r.created_count + r.paid_count for r in rows) == 18
+    own = [r for r in rows if r.account_id == shop.account.id]
+    assert sum(r.created_count + r.paid_count for r in own) == 18
+    # Each row counts a subtree: the shop's figures are in its own rows and in each ancestor's.
+    assert len(rows) % len(own) == 0

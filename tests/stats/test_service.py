@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy import event as sa_event
 
 from factories import TRANSACTION, make_account
-from mobip.accounts.models import Account
+from mobip.accounts.models import Account, Role
 from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
@@ -137,9 +137,10 @@ def test_the_aggregates_equal_recounts_from_the_events_and_the_transactions(
     runtime = _paris(settings, database, clock)
     runtime.settings.default_fee_fixed = 25
     _empty(runtime)
+    partner = make_account(runtime, role=Role.PARTNER)
     merchants = [
-        make_account(runtime).account,
-        make_account(runtime).account,
+        make_account(runtime, parent=partner).account,
+        make_account(runtime, parent=partner).account,
         make_account(runtime, currency="USD").account,
     ]
     ids = [m.id for m in merchants]
@@ -156,7 +157,11 @@ def test_the_aggregates_equal_recounts_from_the_events_and_the_transactions(
         from_transactions = _from_transactions(session, ids, zone)
         events = service.events_of(session, ids)
         months = {m: service.month_totals(session, ids, m) for m in ("2026-11", "2026-12")}
+        # The partner's rows count its subtree: its two merchants'.
+        above = service.daily_figures(session, [partner.account.id], first, last)
+        below = service.daily_figures(session, ids[:2], first, last)
     assert aggregates == from_events
+    assert above == below
     assert aggregates == from_transactions
     # Each event in exactly one day: the days' counts add up to the events, and each event's
     # day is its moment's in Paris.

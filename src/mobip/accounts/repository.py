@@ -7,8 +7,9 @@ its descendants are found (an admin sees every account).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, AccountBranding, AccountDocument, Role
@@ -63,6 +64,29 @@ def subtree_ids(session: Session, scope: Account) -> list[int]:
     """The ids of ``scope`` and of every account below it (an admin: every account), one query
     on the materialised path."""
     query = _visible_to(scope).with_only_columns(Account.id).order_by(Account.id)
+    return list(session.scalars(query).all())
+
+
+def lineages(executor: Session | Connection, ids: Sequence[int]) -> Sequence[Any]:
+    """(account id, id of the account or of one of its ancestors) pairs for ``ids``: one
+    recursive query up ``parent_id``."""
+    accounts = cast(Table, Account.__table__)
+    up = (
+        select(accounts.c.id.label("child"), accounts.c.id, accounts.c.parent_id)
+        .where(accounts.c.id.in_(ids))
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(
+        select(up.c.child, accounts.c.id, accounts.c.parent_id).join(
+            up, accounts.c.id == up.c.parent_id
+        )
+    )
+    return executor.execute(select(up.c.child, up.c.id)).all()
+
+
+def root_ids(session: Session) -> list[int]:
+    """The accounts without a parent (the tree's tops), ascending."""
+    query = select(Account.id).where(Account.parent_id.is_(None)).order_by(Account.id)
     return list(session.scalars(query).all())
 
 

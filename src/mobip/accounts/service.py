@@ -14,6 +14,7 @@ from typing import Any
 
 from babel.core import get_global
 from babel.numbers import get_territory_currencies
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.accounts import branding, repository
@@ -498,6 +499,21 @@ def subtree_ids(session: Session, scope: Account) -> list[int]:
     """The ids of ``scope`` and of its descendants (an admin's: every account), ascending: the
     scope of the reports (stats, feed) read by account id without the accounts table."""
     return repository.subtree_ids(session, scope)
+
+
+def lineages(executor: Session | Connection, ids: Sequence[int]) -> dict[int, list[int]]:
+    """Each of ``ids`` with its own id and its ancestors' (one recursive query; on a session or
+    on the connection of an observer, in its transaction). An account's parent never changes."""
+    found: dict[int, list[int]] = {}
+    if ids:
+        for child, owner in repository.lineages(executor, ids):
+            found.setdefault(int(child), []).append(int(owner))
+    return found
+
+
+def root_ids(session: Session) -> list[int]:
+    """The top-level accounts (no parent): disjoint subtrees that hold every account."""
+    return repository.root_ids(session)
 
 
 def by_ids(session: Session, ids: Sequence[int]) -> dict[int, Account]:

@@ -45,8 +45,10 @@ class StatsEvent(Base):
 
 
 class StatsDaily(Base):
-    """The figures of one account, day, channel and currency: sums of its events, kept by an
-    upsert in the same transaction as each event (so a month is read without a scan)."""
+    """The figures of one account's subtree (the account and every account below it), day,
+    channel and currency: an event is added to the row of its account and of each ancestor, by
+    an upsert in the same transaction, so any scope's month is read from its own rows (at most
+    days x channels x currencies of them), however many merchants it has."""
 
     __tablename__ = "stats_daily"
 

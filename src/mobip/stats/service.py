@@ -140,8 +140,11 @@ def local_day(moment: datetime, zone: ZoneInfo) -> str:
 
 def observe(conn: Connection, changes: Sequence[Change]) -> None:
     """File ``changes`` (transactions/observers.py) in the event log and add them to the daily
-    aggregates, on ``conn``: two statements per batch, one row per event and one per key."""
+    aggregates of their account and of each of its ancestors (a row counts a subtree), on
+    ``conn``: three statements per batch (the accounts' lineages, one row per event, one per
+    key)."""
     zone = ZoneInfo(conn.get_execution_options().get(TIMEZONE_OPTION, "UTC"))
+    lineages = accounts.lineages(conn, sorted({change.account_id for change in changes}))
     events: list[dict[str, Any]] = []
     daily: dict[tuple[int, str, str, str], Figures] = {}
     for change in changes:
@@ -163,12 +166,14 @@ def observe(conn: Connection, changes: Sequence[Change]) -> None:
                 "net": net,
             }
         )
-        key = (change.account_id, day, channel, change.currency)
-        found = daily.get(key)
-        if found is None:
-            daily[key] = _of_change(change)
-        else:
-            found.add(_of_change(change))
+        figures = _of_change(change)
+        for owner in lineages.get(change.account_id, (change.account_id,)):
+            key = (owner, day, channel, change.currency)
+            found = daily.get(key)
+            if found is None:
+                daily[key] = Figures(**{name: getattr(figures, name) for name in FIGURES})
+            else:
+                found.add(figures)
     rows = [
         {
             "account_id": key[0],
@@ -241,18 +246,33 @@ def require_day(period: Period) -> str:
 # --- the scope ----------------------------------------------------------------------------------
 
 
+def _target(session: Session, caller: Account, uid: str | None) -> Account:
+    """The caller, or its descendant ``uid`` (AccountNotFound for anyone else; a merchant may
+    name only itself)."""
+    if not uid or uid == caller.uid:
+        return caller
+    found = accounts.visible_by_uid(session, caller, uid)
+    if caller.role == Role.MERCHANT or found is None:
+        raise AccountNotFound()
+    return found
+
+
 def scope_ids(session: Session, caller: Account, uid: str | None) -> list[int]:
-    """The accounts whose figures the caller reads: a merchant its own; a partner or an admin
-    its subtree, or the subtree of ``uid`` below it (AccountNotFound otherwise)."""
-    target = caller
-    if uid and uid != caller.uid:
-        found = accounts.visible_by_uid(session, caller, uid)
-        if caller.role == Role.MERCHANT or found is None:
-            raise AccountNotFound()
-        target = found
+    """Every account whose events the caller reads (the .gz file): a merchant its own; a
+    partner or an admin its subtree, or the subtree of ``uid`` below it."""
+    target = _target(session, caller, uid)
     if target.role == Role.MERCHANT:
         return [target.id]
     return accounts.subtree_ids(session, target)
+
+
+def scope_roots(session: Session, caller: Account, uid: str | None) -> list[int]:
+    """The accounts whose aggregate rows (each its subtree's) make the caller's figures: the
+    caller or ``uid``; an admin's whole reach, every top-level account (disjoint subtrees)."""
+    target = _target(session, caller, uid)
+    if target.role == Role.ADMIN:
+        return accounts.root_ids(session)
+    return [target.id]
 
 
 # --- reading the aggregates ---------------------------------------------------------------------
@@ -294,8 +314,9 @@ def _bucket() -> _Bucket:
 def daily_figures(
     session: Session, account_ids: Sequence[int], first_day: str, last_day: str
 ) -> dict[tuple[str, str, str], Figures]:
-    """The aggregates of ``account_ids`` summed by (day, channel, currency), days from
-    ``first_day`` to ``last_day`` included."""
+    """The figures of the subtrees of ``account_ids`` (give disjoint subtrees: e.g. merchants,
+    or one partner) summed by (day, channel, currency), days from ``first_day`` to
+    ``last_day`` included."""
     rows = repository.daily_sums(session, account_ids, first_day, last_day)
     return {(row[0], row[1], row[2]): Figures(*(int(v or 0) for v in row[3:])) for row in rows}
 
@@ -323,14 +344,15 @@ def stats_reply(figures: Mapping[tuple[str, str, str], Figures], period: Period)
 
 def get_stats(session: Session, caller: Account, uid: str | None, period: Period) -> dict[str, Any]:
     """get_stats' JSON/XML reply for the caller's scope (see ``scope_ids``)."""
-    ids = scope_ids(session, caller, uid)
-    figures = daily_figures(session, ids, period.first_day, period.last_day)
+    roots = scope_roots(session, caller, uid)
+    figures = daily_figures(session, roots, period.first_day, period.last_day)
     return {"stats": stats_reply(figures, period)}
 
 
 def month_totals(session: Session, account_ids: Sequence[int], month: str) -> dict[str, Figures]:
-    """The month's ("YYYY-MM", in MOBIP_TIMEZONE) totals of ``account_ids`` by currency, from
-    the aggregates: what get_stats' ``totals`` says (the money-integrity checks compare it)."""
+    """The month's ("YYYY-MM", in MOBIP_TIMEZONE) totals of the subtrees of ``account_ids``
+    (disjoint: e.g. the merchants, or one partner) by currency, from the aggregates: what
+    get_stats' ``totals`` says (the money-integrity checks compare it)."""
     period = period_of(month, None, datetime.now(UTC), ZoneInfo("UTC"))
     totals: dict[str, Figures] = {}
     for (_, _, currency), value in daily_figures(
@@ -343,7 +365,8 @@ def month_totals(session: Session, account_ids: Sequence[int], month: str) -> di
 def recount(
     session: Session, account_ids: Sequence[int], first_day: str, last_day: str
 ) -> dict[tuple[str, str, str], Figures]:
-    """The same figures as ``daily_figures``, recounted from the event log (checks)."""
+    """The figures of the events of ``account_ids`` themselves (not their descendants'),
+    recounted from the event log (checks: for merchants, ``daily_figures``' own)."""
     counted: dict[tuple[str, str, str], Figures] = {}
     for day, channel, currency, happening, count, amount, fee in repository.event_sums(
         session, account_ids, first_day, last_day
