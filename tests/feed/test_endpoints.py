@@ -311,19 +311,19 @@ def _peak_of_a_pull(app: Any, token: str) -> tuple[int, int, int]:
     return received["status"], received["lines"], peak
 
 
-def test_a_pull_of_every_line_takes_the_same_memory_for_20000_lines_as_for_2000(
+def test_a_pull_of_every_line_takes_the_same_memory_for_10000_lines_as_for_1000(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A test of memory's shape (tracemalloc's peak), not of time: ten times the lines (10 and
-    100 pages of 200) may not take anything like ten times the memory."""
-    monkeypatch.setattr(service, "PAGE", 200)
+    100 pages of 100) may not take anything like ten times the memory."""
+    monkeypatch.setattr(service, "PAGE", 100)
     partner, shop, _ = tree(runtime)
     token = token_for(client, partner)
     app = client.app
-    _seed(runtime, shop.account, 2_000)
+    _seed(runtime, shop.account, 1_000)
     status, count, small = _peak_of_a_pull(app, token)
-    assert (status, count) == (200, 2_000)
-    _seed(runtime, shop.account, 18_000)
+    assert (status, count) == (200, 1_000)
+    _seed(runtime, shop.account, 9_000)
     status, count, large = _peak_of_a_pull(app, token)
-    assert (status, count) == (200, 20_000)
+    assert (status, count) == (200, 10_000)
     assert large < 1.5 * small, (small, large)
