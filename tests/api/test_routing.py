@@ -27,7 +27,15 @@ from mobip.accounts.models import Role
 from mobip.accounts.service import NewCredentials
 from mobip.api.batch import GroupCommit
 from mobip.api.envelope import Params
-from mobip.api.routing import Access, Call, Endpoint, Field, build_route, check_inputs
+from mobip.api.routing import (
+    Access,
+    Call,
+    Endpoint,
+    Field,
+    Streamed,
+    build_route,
+    check_inputs,
+)
 from mobip.app import ENDPOINTS
 from mobip.auth import endpoints as auth_endpoints
 from mobip.kit.characters import refused_character
@@ -494,3 +502,88 @@ def test_every_email_the_service_accepts_matches_the_declared_pattern(value: str
         return
     assert re.fullmatch(EMAIL_PATTERN, value), value
     assert len(value) <= MAX_EMAIL_CHARS or not value.isascii()
+
+
+# --- a Streamed reply -----------------------------------------------------------------------------
+
+
+def _streaming_probe(
+    runtime: Runtime, pages: list[list[dict[str, str]]], fail_at: int | None = None
+) -> tuple[Endpoint, list[Any]]:
+    """An endpoint whose reply streams ``pages`` (the cursor is the next page's index); the page
+    ``fail_at`` raises. ``seen`` gets (the handler's session, then each page's session)."""
+    seen: list[Any] = []
+
+    def page(session: Any, at: int) -> tuple[list[dict[str, str]], int | None]:
+        seen.append(session)
+        if at == fail_at:
+            if at == 0:
+                raise InvalidField("limit", "refused by the first page")
+            raise RuntimeError("the database went away")
+        return pages[at], (at + 1 if at + 1 < len(pages) else None)
+
+    def handler(call: Call) -> Streamed:
+        seen.append(call.session)
+        return Streamed(fields={"count": "3"}, name="lines", start=0, page=page)
+
+    return Endpoint("/mobip/stream_probe", "GET", "probe", handler, Access.ANONYMOUS), seen
+
+
+def _serve(runtime: Runtime, endpoint: Endpoint, **client_options: Any) -> Any:
+    group_commit = GroupCommit(runtime.database, delay=0)
+    route = build_route(
+        endpoint, runtime, auth_endpoints.AUTHENTICATION, CapacityLimiter(2), group_commit
+    )
+    return group_commit, TestClient(Starlette(routes=[route]), **client_options)
+
+
+def test_a_streamed_reply_reads_its_later_pages_each_in_a_unit_of_work_of_its_own(
+    runtime: Runtime,
+) -> None:
+    pages = [[{"n": "1"}, {"n": "2"}], [], [{"n": "3 <&>"}]]
+    endpoint, seen = _streaming_probe(runtime, pages)
+    group_commit, client = _serve(runtime, endpoint)
+    try:
+        with client:
+            reply = client.get("/api/2.0/mobip/stream_probe")
+            assert reply.status_code == 200
+            assert reply.json() == {
+                "return_code": "0",
+                "count": "3",
+                "lines": [{"n": "1"}, {"n": "2"}, {"n": "3 <&>"}],
+            }
+            handler_session, first, *later = seen
+            assert first is handler_session  # the first page: in the handler's unit of work
+            assert len(later) == 2 and len({id(s) for s in [first, *later]}) == 3
+            xml = client.get("/api/2.0/mobip/stream_probe", params={"format": "xml"})
+            root = ET.fromstring(xml.content)
+            assert [item.findtext("n") for item in root.findall("lines/item")] == [
+                "1",
+                "2",
+                "3 <&>",
+            ]
+    finally:
+        group_commit.close()
+
+
+def test_a_streamed_replys_error_before_the_first_byte_is_an_ordinary_reply_and_later_cuts_it(
+    runtime: Runtime,
+) -> None:
+    endpoint, _ = _streaming_probe(runtime, [[{"n": "1"}]], fail_at=0)
+    group_commit, client = _serve(runtime, endpoint)
+    try:
+        with client:
+            refused(client.get("/api/2.0/mobip/stream_probe"), "1002", "limit")
+    finally:
+        group_commit.close()
+    endpoint, _ = _streaming_probe(runtime, [[{"n": "1"}], [{"n": "2"}]], fail_at=1)
+    group_commit, client = _serve(runtime, endpoint, raise_server_exceptions=False)
+    try:
+        with client:
+            reply = client.get("/api/2.0/mobip/stream_probe")
+    finally:
+        group_commit.close()
+    # The status was sent with the first page: the body stops short of a whole document.
+    assert reply.status_code == 200
+    assert reply.content.startswith(b'{"return_code":"0","count":"3","lines":[{"n":"1"}')
+    assert not reply.content.endswith(b"]}")
