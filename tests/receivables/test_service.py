@@ -5,6 +5,7 @@ and the portal's token."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -371,3 +372,36 @@ def test_the_portal_token_is_stable_signed_and_not_stored(
         forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         for bad in (forged, "cp_x_y", "", token + "x", "zz" + token[2:]):
             assert service.portal_view(session, bad, runtime.settings, runtime.clock) is None
+
+
+def test_the_same_new_source_and_batch_imported_twice_at_once_import_once(
+    runtime: Runtime, merchant: Account
+) -> None:
+    """The source's row is locked first: the second import waits, then replays the first's
+    reply (PostgreSQL's row lock; SQLite's write lock) instead of failing on a unique key."""
+    text = json.dumps({"InvoicesLists": [customer("c1", invoice("i1", 100))]})
+    start = threading.Barrier(2)
+    replies: list[dict[str, object]] = []
+
+    def import_once() -> None:
+        start.wait()
+
+        def work() -> dict[str, object]:
+            with runtime.database.transaction(immediate=True) as session:
+                owner = session.get(Account, merchant.id)
+                assert owner is not None
+                return service.set_external_invoices(
+                    session, owner, "new", "B-9", text, runtime.settings, runtime.clock
+                )
+
+        replies.append(runtime.database.retry_busy(work))
+
+    threads = [threading.Thread(target=import_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(replies) == 2
+    assert replies[0] == replies[1]
+    assert counts(runtime)["external_invoices"] == 1
+    assert counts(runtime)["external_sources"] == 1

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
-from mobip.kit.db import DriverInsert, DriverStatement
+from mobip.kit.db import DriverInsert, DriverStatement, insert_unless_present
 from mobip.receivables.models import (
     Allocation,
     ExternalBatch,
@@ -77,11 +77,25 @@ def get_source(session: Session, account_id: int, source_id: str) -> ExternalSou
     ).scalar_one_or_none()
 
 
-def add_source(session: Session, account_id: int, source_id: str, now: datetime) -> ExternalSource:
-    source = ExternalSource(account_id=account_id, source_id=source_id, created_at=now)
-    session.add(source)
-    session.flush()
-    return source
+def locked_source(
+    session: Session, account_id: int, source_id: str, now: datetime
+) -> ExternalSource:
+    """The merchant's source, created when new, its row locked until the end of the unit of work
+    (PostgreSQL: two imports or mappings of one source run one after the other; SQLite's write
+    lock already does that)."""
+    insert_unless_present(
+        session,
+        ExternalSource,
+        ["account_id", "source_id"],
+        account_id=account_id,
+        source_id=source_id,
+        created_at=now,
+    )
+    return session.execute(
+        select(ExternalSource)
+        .where(ExternalSource.account_id == account_id, ExternalSource.source_id == source_id)
+        .with_for_update()
+    ).scalar_one()
 
 
 def status_codes(session: Session, source_pks: Sequence[int]) -> dict[int, list[tuple[str, str]]]:

@@ -86,11 +86,11 @@ def _source_of(session: Session, merchant: Account, source_id: str) -> Any:
 
 
 def _source_or_new(session: Session, merchant: Account, source_id: str, now: datetime) -> Any:
+    """The caller's source (created when new), locked: one import or mapping of it at a time."""
     source_id = source_id.strip()
     if not source_id:
         raise InvalidField("ExternalSourceId", "must not be blank")
-    source = repository.get_source(session, merchant.id, source_id)
-    return source or repository.add_source(session, merchant.id, source_id, now)
+    return repository.locked_source(session, merchant.id, source_id, now)
 
 
 # --- import ---------------------------------------------------------------------------------------
@@ -328,14 +328,13 @@ def set_external_invoices(
     merchant = _merchant(caller)
     now = clock.now()
     batch = batch_id.strip() if batch_id else None
-    if batch:
-        known = repository.get_source(session, merchant.id, source_id.strip())
-        if known is not None:
-            stored = repository.batch_reply(session, known.id, batch)
-            if stored is not None:
-                return dict(json.loads(stored))
-    customers, invoices = _checked(invoices_lists, settings.smtp_smtputf8)
+    # Locked first: a BatchId sent twice at once is imported once and replayed once.
     source = _source_or_new(session, merchant, source_id, now)
+    if batch:
+        stored = repository.batch_reply(session, source.id, batch)
+        if stored is not None:
+            return dict(json.loads(stored))
+    customers, invoices = _checked(invoices_lists, settings.smtp_smtputf8)
     customer_pks = _write_customers(session, merchant, source.id, customers, now)
     created, updated = _write_invoices(
         session, merchant, source.id, invoices, customer_pks, batch, now
