@@ -1,8 +1,8 @@
 """feed_lines: the partner feed's lines, one per payment and one per refund (issue 14)
 
 id is the feed's id_flux (unique, increasing); acked_at stays NULL until the partner
-acknowledges the line (set_mobip_transactions). Two partial indexes serve the pulls of the
-pending lines in id order (an admin's, a partner's by account), one the acknowledgements by trid.
+acknowledges the line (set_mobip_transactions). A partial index serves the pulls of the pending
+lines in id order (a partner's filters its accounts), one on trid the acknowledgements.
 
 Revision ID: 20261130_0013
 Revises: 20261130_0012
@@ -53,18 +53,10 @@ def upgrade() -> None:
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
     )
-    op.create_index(
-        "ix_feed_lines_pending_account_id",
-        "feed_lines",
-        ["account_id", "id"],
-        sqlite_where=_PENDING,
-        postgresql_where=_PENDING,
-    )
     op.create_index("ix_feed_lines_trid", "feed_lines", ["trid"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_feed_lines_trid", table_name="feed_lines")
-    op.drop_index("ix_feed_lines_pending_account_id", table_name="feed_lines")
     op.drop_index("ix_feed_lines_pending", table_name="feed_lines")
     op.drop_table("feed_lines")

@@ -26,16 +26,11 @@ class FeedLine(Base):
 
     __tablename__ = "feed_lines"
     __table_args__ = (
-        # The pending lines in id_flux order: an admin's pull (every account) ...
+        # The pending lines in id_flux order: every pull walks it, a partner's filtering its
+        # subtree's account ids. No (account_id, id) index, on purpose: SQLite picks it for an
+        # IN list of accounts and then sorts every pending line of the subtree at each page,
+        # and picks it over the trid index for acknowledgements (docs/feed.md).
         Index("ix_feed_lines_pending", "id", sqlite_where=_PENDING, postgresql_where=_PENDING),
-        # ... and a partner's (its subtree's account ids).
-        Index(
-            "ix_feed_lines_pending_account_id",
-            "account_id",
-            "id",
-            sqlite_where=_PENDING,
-            postgresql_where=_PENDING,
-        ),
         # set_mobip_transactions acknowledges by trid.
         Index("ix_feed_lines_trid", "trid"),
     )
