@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mobip.feed.models import FeedLine, LineType
@@ -39,11 +39,13 @@ def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
     return query if scope is None else query.where(FeedLine.account_id.in_(scope))
 
 
-def pending_after(session: Session, scope: Scope, after: int, limit: int) -> Sequence[FeedLine]:
+def pending_after(session: Session, scope: Scope, after: int, limit: int) -> Sequence[Row[Any]]:
     """The pending lines of ``scope`` with id_flux above ``after``, oldest first, at most
-    ``limit`` (keyset pagination: each page is its own short read)."""
-    query = select(FeedLine).where(FeedLine.acked_at.is_(None), FeedLine.id > after)
-    return session.scalars(_in_scope(query, scope).order_by(FeedLine.id).limit(limit)).all()
+    ``limit`` (keyset pagination: each page is its own short read), as Core rows with the
+    table's columns (a pull reads them by the hundred thousand: no ORM objects)."""
+    table = FeedLine.__table__
+    query = select(table).where(FeedLine.acked_at.is_(None), FeedLine.id > after)
+    return session.execute(_in_scope(query, scope).order_by(FeedLine.id).limit(limit)).all()
 
 
 def acknowledge(session: Session, scope: Scope, trids: Sequence[str], now: datetime) -> set[str]:

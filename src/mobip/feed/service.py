@@ -17,7 +17,7 @@ from mobip.accounts import service as accounts
 from mobip.accounts.models import Account, Role
 from mobip.feed import repository
 from mobip.feed.errors import TooManyTrids
-from mobip.feed.models import FeedLine, LineType
+from mobip.feed.models import LineType
 from mobip.kit.errors import InvalidField
 from mobip.transactions import service as transactions
 from mobip.transactions.observers import Change, Happening
@@ -145,49 +145,49 @@ def page(
     return described, Cursor(lines[-1].id, left)
 
 
-def describe(session: Session, lines: Sequence[FeedLine]) -> list[dict[str, str]]:
-    """The lines as get_mobip_transactions sends them, with their transactions' customer and
-    payment method and their merchants' names (two queries for the page)."""
+def describe(session: Session, lines: Sequence[Any]) -> list[dict[str, str]]:
+    """The lines (feed_lines rows) as get_mobip_transactions sends them, with their
+    transactions' customer and payment method and their merchants' names (two queries for the
+    page)."""
     if not lines:
         return []
-    found = transactions.by_trids(session, list({line.trid for line in lines}))
-    by_trid = {transaction.trid: transaction for transaction in found}
+    found = transactions.summaries_by_trids(session, list({line.trid for line in lines}))
     merchants = accounts.by_ids(session, list({line.account_id for line in lines}))
-    out: list[dict[str, str]] = []
-    for line in lines:
-        transaction = by_trid.get(line.trid)
-        merchant = merchants.get(line.account_id)
-        out.append(
-            {
-                "id_flux": str(line.id),
-                "type": line.type,
-                "trid": line.trid,
-                "refund_id": line.refund_id or "",
-                "track_id": (transaction.track_id if transaction else None) or "",
-                "merchant_name": merchant.name if merchant else "",
-                "mobip_merchant_id": merchant.uid if merchant else "",
-                "external_accountid": (merchant.external_account_id if merchant else None) or "",
-                "amount": str(line.amount),
-                "item_amount": str(line.item_amount),
-                "tax_amount": str(line.tax_amount),
-                "fees": str(line.fee),
-                "net_amount": str(line.net),
-                "currency": line.currency,
-                "customer_name": _of(transaction, "customer_name"),
-                "customer_email": _of(transaction, "customer_email"),
-                "customer_phone": _of(transaction, "customer_phone"),
-                "payment_method": _of(transaction, "payment_method"),
-                "event_datetime": transactions.iso(line.event_at),
-                "isRefunded": "true"
-                if transaction is not None and transaction.is_refunded
-                else "false",
-            }
-        )
-    return out
+    return [
+        _described(line, found.get(line.trid), merchants.get(line.account_id)) for line in lines
+    ]
 
 
-def _of(transaction: Any, name: str) -> str:
-    return (getattr(transaction, name) if transaction is not None else None) or ""
+def _described(
+    line: Any, transaction: transactions.TransactionSummary | None, merchant: Account | None
+) -> dict[str, str]:
+    return {
+        "id_flux": str(line.id),
+        "type": line.type,
+        "trid": line.trid,
+        "refund_id": line.refund_id or "",
+        "track_id": _of(transaction, "track_id"),
+        "merchant_name": merchant.name if merchant else "",
+        "mobip_merchant_id": merchant.uid if merchant else "",
+        "external_accountid": (merchant.external_account_id if merchant else None) or "",
+        "amount": str(line.amount),
+        "item_amount": str(line.item_amount),
+        "tax_amount": str(line.tax_amount),
+        "fees": str(line.fee),
+        "net_amount": str(line.net),
+        "currency": line.currency,
+        "customer_name": _of(transaction, "customer_name"),
+        "customer_email": _of(transaction, "customer_email"),
+        "customer_phone": _of(transaction, "customer_phone"),
+        "payment_method": _of(transaction, "payment_method"),
+        "event_datetime": transactions.iso(line.event_at),
+        "isRefunded": "true" if transaction is not None and transaction.is_refunded else "false",
+    }
+
+
+def _of(transaction: transactions.TransactionSummary | None, name: str) -> str:
+    value = getattr(transaction, name) if transaction is not None else None
+    return str(value) if value else ""
 
 
 # --- set_mobip_transactions --------------------------------------------------------------------
