@@ -1,0 +1,372 @@
+"""get_stats at size: one merchant with 1,000,000 transactions in a month, and a partner with
+1,000 merchants and 1,000,000 transactions between them, timed over HTTP against a real
+`mobip serve` on SQLite or on PostgreSQL.
+
+Run: python bench/stats.py [--db postgresql://postgres@127.0.0.1:5432/test] [--transactions N]
+     [--merchants N] [--requests N]
+(PostgreSQL: a scratch database is created on that server and dropped after. Without --db: a
+SQLite file in a temporary folder.)
+
+Seeding writes at the driver's level in batches: the transactions (kit/db.DriverInsert, created
+and PAID with their fee) and, for each, its CREATED and PAID changes through the real observer
+(stats.service.observe: the event log's insert and the daily aggregates' upsert, grouped per
+batch as the group commit does). The merchant's transactions are spread over November 2026 with
+one day holding 50,000 of them (100,000 events: the .gz file's goal); the partner's merchants
+have 1,000 each over the month, by e-mail, SMS and one-use QR (90 aggregate rows a merchant).
+
+Then `mobip serve` (another process) answers: get_stats for the month, --requests times per
+caller, p50 and p95 (goal p50 < 100 ms); and get_stats with get_gz_file for the 100,000-event
+day and for a 10,000-event day: the request's time, the download's, and the server's peak RSS
+above its resident size before the request (Linux: /proc/<pid>/clear_refs resets the peak),
+to see that memory stays flat however many lines (goal < 5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import free_port, load
+from sqlalchemy import create_engine, text
+
+from mobip.accounts import service as accounts
+from mobip.accounts.models import Language, Role
+from mobip.accounts.service import NewCredentials
+from mobip.kit.db import Database, DriverInsert
+from mobip.kit.migrate import upgrade
+from mobip.stats import service as stats
+from mobip.transactions.models import Transaction
+from mobip.transactions.observers import Change, Happening
+from mobip.transactions.service import compute_fee
+
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+DAYS = 30
+BIG_DAY = 15  # the merchant's 100,000-event day
+SMALL_DAY = 16  # a 10,000-event day, for the memory comparison
+BATCH = 10_000
+FEE_BP, FEE_FIXED = 140, 25
+CHANNELS = (("payment_request", "EMAIL"), ("payment_request", "SMS"), ("one_use_qr", None))
+
+
+def _accounts(
+    database: Database, merchants: int
+) -> tuple[NewCredentials, NewCredentials, list[int]]:
+    with database.transaction() as session:
+
+        def make(role: Role, parent: str | None, n: int) -> NewCredentials:
+            return accounts.create_account(
+                session,
+                name=f"Bench {role.value} {n}",
+                role=role,
+                parent_uid=parent,
+                currency="EUR",
+                language=Language.EN,
+                external_id=f"bench-{role.value}-{n}",
+                now=NOVEMBER - timedelta(days=1),
+            )
+
+        shop = make(Role.MERCHANT, None, 0)
+        partner = make(Role.PARTNER, None, 0)
+        ids = [make(Role.MERCHANT, partner.account.uid, n).account.id for n in range(merchants)]
+    return shop, partner, ids
+
+
+def _transaction(n: int, account_id: int, at: datetime, total: int, channel: int) -> dict[str, Any]:
+    kind, media = CHANNELS[channel]
+    fee = compute_fee(total, FEE_BP, FEE_FIXED)
+    paid_at = at + timedelta(minutes=1)
+    return {
+        "trid": f"tr_bench{n:010d}",
+        "checkout_token": f"ck_bench{n:010d}{secrets.token_hex(2)}",
+        "account_id": account_id,
+        "kind": kind,
+        "status": "PAID",
+        "reason": None,
+        "item_amount": total,
+        "tax_amount": 0,
+        "currency": "EUR",
+        "item_name": "Bench item",
+        "track_id": f"order-{n}",
+        "customer_name": "Ada Lovelace",
+        "customer_email": "ada@example.com",
+        "language": "EN",
+        "redirect_url": "https://shop.example/back",
+        "media": media,
+        "retry_period_days": 0,
+        "retry_attempts": 0,
+        "automatic_resends": 0,
+        "manual_resends": 0,
+        "ttl_days": 30,
+        "expires_at": at + timedelta(days=30),
+        "is_refunded": False,
+        "created_at": at,
+        "updated_at": paid_at,
+        "status_changed_at": paid_at,
+        "quantity": 1,
+        "refunded_amount": 0,
+        "paid_at": paid_at,
+        "fee_bp": FEE_BP,
+        "fee_fixed": FEE_FIXED,
+        "fee_variable": fee.variable,
+        "fee_fixed_part": fee.fixed_part,
+        "fee": fee.total,
+    }
+
+
+def _changes(row: dict[str, Any]) -> list[Change]:
+    common = {
+        "trid": row["trid"],
+        "account_id": row["account_id"],
+        "kind": row["kind"],
+        "media": row["media"],
+        "track_id": row["track_id"],
+        "currency": row["currency"],
+        "total_amount": row["item_amount"],
+        "item_amount": row["item_amount"],
+        "tax_amount": 0,
+    }
+    return [
+        Change(happening=Happening.CREATED, at=row["created_at"], fee=0, **common),
+        Change(happening=Happening.PAID, at=row["paid_at"], fee=row["fee"], **common),
+    ]
+
+
+def _moments(count: int, rng: random.Random, day: int | None = None) -> list[datetime]:
+    """``count`` creation times in November (on ``day`` only when given), in order."""
+    if day is not None:
+        start, span = NOVEMBER + timedelta(days=day - 1), 24 * 3600 - 120
+    else:
+        start, span = NOVEMBER, DAYS * 24 * 3600 - 120
+    return sorted(start + timedelta(seconds=rng.randrange(span)) for _ in range(count))
+
+
+def seed(database: Database, transactions: int, merchants: int) -> dict[str, Any]:
+    """Both scenarios; what the timing needs (credentials, the days)."""
+    shop, partner, ids = _accounts(database, merchants)
+    insert = DriverInsert(Transaction.__table__)  # type: ignore[arg-type]
+    rng = random.Random(14)
+    # The merchant: 50,000 on BIG_DAY (100,000 events), 5,000 on SMALL_DAY, the rest spread
+    # over the other days.
+    big, small = 50_000, 5_000
+    rest = max(0, transactions - big - small)
+    spread = [
+        at for at in _moments(int(rest * 1.1) + 10, rng) if at.day not in (BIG_DAY, SMALL_DAY)
+    ][:rest]
+    shop_moments = sorted(_moments(big, rng, BIG_DAY) + _moments(small, rng, SMALL_DAY) + spread)
+    plan = [(shop.account.id, at) for at in shop_moments]
+    # The partner's merchants: round robin, spread over the month.
+    plan += [(ids[n % len(ids)], at) for n, at in enumerate(_moments(transactions, rng))]
+    started = time.perf_counter()
+    for first in range(0, len(plan), BATCH):
+        rows = [
+            _transaction(first + i, account_id, at, rng.randint(100, 50_000), (first + i) % 3)
+            for i, (account_id, at) in enumerate(plan[first : first + BATCH])
+        ]
+        with database.connection() as conn, conn.begin():
+            insert.execute(conn, rows)
+            stats.observe(conn, [change for row in rows for change in _changes(row)])
+    return {
+        "shop": shop,
+        "partner": partner,
+        "seconds": time.perf_counter() - started,
+        "rows": len(plan),
+    }
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+def start_server(data_dir: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIP_")}
+    env.update(
+        MOBIP_DATA_DIR=str(data_dir),
+        MOBIP_DATABASE_URL=url,
+        MOBIP_HOST="127.0.0.1",
+        MOBIP_PORT=str(port),
+        MOBIP_ENV="development",
+        MOBIP_LOG_LEVEL="WARNING",
+        MOBIP_WORKER_ENABLED="false",
+        PYTHONUNBUFFERED="1",
+    )
+    with (data_dir / "server.out").open("wb") as out, (data_dir / "server.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mobip", "serve"], env=env, stdout=out, stderr=err
+        )
+
+
+def wait_ready(process: subprocess.Popen[bytes], base: str, data_dir: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((data_dir / "server.err").read_text(errors="replace"))
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server was not ready after 60 s")
+
+
+def rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak(pid: int) -> None:
+    """Linux: VmHWM becomes the current RSS (write 5 to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def token(client: httpx.Client, creds: NewCredentials) -> str:
+    reply = client.post(
+        "/api/2.0/mobip/get_token",
+        files={
+            "api_account_id": (None, creds.account.api_account_id),
+            "api_secret_key": (None, creds.api_secret_key),
+            "api_ttl": (None, "720"),
+        },
+    )
+    reply.raise_for_status()
+    value: str = reply.json()["access_token"]
+    return value
+
+
+def get_stats(client: httpx.Client, access_token: str, **fields: str) -> tuple[float, Any]:
+    started = time.perf_counter()
+    reply = client.post(
+        "/api/2.0/mobip/get_stats",
+        headers={"Authorization": f"Bearer {access_token}"},
+        files={name: (None, value) for name, value in fields.items()},
+    )
+    seconds = time.perf_counter() - started
+    data = reply.json()
+    if data.get("return_code") != "0":
+        raise RuntimeError(reply.text)
+    return seconds, data
+
+
+def time_month(client: httpx.Client, access_token: str, requests: int) -> tuple[float, float, Any]:
+    get_stats(client, access_token, month_period="2026-11")  # warm
+    times = []
+    data: Any = None
+    for _ in range(requests):
+        seconds, data = get_stats(client, access_token, month_period="2026-11")
+        times.append(seconds * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], data
+
+
+def time_file(client: httpx.Client, pid: int, access_token: str, day: int) -> str:
+    before = rss_mb(pid, "VmRSS")
+    reset_peak(pid)
+    seconds, data = get_stats(client, access_token, day=f"2026-11-{day:02d}", get_gz_file="1")
+    peak = rss_mb(pid, "VmHWM")
+    started = time.perf_counter()
+    body = client.get(urlsplit(data["url"]).path).content
+    download = time.perf_counter() - started
+    lines = gzip.decompress(body).count(b"\r\n") - 1
+    assert str(lines) == data["lines"], (lines, data["lines"])
+    return (
+        f"day 2026-11-{day:02d}: {lines:,} lines, {len(body) / 1e6:.1f} MB gzip'd, written in "
+        f"{seconds:.2f} s (goal < 5 s), downloaded in {download:.2f} s; server RSS "
+        f"{before:.0f} MB before, peak {peak:.0f} MB ({peak - before:+.0f} MB)"
+    )
+
+
+def run(url: str, data_dir: Path, transactions: int, merchants: int, requests: int) -> None:
+    name = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    upgrade(url)
+    database = Database(url)
+    seeded = seed(database, transactions, merchants)
+    database.dispose()
+    print(
+        f"{name}: seeded {seeded['rows']:,} transactions ({2 * seeded['rows']:,} events, through "
+        f"stats.service.observe) in {seeded['seconds']:.0f} s; {load()}"
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, url, port)
+    try:
+        wait_ready(server, base, data_dir)
+        with httpx.Client(base_url=base, timeout=120) as client:
+            for label, creds in (
+                ("one merchant, 1,000,000 transactions", seeded["shop"]),
+                (f"a partner with {merchants:,} merchants", seeded["partner"]),
+            ):
+                p50, p95, data = time_month(client, token(client, creds), requests)
+                totals = data["stats"]["totals"]["by_currency"][0]
+                print(
+                    f"  get_stats month, {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+                    f"(goal p50 < 100 ms; {requests} requests); paid_count "
+                    f"{int(totals['paid_count']):,}, {len(data['stats']['days'])} days"
+                )
+            shop_token = token(client, seeded["shop"])
+            for day in (SMALL_DAY, BIG_DAY):
+                print("  get_gz_file, " + time_file(client, server.pid, shop_token, day))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+class ScratchPostgres:
+    """A new database on the server of ``url``, dropped on exit."""
+
+    def __init__(self, url: str) -> None:
+        self.server = "postgresql+psycopg://" + url.split("://", 1)[1]
+        self.name = f"mobip_bench_{secrets.token_hex(4)}"
+
+    def __enter__(self) -> str:
+        self.admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        return f"{self.server.rpartition('/')[0]}/{self.name}"
+
+    def __exit__(self, *_: object) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--db", default="", help="postgresql://… (default: SQLite)")
+    parser.add_argument("--transactions", type=int, default=1_000_000)
+    parser.add_argument("--merchants", type=int, default=1_000)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder)
+        if args.db.startswith("postgresql"):
+            with ScratchPostgres(args.db) as url:
+                run(url, data_dir, args.transactions, args.merchants, args.requests)
+        else:
+            url = f"sqlite:///{data_dir / 'mobip.sqlite3'}"
+            run(url, data_dir, args.transactions, args.merchants, args.requests)
+
+
+if __name__ == "__main__":
+    main()
