@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -479,7 +479,7 @@ def build_route(
                     return Response(stored.body, media_type=stored.content_type)
             result = endpoint.handler(call)
             if isinstance(result, Streamed):
-                response = streamed_response(result, session, database, xml)
+                response = streamed_response(result, session, database, xml, limiter)
                 log_ctx["return_code"] = "0"
                 return response
             if isinstance(result, CallOutside):
@@ -584,7 +584,11 @@ def build_route(
 
 
 def streamed_response(
-    streamed: Streamed, session: Session, database: Database, xml: bool
+    streamed: Streamed,
+    session: Session,
+    database: Database,
+    xml: bool,
+    limiter: CapacityLimiter,
 ) -> StreamingResponse:
     """The reply of a Streamed: its first page read now, in ``session`` (the handler's unit of
     work), the others each in a read of its own while the body is sent."""
@@ -601,15 +605,20 @@ def streamed_response(
 
     chunks, media_type = encode_stream(ok(streamed.fields), streamed.name, pages(), xml=xml)
 
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
+        # Each piece (a page's read and encoding) on a thread of the same limiter as every unit
+        # of work: the event loop never waits for the database, the streams take no more
+        # connections than the pool has, and a piece is sent before the next is read.
         try:
-            yield from chunks
+            while True:
+                piece = await anyio.to_thread.run_sync(next, chunks, None, limiter=limiter)
+                if piece is None:  # an empty piece (an empty page's) is no end
+                    return
+                yield piece
         except Exception:
             log.exception("streamed reply %s cut short", streamed.name)
             raise
 
-    # A sync iterator: Starlette reads each piece on a worker thread, so a page's database read
-    # never blocks the event loop, and sends it before asking for the next (constant memory).
     return StreamingResponse(body(), media_type=media_type)
 
 
