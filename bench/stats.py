@@ -311,7 +311,7 @@ def run(url: str, data_dir: Path, transactions: int, merchants: int, requests: i
         wait_ready(server, base, data_dir)
         with httpx.Client(base_url=base, timeout=120) as client:
             for label, creds in (
-                ("one merchant, 1,000,000 transactions", seeded["shop"]),
+                (f"one merchant, {transactions:,} transactions", seeded["shop"]),
                 (f"a partner with {merchants:,} merchants", seeded["partner"]),
             ):
                 p50, p95, data = time_month(client, token(client, creds), requests)
