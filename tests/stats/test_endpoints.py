@@ -378,3 +378,27 @@ def test_each_event_is_in_exactly_one_day_and_the_aggregates_add_up(
     assert sum(r.created_count + r.paid_count for r in own) == 18
     # Each row counts a subtree: the shop's figures are in its own rows and in each ancestor's.
     assert len(rows) % len(own) == 0
+
+
+def test_the_file_reads_the_day_page_by_page_without_losing_a_line(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "PAGE", 2)  # 7 events of one shop: pages of 2, 2, 2, 1
+    partner = make_account(runtime, role=Role.PARTNER)
+    shops = [make_account(runtime, parent=partner) for _ in range(2)]
+    history = History(runtime)
+    made = []
+    for hour in range(7):
+        trid = history.create(shops[hour % 2].account, NOV.replace(day=3, hour=hour))
+        made.append((shops[hour % 2].account.uid, trid))
+    history.pay(made[0][1], NOV.replace(day=3, hour=20))
+    data = get_stats(client, token_for(client, partner), day="2026-11-03", get_gz_file="1").json()
+    rows = _csv(_download(client, data["url"]).content)
+    assert data["lines"] == "8" and len(rows) == 8
+    # By merchant (in account order), then in event order; every event once.
+    first, second = shops[0].account.uid, shops[1].account.uid
+    assert [r["merchant_uid"] for r in rows] == [first] * 5 + [second] * 3
+    assert sorted(int(r["event_id"]) for r in rows) == sorted({int(r["event_id"]) for r in rows})
+    assert [r["trid"] for r in rows if r["event"] == "CREATED"] == [
+        trid for uid, trid in sorted(made, key=lambda m: m[0] != first)
+    ]

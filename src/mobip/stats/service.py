@@ -52,7 +52,7 @@ FILE_ID_PREFIX = "sf"
 TOKEN_PREFIX = "sft_"  # noqa: S105 (a prefix, not a secret)
 FILES_FOLDER = "stats"
 # Events per page of a .gz file: memory stays that of one page whatever the day's size.
-PAGE = 2000
+PAGE = 5000
 # The channels ("media") in the order replies list them; others follow, sorted.
 CHANNELS = ("EMAIL", "SMS", "QR", "REUSABLE_QR", "PORTAL")
 
