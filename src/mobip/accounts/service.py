@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from babel.core import get_global
 from babel.numbers import get_territory_currencies
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from mobip.accounts import branding, repository
@@ -502,13 +503,24 @@ def subtree_ids(session: Session, scope: Account) -> list[int]:
 
 
 def lineages(executor: Session | Connection, ids: Sequence[int]) -> dict[int, list[int]]:
-    """Each of ``ids`` with its own id and its ancestors' (one recursive query; on a session or
-    on the connection of an observer, in its transaction). An account's parent never changes."""
-    found: dict[int, list[int]] = {}
-    if ids:
-        for child, owner in repository.lineages(executor, ids):
-            found.setdefault(int(child), []).append(int(owner))
-    return found
+    """Each of ``ids`` with its own id and its ancestors' (on a session or on the connection of
+    an observer, in its transaction). An account's parent is set at its creation and never
+    changes, and no account is deleted, so a lineage once read is kept for its database
+    (``_LINEAGES``): the stats observer asks on every create (the API's hot path), and only an
+    account not seen yet costs the recursive query."""
+    engine = executor.engine if isinstance(executor, Connection) else executor.get_bind().engine
+    known = _LINEAGES.setdefault(engine, {})
+    missing = [account_id for account_id in ids if account_id not in known]
+    if missing:
+        fresh: dict[int, list[int]] = {}
+        for child, owner in repository.lineages(executor, missing):
+            fresh.setdefault(int(child), []).append(int(owner))
+        known.update({child: tuple(owners) for child, owners in fresh.items()})
+    return {account_id: list(known[account_id]) for account_id in ids if account_id in known}
+
+
+# Per database (its engine; gone with it): account id -> its lineage, in repository order.
+_LINEAGES: WeakKeyDictionary[Engine, dict[int, tuple[int, ...]]] = WeakKeyDictionary()
 
 
 def root_ids(session: Session) -> list[int]:
