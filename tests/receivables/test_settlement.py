@@ -14,7 +14,7 @@ from factories import make_account, make_transaction
 from mobip.accounts.models import Account
 from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
-from mobip.receivables import settlement
+from mobip.receivables import repository, settlement
 from mobip.receivables.models import ExternalCustomer, PaymentLink
 from mobip.transactions import observers
 from receivables.support import customer, import_lists, invoice, map_statuses, pay, read, refund
@@ -158,3 +158,18 @@ def test_a_second_payment_tops_up_a_partial_one(runtime: Runtime, merchant: Acco
     invoices = read(runtime, merchant)
     assert invoices["inv_b"]["mobip_status"] == "fully_paid"
     assert invoices["inv_b"]["paid_by"] == f"{first}|{second}"
+
+
+def test_the_hot_lookup_one_by_one_and_the_bulk_one_agree(
+    runtime: Runtime, merchant: Account
+) -> None:
+    """A create's few ids are looked up one by one (a statement compiled once), more by IN
+    queries: the same rows either way."""
+    with runtime.database.engine.connect() as conn:
+        few = repository.invoices_by_inv_id(conn, [merchant.id], ["inv_a", "inv_b", "nope"])
+        many = repository.invoices_by_inv_id(
+            conn, [merchant.id, merchant.id + 1000], ["inv_a", "inv_b", "nope", "x", "y"]
+        )
+    assert sorted(few) == sorted(many)
+    assert sorted(row[2] for row in few) == ["inv_a", "inv_b"]
+    assert all(isinstance(value, int) for row in few for value in row[:2])

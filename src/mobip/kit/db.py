@@ -201,6 +201,13 @@ class DriverStatement:
         compiled = self._compiled(conn.dialect)
         conn.exec_driver_sql(compiled.sql, [compiled.values(row) for row in rows])
 
+    def fetch(self, conn: Connection, row: Mapping[str, Any]) -> Sequence[Any]:
+        """Run a SELECT once with ``row``'s parameters and return its rows (a hot lookup: no
+        per-call statement building, cache key or result processing; the values come back as
+        the driver gives them)."""
+        compiled = self._compiled(conn.dialect)
+        return conn.exec_driver_sql(compiled.sql, compiled.values(row)).all()
+
     def _compiled(self, dialect: Dialect) -> _DriverSql:
         key = (dialect.name, str(dialect.paramstyle))
         found = self._by_dialect.get(key)

@@ -364,7 +364,17 @@ def invoices_by_inv_id(
     conn: Connection, account_ids: Sequence[int], inv_ids: Sequence[str]
 ) -> list[tuple[int, int, str]]:
     """(id, account_id, inv_id) of the invoices of ``account_ids`` whose InvId is one of
-    ``inv_ids``, in any of their sources (one indexed query; the caller pairs them)."""
+    ``inv_ids``, in any of their sources (the caller pairs them). The settlement observer asks
+    on every create with a track_id (the API's hot path): a few ids of one merchant, its usual
+    case, are looked up one by one through a statement compiled once; more in indexed IN
+    queries."""
+    if len(account_ids) * len(inv_ids) <= _ONE_BY_ONE:
+        return [
+            (int(row[0]), int(row[1]), str(row[2]))
+            for account_id in account_ids
+            for inv_id in inv_ids
+            for row in _INVOICE_BY_INV_ID.fetch(conn, {"account_id": account_id, "inv_id": inv_id})
+        ]
     found: list[tuple[int, int, str]] = []
     for chunk in _chunks(list(inv_ids)):
         rows = conn.execute(
@@ -374,6 +384,15 @@ def invoices_by_inv_id(
         ).all()
         found.extend((row[0], row[1], row[2]) for row in rows)
     return found
+
+
+_ONE_BY_ONE = 4
+_INVOICE_BY_INV_ID = DriverStatement(
+    select(ExternalInvoice.id, ExternalInvoice.account_id, ExternalInvoice.inv_id).where(
+        ExternalInvoice.account_id == bindparam("account_id"),
+        ExternalInvoice.inv_id == bindparam("inv_id"),
+    )
+)
 
 
 def insert_links(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
