@@ -7,12 +7,13 @@ its descendants are found (an admin sees every account).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, AccountBranding, AccountDocument, Role
+from mobip.kit.db import DriverStatement
 
 
 def _visible_to(scope: Account) -> Select[Account]:
@@ -67,21 +68,26 @@ def subtree_ids(session: Session, scope: Account) -> list[int]:
     return list(session.scalars(query).all())
 
 
-def lineages(executor: Session | Connection, ids: Sequence[int]) -> Sequence[Any]:
-    """(account id, id of the account or of one of its ancestors) pairs for ``ids``: one
-    recursive query up ``parent_id``."""
+def lineage(conn: Connection, account_id: int) -> list[int]:
+    """The id of ``account_id`` and of each of its ancestors: one recursive query up
+    ``parent_id``, compiled once (the stats observer asks on every create, the API's hot path)."""
+    return [int(row[0]) for row in _LINEAGE.fetch(conn, {"account_id": account_id})]
+
+
+def _lineage_statement() -> DriverStatement:
     accounts = cast(Table, Account.__table__)
     up = (
-        select(accounts.c.id.label("child"), accounts.c.id, accounts.c.parent_id)
-        .where(accounts.c.id.in_(ids))
+        select(accounts.c.id, accounts.c.parent_id)
+        .where(accounts.c.id == bindparam("account_id"))
         .cte("up", recursive=True)
     )
     up = up.union_all(
-        select(up.c.child, accounts.c.id, accounts.c.parent_id).join(
-            up, accounts.c.id == up.c.parent_id
-        )
+        select(accounts.c.id, accounts.c.parent_id).join(up, accounts.c.id == up.c.parent_id)
     )
-    return executor.execute(select(up.c.child, up.c.id)).all()
+    return DriverStatement(select(up.c.id))
+
+
+_LINEAGE = _lineage_statement()
 
 
 def root_ids(session: Session) -> list[int]:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from babel.core import get_global
 from babel.numbers import get_territory_currencies
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mobip.accounts import branding, repository
@@ -504,23 +503,11 @@ def subtree_ids(session: Session, scope: Account) -> list[int]:
 
 def lineages(executor: Session | Connection, ids: Sequence[int]) -> dict[int, list[int]]:
     """Each of ``ids`` with its own id and its ancestors' (on a session or on the connection of
-    an observer, in its transaction). An account's parent is set at its creation and never
-    changes, and no account is deleted, so a lineage once read is kept for its database
-    (``_LINEAGES``): the stats observer asks on every create (the API's hot path), and only an
-    account not seen yet costs the recursive query."""
-    engine = executor.engine if isinstance(executor, Connection) else executor.get_bind().engine
-    known = _LINEAGES.setdefault(engine, {})
-    missing = [account_id for account_id in ids if account_id not in known]
-    if missing:
-        fresh: dict[int, list[int]] = {}
-        for child, owner in repository.lineages(executor, missing):
-            fresh.setdefault(int(child), []).append(int(owner))
-        known.update({child: tuple(owners) for child, owners in fresh.items()})
-    return {account_id: list(known[account_id]) for account_id in ids if account_id in known}
-
-
-# Per database (its engine; gone with it): account id -> its lineage, in repository order.
-_LINEAGES: WeakKeyDictionary[Engine, dict[int, tuple[int, ...]]] = WeakKeyDictionary()
+    an observer, in its transaction): one small query per account, compiled once. Read each
+    time, not cached: exact even where ids are reused (a rolled-back create on SQLite, tests
+    that empty their tables)."""
+    conn = executor if isinstance(executor, Connection) else executor.connection()
+    return {account_id: repository.lineage(conn, account_id) for account_id in ids}
 
 
 def root_ids(session: Session) -> list[int]:
