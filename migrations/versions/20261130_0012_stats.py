@@ -3,7 +3,7 @@
 stats_events: one row per happening of a transaction (created, paid, refunded, cancelled,
 expired, denied, error) under its local day; stats_daily: their sums by account, day, channel
 and currency, kept by the same unit of work; stats_files: the .gz files of get_stats, 24 hours.
-Transactions made before this migration are not counted (the log starts empty: docs/stats.md).
+The tables start empty; 20261130_0015 fills them from the existing history (docs/stats.md).
 
 Revision ID: 20261130_0012
 Revises: 20261130_0011
