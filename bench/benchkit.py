@@ -1,17 +1,18 @@
-"""What the delivery benches share: a free loopback port, waiting for a receiver, commit-to-arrival
-delays, the count of delivered outbox messages, percentiles and the machine's load. Not a bench
-itself."""
+"""What the benches share: a scratch PostgreSQL database, a free loopback port, waiting for a
+receiver, commit-to-arrival delays, the count of delivered outbox messages, percentiles and the
+machine's load. Not a bench itself."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import queue
+import secrets
 import socket
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.kit.runtime import Runtime
@@ -73,3 +74,22 @@ def percentile(values: list[float], fraction: float) -> float:
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+class ScratchPostgres:
+    """A new database on the server of ``url``, dropped on exit."""
+
+    def __init__(self, url: str) -> None:
+        self.server = "postgresql+psycopg://" + url.split("://", 1)[1]
+        self.name = f"mobip_bench_{secrets.token_hex(4)}"
+
+    def __enter__(self) -> str:
+        self.admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        return f"{self.server.rpartition('/')[0]}/{self.name}"
+
+    def __exit__(self, *_: object) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()

@@ -29,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sqlalchemy import create_engine, func, select, text
+from benchkit import ScratchPostgres
+from sqlalchemy import func, select
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Language, Role
@@ -169,25 +170,6 @@ def main() -> None:
         if not args.no_postgres:
             with ScratchPostgres(args.postgres) as pg_url:
                 run("PostgreSQL", pg_url, folder, args.merchants, args.transactions)
-
-
-class ScratchPostgres:
-    """A new database on the server of ``url``, dropped on exit."""
-
-    def __init__(self, url: str) -> None:
-        self.server = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        self.name = f"mobip_bench_{secrets.token_hex(4)}"
-
-    def __enter__(self) -> str:
-        self.admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return f"{self.server.rpartition('/')[0]}/{self.name}"
-
-    def __exit__(self, *_: object) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
 
 
 if __name__ == "__main__":

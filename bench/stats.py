@@ -44,8 +44,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import free_port, load
-from sqlalchemy import create_engine, text
+from benchkit import ScratchPostgres, free_port, load
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Language, Role
@@ -330,25 +329,6 @@ def run(url: str, data_dir: Path, transactions: int, merchants: int, requests: i
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
-class ScratchPostgres:
-    """A new database on the server of ``url``, dropped on exit."""
-
-    def __init__(self, url: str) -> None:
-        self.server = "postgresql+psycopg://" + url.split("://", 1)[1]
-        self.name = f"mobip_bench_{secrets.token_hex(4)}"
-
-    def __enter__(self) -> str:
-        self.admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return f"{self.server.rpartition('/')[0]}/{self.name}"
-
-    def __exit__(self, *_: object) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
 
 
 def main() -> None:

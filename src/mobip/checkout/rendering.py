@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -181,12 +182,33 @@ def render(
             **context,
         )
     )
+    return page_reply(
+        html,
+        status,
+        settings,
+        new_cookie=new_cookie if token is not None else None,
+        cookie_path="/pay",
+        headers=headers,
+    )
+
+
+def page_reply(
+    html: str,
+    status: int,
+    settings: Settings,
+    *,
+    new_cookie: str | None,
+    cookie_path: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A hosted page's HTML reply (the checkout's, a product page's, the customer portal's):
+    never cached, with the anti-forgery cookie on ``cookie_path`` when a new one was made."""
     response = HTMLResponse(html, status, headers={"Cache-Control": "no-store", **(headers or {})})
-    if new_cookie is not None and token is not None:
+    if new_cookie is not None:
         response.set_cookie(
             csrf.COOKIE,
             new_cookie,
-            path="/pay",
+            path=cookie_path,
             httponly=True,
             samesite="lax",
             secure=is_https(settings),

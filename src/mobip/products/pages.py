@@ -36,6 +36,7 @@ from mobip.checkout.rendering import (
     css_hash,
     is_https,
     page_environment,
+    page_reply,
     render_error,
 )
 from mobip.config import Settings
@@ -153,22 +154,14 @@ def _render(
         )
     )
     csp = content_security_policy(style_hashes=(css_hash(css),) if css else ())
-    response = Response(
+    return page_reply(
         html,
         status,
-        headers={"Cache-Control": "no-store", "Content-Security-Policy": csp},
-        media_type="text/html",
+        settings,
+        new_cookie=new_cookie,
+        cookie_path=COOKIE_PATH,
+        headers={"Content-Security-Policy": csp},
     )
-    if new_cookie is not None:
-        response.set_cookie(
-            csrf.COOKIE,
-            new_cookie,
-            path=COOKIE_PATH,
-            httponly=True,
-            samesite="lax",
-            secure=is_https(settings),
-        )
-    return response
 
 
 def _loaded(runtime: Runtime, qr_id: str) -> tuple[ReusableQr, Account, str | None]:
