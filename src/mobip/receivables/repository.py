@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mobip.accounts.models import Account
 from mobip.kit.db import DriverInsert, DriverStatement, insert_unless_present
@@ -164,40 +164,54 @@ def customers_by_id(
     return found
 
 
-def existing_customers(
-    session: Session, source_pk: int, customer_ids: Sequence[str]
+def _keyed_rows(
+    session: Session,
+    key: InstrumentedAttribute[str],
+    source: InstrumentedAttribute[int],
+    source_pk: int,
+    keys: Sequence[str],
+    *columns: InstrumentedAttribute[Any],
 ) -> dict[str, tuple[Any, ...]]:
-    """(id, phone, email, balance, balance_date) by CustomerId, without ORM objects."""
+    """The columns of one source's rows whose key is in keys, by key, read in chunks of bound
+    parameters without loading ORM objects."""
     found: dict[str, tuple[Any, ...]] = {}
-    columns = (
-        ExternalCustomer.customer_id,
-        ExternalCustomer.id,
-        ExternalCustomer.phone,
-        ExternalCustomer.email,
-        ExternalCustomer.balance,
-        ExternalCustomer.balance_date,
-    )
-    for chunk in _chunks(customer_ids):
+    for chunk in _chunks(keys):
         rows = session.execute(
-            select(*columns).where(
-                ExternalCustomer.source_pk == source_pk, ExternalCustomer.customer_id.in_(chunk)
-            )
+            select(key, *columns).where(source == source_pk, key.in_(chunk))
         ).all()
         for row in rows:
             found[row[0]] = tuple(row[1:])
     return found
 
 
+def existing_customers(
+    session: Session, source_pk: int, customer_ids: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """(id, phone, email, balance, balance_date) by CustomerId."""
+    return _keyed_rows(
+        session,
+        ExternalCustomer.customer_id,
+        ExternalCustomer.source_pk,
+        source_pk,
+        customer_ids,
+        ExternalCustomer.id,
+        ExternalCustomer.phone,
+        ExternalCustomer.email,
+        ExternalCustomer.balance,
+        ExternalCustomer.balance_date,
+    )
+
+
 def customer_pks(session: Session, source_pk: int, customer_ids: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in _chunks(customer_ids):
-        rows = session.execute(
-            select(ExternalCustomer.customer_id, ExternalCustomer.id).where(
-                ExternalCustomer.source_pk == source_pk, ExternalCustomer.customer_id.in_(chunk)
-            )
-        ).all()
-        found.update({customer_id: pk for customer_id, pk in rows})
-    return found
+    rows = _keyed_rows(
+        session,
+        ExternalCustomer.customer_id,
+        ExternalCustomer.source_pk,
+        source_pk,
+        customer_ids,
+        ExternalCustomer.id,
+    )
+    return {customer_id: pk for customer_id, (pk,) in rows.items()}
 
 
 def insert_customers(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -273,10 +287,13 @@ def existing_invoices(
     session: Session, source_pk: int, inv_ids: Sequence[str]
 ) -> dict[str, tuple[Any, ...]]:
     """The columns an import compares, by InvId: (id, customer_pk, inv_date, due_date, label,
-    amount, external_status), without loading ORM objects."""
-    found: dict[str, tuple[Any, ...]] = {}
-    columns = (
+    amount, external_status)."""
+    return _keyed_rows(
+        session,
         ExternalInvoice.inv_id,
+        ExternalInvoice.source_pk,
+        source_pk,
+        inv_ids,
         ExternalInvoice.id,
         ExternalInvoice.customer_pk,
         ExternalInvoice.inv_date,
@@ -285,15 +302,6 @@ def existing_invoices(
         ExternalInvoice.amount,
         ExternalInvoice.external_status,
     )
-    for chunk in _chunks(inv_ids):
-        rows = session.execute(
-            select(*columns).where(
-                ExternalInvoice.source_pk == source_pk, ExternalInvoice.inv_id.in_(chunk)
-            )
-        ).all()
-        for row in rows:
-            found[row[0]] = tuple(row[1:])
-    return found
 
 
 def insert_invoices(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
