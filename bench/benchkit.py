@@ -1,6 +1,6 @@
 """What the benches share: a scratch PostgreSQL database, a free loopback port, waiting for a
-receiver, commit-to-arrival delays, the count of delivered outbox messages, percentiles and the
-machine's load. Not a bench itself."""
+receiver, commit-to-arrival delays, the count of delivered outbox messages, percentiles, the
+machine's load and the row of a PAID transaction for seeding. Not a bench itself."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import queue
 import secrets
 import socket
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 
 from mobip.delivery.models import OutboxMessage, OutboxStatus
 from mobip.kit.runtime import Runtime
+from mobip.transactions.service import compute_fee
+
+FEE_BP, FEE_FIXED = 140, 25  # the seeded transactions' fee: 1.40 % + 0.25
 
 
 def free_port() -> int:
@@ -93,3 +97,53 @@ class ScratchPostgres:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+def paid_transaction_row(
+    n: int,
+    account_id: int,
+    total: int,
+    created_at: datetime,
+    paid_at: datetime,
+    *,
+    kind: str = "payment_request",
+    media: str = "EMAIL",
+    **extra: Any,
+) -> dict[str, Any]:
+    """The `transactions` row of a PAID transaction, trid tr_bench<n>, with its fee (FEE_BP,
+    FEE_FIXED), for a DriverInsert; extra sets other columns (track_id, customer_…)."""
+    fee = compute_fee(total, FEE_BP, FEE_FIXED)
+    return {
+        "trid": f"tr_bench{n:010d}",
+        "checkout_token": f"ck_bench{n:010d}{secrets.token_hex(2)}",
+        "account_id": account_id,
+        "kind": kind,
+        "status": "PAID",
+        "reason": None,
+        "item_amount": total,
+        "tax_amount": 0,
+        "currency": "EUR",
+        "item_name": "Bench item",
+        "language": "EN",
+        "redirect_url": "https://shop.example/back",
+        "media": media,
+        "retry_period_days": 0,
+        "retry_attempts": 0,
+        "automatic_resends": 0,
+        "manual_resends": 0,
+        "ttl_days": 30,
+        "expires_at": created_at + timedelta(days=30),
+        "is_refunded": False,
+        "created_at": created_at,
+        "updated_at": paid_at,
+        "status_changed_at": paid_at,
+        "quantity": 1,
+        "refunded_amount": 0,
+        "paid_at": paid_at,
+        "fee_bp": FEE_BP,
+        "fee_fixed": FEE_FIXED,
+        "fee_variable": fee.variable,
+        "fee_fixed_part": fee.fixed_part,
+        "fee": fee.total,
+        **extra,
+    }

@@ -19,7 +19,6 @@ import argparse
 import multiprocessing
 import random
 import resource
-import secrets
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchkit import ScratchPostgres
+from benchkit import ScratchPostgres, paid_transaction_row
 from sqlalchemy import func, select
 
 from mobip.accounts import service as accounts
@@ -41,12 +40,10 @@ from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database, DriverInsert
 from mobip.kit.migrate import upgrade
 from mobip.transactions.models import Transaction
-from mobip.transactions.service import compute_fee
 
 JANUARY = datetime(2026, 1, 1, tzinfo=UTC)
 ISSUE_AT = datetime(2026, 2, 1, 1, 0, tzinfo=UTC)
 BATCH = 20_000
-FEE_BP, FEE_FIXED = 140, 25
 
 
 def load(url: str, merchants: int, transactions: int) -> float:
@@ -75,50 +72,13 @@ def load(url: str, merchants: int, transactions: int) -> float:
         rows = []
         for n in range(done, min(done + BATCH, transactions)):
             total = rng.randint(100, 50_000)
-            fee = compute_fee(total, FEE_BP, FEE_FIXED)
             paid_at = JANUARY + timedelta(seconds=rng.randrange(month))
-            rows.append(_row(ids[n % merchants], n, total, fee, paid_at))
+            rows.append(paid_transaction_row(n, ids[n % merchants], total, paid_at, paid_at))
         with database.connection() as conn, conn.begin():
             insert.execute(conn, rows)
         done += len(rows)
     database.dispose()
     return time.perf_counter() - started
-
-
-def _row(account_id: int, n: int, total: int, fee: Any, paid_at: datetime) -> dict[str, Any]:
-    return {
-        "trid": f"tr_bench{n:010d}",
-        "checkout_token": f"ck_bench{n:010d}{secrets.token_hex(2)}",
-        "account_id": account_id,
-        "kind": "payment_request",
-        "status": "PAID",
-        "reason": None,
-        "item_amount": total,
-        "tax_amount": 0,
-        "currency": "EUR",
-        "item_name": "Bench item",
-        "language": "EN",
-        "redirect_url": "https://shop.example/back",
-        "media": "EMAIL",
-        "retry_period_days": 0,
-        "retry_attempts": 0,
-        "automatic_resends": 0,
-        "manual_resends": 0,
-        "ttl_days": 30,
-        "expires_at": paid_at + timedelta(days=30),
-        "is_refunded": False,
-        "created_at": paid_at,
-        "updated_at": paid_at,
-        "status_changed_at": paid_at,
-        "quantity": 1,
-        "refunded_amount": 0,
-        "paid_at": paid_at,
-        "fee_bp": FEE_BP,
-        "fee_fixed": FEE_FIXED,
-        "fee_variable": fee.variable,
-        "fee_fixed_part": fee.fixed_part,
-        "fee": fee.total,
-    }
 
 
 def issue(url: str, data_dir: str, report: Any) -> None:

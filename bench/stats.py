@@ -27,7 +27,6 @@ import argparse
 import gzip
 import os
 import random
-import secrets
 import signal
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import ScratchPostgres, free_port, load
+from benchkit import ScratchPostgres, free_port, load, paid_transaction_row
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Language, Role
@@ -54,14 +53,12 @@ from mobip.kit.migrate import upgrade
 from mobip.stats import service as stats
 from mobip.transactions.models import Transaction
 from mobip.transactions.observers import Change, Happening
-from mobip.transactions.service import compute_fee
 
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 30
 BIG_DAY = 15  # the merchant's 100,000-event day
 SMALL_DAY = 16  # a 10,000-event day, for the memory comparison
 BATCH = 10_000
-FEE_BP, FEE_FIXED = 140, 25
 CHANNELS = (("payment_request", "EMAIL"), ("payment_request", "SMS"), ("one_use_qr", None))
 
 
@@ -90,44 +87,18 @@ def _accounts(
 
 def _transaction(n: int, account_id: int, at: datetime, total: int, channel: int) -> dict[str, Any]:
     kind, media = CHANNELS[channel]
-    fee = compute_fee(total, FEE_BP, FEE_FIXED)
-    paid_at = at + timedelta(minutes=1)
-    return {
-        "trid": f"tr_bench{n:010d}",
-        "checkout_token": f"ck_bench{n:010d}{secrets.token_hex(2)}",
-        "account_id": account_id,
-        "kind": kind,
-        "status": "PAID",
-        "reason": None,
-        "item_amount": total,
-        "tax_amount": 0,
-        "currency": "EUR",
-        "item_name": "Bench item",
-        "track_id": f"order-{n}",
-        "customer_name": "Ada Lovelace",
-        "customer_email": "ada@example.com",
-        "language": "EN",
-        "redirect_url": "https://shop.example/back",
-        "media": media,
-        "retry_period_days": 0,
-        "retry_attempts": 0,
-        "automatic_resends": 0,
-        "manual_resends": 0,
-        "ttl_days": 30,
-        "expires_at": at + timedelta(days=30),
-        "is_refunded": False,
-        "created_at": at,
-        "updated_at": paid_at,
-        "status_changed_at": paid_at,
-        "quantity": 1,
-        "refunded_amount": 0,
-        "paid_at": paid_at,
-        "fee_bp": FEE_BP,
-        "fee_fixed": FEE_FIXED,
-        "fee_variable": fee.variable,
-        "fee_fixed_part": fee.fixed_part,
-        "fee": fee.total,
-    }
+    return paid_transaction_row(
+        n,
+        account_id,
+        total,
+        at,
+        at + timedelta(minutes=1),
+        kind=kind,
+        media=media,
+        track_id=f"order-{n}",
+        customer_name="Ada Lovelace",
+        customer_email="ada@example.com",
+    )
 
 
 def _changes(row: dict[str, Any]) -> list[Change]:
