@@ -1,13 +1,18 @@
 """Debian's Chromium for the browser tests, driven by Playwright (`playwright install` cannot
-download a browser here): where it is, how it is started, and the rule when it is missing."""
+download a browser here): where it is, how it is started, the rule when it is missing, and the
+steps the customer flows share (a phone, paying on the hosted checkout with the sandbox card)."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from checkout.support import PAID
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, as root, with nothing that reaches out: without the background-networking flags,
@@ -35,3 +40,30 @@ def require_chromium(path: Path = CHROMIUM, environ: Mapping[str, str] = os.envi
             pytrace=False,
         )
     pytest.skip(f"{path} is not installed (Debian's chromium); CI would fail here")
+
+
+def phone(browser: Browser) -> BrowserContext:
+    """A customer's phone: 412 by 900 pixels, touch, JavaScript on, English (UK)."""
+    return browser.new_context(
+        viewport={"width": 412, "height": 900},
+        is_mobile=True,
+        has_touch=True,
+        java_script_enabled=True,
+        locale="en-GB",
+    )
+
+
+def pay_on_checkout(page: Page, total: str) -> str:
+    """On to the hosted checkout, which shows ``total``; paid with the sandbox card that pays, up
+    to the confirmation. The checkout's URL."""
+    page.wait_for_url(re.compile(r"/pay/ck_[A-Za-z0-9_-]+$"))
+    checkout: str = page.url
+    expect(page.locator(".total")).to_contain_text(total)
+    page.get_by_label("Card number").fill(PAID)
+    page.get_by_label("Expiry (MM/YY)").fill("12/30")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("Name on card").fill("Ada Lovelace")
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    page.wait_for_url(re.compile(r"paid=1"))
+    expect(page.locator("h1")).to_have_text("Payment successful")
+    return checkout

@@ -20,6 +20,18 @@ import pytest
 
 from factories import free_port
 
+API = "/api/2.0/mobip"
+
+
+def api(base: str, method: str, name: str, **fields: str) -> dict[str, Any]:
+    """One call to the API served at ``base`` (form fields), which must answer 200 with
+    return_code "0"; its JSON reply."""
+    reply = httpx.request(method, f"{base}{API}/{name}", data=fields, timeout=30)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    assert body["return_code"] == "0", body
+    return body
+
 
 def wait_ready(base: str, process: subprocess.Popen[Any], deadline: float = 60) -> None:
     """Until ``/readyz`` answers 200; fails the test if the process exits or time runs out."""

@@ -5,26 +5,20 @@ depend on the database (tests/products covers both)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from callback_receiver import Receiver, running_receiver
-from checkout.support import PAID
 from delivery.support import deliver
-from e2e.serving import sqlite_db_url
+from e2e.browser import pay_on_checkout, phone
+from e2e.serving import api, sqlite_db_url
 from factories import make_account
 from mobip.accounts.service import NewCredentials
 from mobip.kit.runtime import Runtime
 from products.support import reusable_qr, serve_photos
-
-API = "/api/2.0/mobip"
-
 
 db_url = (
     sqlite_db_url  # the flow in a browser; its database work is tested on both in tests/products
@@ -44,13 +38,6 @@ def merchant(runtime: Runtime) -> NewCredentials:
     return make_account(runtime, name="Maison Dupré")
 
 
-def api(base: str, method: str, name: str, **fields: str) -> dict[str, Any]:
-    reply = httpx.request(method, f"{base}{API}/{name}", data=fields, timeout=30)
-    assert reply.status_code == 200, reply.text
-    body: dict[str, Any] = reply.json()
-    return body
-
-
 def token_of(base: str, merchant: NewCredentials) -> str:
     return str(
         api(
@@ -65,13 +52,7 @@ def token_of(base: str, merchant: NewCredentials) -> str:
 
 def scan_and_pay(browser: Browser, url: str, quantity: int, email: str) -> str:
     """A customer's phone: the product page, the quantity, Pay, the card; the checkout link."""
-    context = browser.new_context(
-        viewport={"width": 412, "height": 900},
-        is_mobile=True,
-        has_touch=True,
-        java_script_enabled=True,
-        locale="en-GB",
-    )
+    context = phone(browser)
     try:
         page: Page = context.new_page()
         page.set_default_timeout(15_000)
@@ -82,18 +63,7 @@ def scan_and_pay(browser: Browser, url: str, quantity: int, email: str) -> str:
         page.get_by_label("Quantity").fill(str(quantity))
         page.get_by_label("Your e-mail").fill(email)
         page.get_by_role("button", name="Pay", exact=True).click()
-        page.wait_for_url(re.compile(r"/pay/ck_[A-Za-z0-9_-]+$"))
-        checkout = page.url
-        total = f"€{15 * quantity}.00"
-        expect(page.locator(".total")).to_contain_text(total)
-        page.get_by_label("Card number").fill(PAID)
-        page.get_by_label("Expiry (MM/YY)").fill("12/30")
-        page.get_by_label("CVC").fill("123")
-        page.get_by_label("Name on card").fill("Ada Lovelace")
-        page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-        page.wait_for_url(re.compile(r"paid=1"))
-        expect(page.locator("h1")).to_have_text("Payment successful")
-        return checkout
+        return pay_on_checkout(page, f"€{15 * quantity}.00")
     finally:
         context.close()
 

@@ -17,20 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
 
-from checkout.support import PAID
 from delivery.support import deliver, with_settings
-from e2e.serving import sqlite_db_url
+from e2e.browser import pay_on_checkout, phone
+from e2e.serving import api, sqlite_db_url
 from factories import free_port, make_account
 from mobip.accounts.service import NewCredentials
 from mobip.config import SmtpSecurity
 from mobip.kit.runtime import Runtime
 
-API = "/api/2.0/mobip"
 SOURCE = "erp-1"
 # Due before the test clock's today (2026-01-01): the three are due.
 INVOICES = """{"InvoicesLists": [
@@ -77,14 +75,6 @@ def merchant(runtime: Runtime) -> NewCredentials:
     return make_account(runtime, name="Garage Dupré")
 
 
-def api(base: str, method: str, name: str, **fields: str) -> dict[str, Any]:
-    reply = httpx.request(method, f"{base}{API}/{name}", data=fields, timeout=30)
-    assert reply.status_code == 200, reply.text
-    body: dict[str, Any] = reply.json()
-    assert body["return_code"] == "0", body
-    return body
-
-
 def portal_link(message: EmailMessage, base: str) -> str:
     """The portal link of the payment request e-mail (its plain-text part)."""
     body = message.get_body(("plain",))
@@ -97,13 +87,7 @@ def portal_link(message: EmailMessage, base: str) -> str:
 
 def pay_two_of_three(browser: Browser, link: str) -> None:
     """The customer's phone: the portal, inv_003 unticked, Pay, the sandbox card."""
-    context = browser.new_context(
-        viewport={"width": 412, "height": 900},
-        is_mobile=True,
-        has_touch=True,
-        java_script_enabled=True,
-        locale="en-GB",
-    )
+    context = phone(browser)
     try:
         page: Page = context.new_page()
         page.set_default_timeout(15_000)
@@ -119,15 +103,7 @@ def pay_two_of_three(browser: Browser, link: str) -> None:
         # The page's script keeps the total of the ticked ones.
         expect(page.locator("#portal-total")).to_have_text("€150.50")
         page.get_by_role("button", name="Pay", exact=True).click()
-        page.wait_for_url(re.compile(r"/pay/ck_[A-Za-z0-9_-]+$"))
-        expect(page.locator(".total")).to_contain_text("€150.50")
-        page.get_by_label("Card number").fill(PAID)
-        page.get_by_label("Expiry (MM/YY)").fill("12/30")
-        page.get_by_label("CVC").fill("123")
-        page.get_by_label("Name on card").fill("Ada Lovelace")
-        page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-        page.wait_for_url(re.compile(r"paid=1"))
-        expect(page.locator("h1")).to_have_text("Payment successful")
+        pay_on_checkout(page, "€150.50")
     finally:
         context.close()
 
@@ -205,7 +181,7 @@ def test_import_request_by_email_and_pay_two_of_three_invoices_on_the_portal(
     assert {row["url_portal"] for row in rows.values()} == {link}
 
     # The portal again: the two paid with their date, the third still to pay.
-    context = browser.new_context(viewport={"width": 412, "height": 900}, is_mobile=True)
+    context = phone(browser)
     try:
         page = context.new_page()
         page.set_default_timeout(15_000)
