@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 from billing.support import merchant
 from factories import TRANSACTION, make_account, token_for
 from feed.support import ack, lines, paid, pull, refund
-from mobip.accounts.models import Account, Role
+from mobip.accounts import service as accounts
+from mobip.accounts.models import Account, Language, Role
 from mobip.accounts.service import NewCredentials
 from mobip.feed import repository, service
 from mobip.kit.runtime import Runtime
@@ -175,6 +176,37 @@ def test_acknowledging_removes_lines_once_and_a_later_refund_comes_back(
     # The stranger's line is still there for an admin.
     admin = token_for(client, make_account(runtime, role=Role.ADMIN))
     assert [line["trid"] for line in lines(client, admin)] == [theirs]
+
+
+def test_a_partner_with_hundreds_of_merchants_pulls_and_acknowledges_their_lines(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """A scope of 600 merchants: on SQLite more than an IN list takes (kit/db.among sends one JSON
+    parameter), on PostgreSQL one array; the lines of the first and the last are found, a
+    stranger's are not."""
+    partner, shop, stranger = tree(runtime)
+    with runtime.database.transaction() as session:
+        others = [
+            accounts.create_account(
+                session,
+                name=f"Shop {n}",
+                role=Role.MERCHANT,
+                parent_uid=partner.account.uid,
+                currency="EUR",
+                language=Language.EN,
+                external_id=None,
+                now=runtime.clock.now(),
+            ).account
+            for n in range(600)
+        ]
+    token = token_for(client, partner)
+    mine = [paid(runtime, shop.account), paid(runtime, others[-1])]
+    theirs = paid(runtime, stranger.account)
+    assert [line["trid"] for line in lines(client, token)] == mine
+    reply = ack(client, token, *mine, theirs).json()
+    assert reply["removed_transactions_list"] == mine
+    assert reply["not_removed_list"] == [{"trid": theirs, "reason": "unknown or not yours"}]
+    assert lines(client, token) == []
 
 
 def test_a_bad_trid_list_is_refused_and_removes_nothing(

@@ -30,7 +30,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from factories import own_tables
-from mobip.kit.db import Database, DriverInsert, DriverStatement, UTCDateTime, is_busy
+from mobip.kit.db import (
+    Database,
+    DriverInsert,
+    DriverStatement,
+    UTCDateTime,
+    among,
+    is_busy,
+)
 from mobip.kit.errors import MobipError
 
 SQLITE = sqlite_dialect()
@@ -153,6 +160,37 @@ def test_driver_statement_runs_any_core_statement(db: Database) -> None:
         ids = dict(conn.execute(select(rows_table.c.name, rows_table.c.id)).all())
         copied = conn.execute(select(copies.c.row_id, copies.c.at).order_by(copies.c.id)).all()
     assert copied == [(ids["z"], at), (ids["x"], at)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 500, 501, 70_000])
+def test_among_takes_any_number_of_values(db: Database, count: int) -> None:
+    """70,000 values: over the 65,535 parameters of a PostgreSQL statement (and SQLite's default
+    build's 32,766), where a partner's subtree as an IN list failed. Integers and strings, the
+    same rows found whichever form the dialect gets (SQLite: a list up to 500, JSON above)."""
+    with db.engine.begin() as conn:
+        conn.execute(insert(rows_table), [{"name": f"n{i}", "amount": i} for i in range(1, 31)])
+    wanted = [*range(-count, 0), 3, 7, 30][-count:] if count else []
+    names = [f"n{n}" for n in wanted]
+    with db.engine.connect() as conn:
+        by_amount = conn.scalars(
+            select(rows_table.c.amount).where(among(conn, rows_table.c.amount, wanted))
+        ).all()
+        by_name = conn.scalars(
+            select(rows_table.c.name).where(among(conn, rows_table.c.name, names))
+        ).all()
+    expected = sorted(n for n in wanted if 1 <= n <= 30)
+    assert sorted(by_amount) == expected
+    assert sorted(by_name) == sorted(f"n{n}" for n in expected)
+
+
+def test_among_with_a_session(db: Database) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(insert(rows_table), [{"name": "a"}, {"name": "b"}])
+    with db.transaction() as session:
+        found = session.scalars(
+            select(rows_table.c.name).where(among(session, rows_table.c.name, ["b", "c"] * 400))
+        ).all()
+    assert found == ["b"]
 
 
 def test_driver_insert_refuses_to_skip_a_python_default(db: Database) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account, Role
 from mobip.billing.models import Invoice, InvoiceCounter, InvoiceSchedule
-from mobip.kit.db import insert_unless_present
+from mobip.kit.db import among, insert_unless_present
 
 SCHEDULE_ROW = 1
 
@@ -103,5 +103,9 @@ def get_with_merchant(session: Session, invoice_id: str) -> tuple[Invoice, Accou
 
 def of_accounts(session: Session, account_ids: Sequence[int]) -> Sequence[Invoice]:
     """Every invoice of these accounts, in number order (tests and the operator)."""
-    query = select(Invoice).where(Invoice.account_id.in_(account_ids)).order_by(Invoice.number)
+    query = (
+        select(Invoice)
+        .where(among(session, Invoice.account_id, account_ids))
+        .order_by(Invoice.number)
+    )
     return session.execute(query).scalars().all()

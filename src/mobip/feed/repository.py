@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mobip.feed.models import FeedLine, LineType
+from mobip.kit.db import among
 
 Scope = Sequence[int] | None
 
@@ -35,8 +36,8 @@ def refunded_so_far(conn: Connection, trid: str) -> tuple[int, int]:
     return -int(amount), -int(item)
 
 
-def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
-    return query if scope is None else query.where(FeedLine.account_id.in_(scope))
+def _in_scope(session: Session, query: Select[Any], scope: Scope) -> Select[Any]:
+    return query if scope is None else query.where(among(session, FeedLine.account_id, scope))
 
 
 def pending_after(session: Session, scope: Scope, after: int, limit: int) -> Sequence[Row[Any]]:
@@ -45,7 +46,9 @@ def pending_after(session: Session, scope: Scope, after: int, limit: int) -> Seq
     table's columns (a pull reads them by the hundred thousand: no ORM objects)."""
     table = FeedLine.__table__
     query = select(table).where(FeedLine.acked_at.is_(None), FeedLine.id > after)
-    return session.execute(_in_scope(query, scope).order_by(FeedLine.id).limit(limit)).all()
+    return session.execute(
+        _in_scope(session, query, scope).order_by(FeedLine.id).limit(limit)
+    ).all()
 
 
 def acknowledge(session: Session, scope: Scope, trids: Sequence[str], now: datetime) -> set[str]:
@@ -57,16 +60,16 @@ def acknowledge(session: Session, scope: Scope, trids: Sequence[str], now: datet
     """
     statement = (
         update(FeedLine)
-        .where(FeedLine.acked_at.is_(None), FeedLine.trid.in_(trids))
+        .where(FeedLine.acked_at.is_(None), among(session, FeedLine.trid, trids))
         .values(acked_at=now)
         .returning(FeedLine.trid)
     )
     if scope is not None:
-        statement = statement.where(FeedLine.account_id.in_(scope))
+        statement = statement.where(among(session, FeedLine.account_id, scope))
     return set(session.scalars(statement).all())
 
 
 def trids_with_lines(session: Session, scope: Scope, trids: Sequence[str]) -> set[str]:
     """The trids of ``trids`` that have any line in ``scope``."""
-    query = select(FeedLine.trid).where(FeedLine.trid.in_(trids)).distinct()
-    return set(session.scalars(_in_scope(query, scope)).all())
+    query = select(FeedLine.trid).where(among(session, FeedLine.trid, trids)).distinct()
+    return set(session.scalars(_in_scope(session, query, scope)).all())

@@ -30,7 +30,8 @@ MAX_TRIDS = 10_000
 _TRID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 UNKNOWN = "unknown or not yours"
 ALREADY_REMOVED = "already removed"
-# The trids of one statement (SQLite's bound-parameter limit is 32,766 in all).
+# The trids of one acknowledging UPDATE: a thousand at a time (each list is one bound parameter,
+# kit/db.among; the bound keeps each statement, and its row locks on PostgreSQL, short).
 _TRIDS_PER_STATEMENT = 1_000
 
 

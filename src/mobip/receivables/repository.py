@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mobip.accounts.models import Account
-from mobip.kit.db import DriverInsert, DriverStatement, insert_unless_present
+from mobip.kit.db import DriverInsert, DriverStatement, among, insert_unless_present
 from mobip.receivables.models import (
     Allocation,
     ExternalBatch,
@@ -387,7 +387,8 @@ def invoices_by_inv_id(
     for chunk in _chunks(list(inv_ids)):
         rows = conn.execute(
             select(ExternalInvoice.id, ExternalInvoice.account_id, ExternalInvoice.inv_id).where(
-                ExternalInvoice.account_id.in_(account_ids), ExternalInvoice.inv_id.in_(chunk)
+                among(conn, ExternalInvoice.account_id, account_ids),
+                ExternalInvoice.inv_id.in_(chunk),
             )
         ).all()
         found.extend((row[0], row[1], row[2]) for row in rows)

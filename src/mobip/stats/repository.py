@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from mobip.kit.db import DriverInsert, DriverStatement
+from mobip.kit.db import DriverInsert, DriverStatement, among
 from mobip.stats.models import StatsDaily, StatsEvent, StatsFile
 
 _EVENTS = cast(Table, StatsEvent.__table__)
@@ -65,7 +65,7 @@ def daily_sums(
     query = (
         select(_DAILY.c.day, _DAILY.c.channel, _DAILY.c.currency, *_sums())
         .where(
-            _DAILY.c.account_id.in_(account_ids),
+            among(session, _DAILY.c.account_id, account_ids),
             _DAILY.c.day >= first_day,
             _DAILY.c.day <= last_day,
         )
@@ -80,7 +80,7 @@ def accounts_with_events(session: Session, account_ids: Sequence[int], day: str)
         return []
     query = (
         select(_DAILY.c.account_id)
-        .where(_DAILY.c.account_id.in_(account_ids), _DAILY.c.day == day)
+        .where(among(session, _DAILY.c.account_id, account_ids), _DAILY.c.day == day)
         .group_by(_DAILY.c.account_id)
         .order_by(_DAILY.c.account_id)
     )
@@ -141,7 +141,7 @@ def event_sums(
             func.sum(StatsEvent.fee),
         )
         .where(
-            StatsEvent.account_id.in_(account_ids),
+            among(session, StatsEvent.account_id, account_ids),
             StatsEvent.day >= first_day,
             StatsEvent.day <= last_day,
         )
@@ -154,7 +154,7 @@ def events_of(session: Session, account_ids: Sequence[int]) -> Sequence[StatsEve
     """Every event of these accounts, in order (tests)."""
     if not account_ids:
         return []
-    query = select(StatsEvent).where(StatsEvent.account_id.in_(account_ids))
+    query = select(StatsEvent).where(among(session, StatsEvent.account_id, account_ids))
     return session.scalars(query.order_by(StatsEvent.id)).all()
 
 
