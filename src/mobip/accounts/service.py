@@ -520,6 +520,12 @@ def by_ids(session: Session, ids: Sequence[int]) -> dict[int, Account]:
     return {account.id: account for account in repository.by_ids(session, ids)}
 
 
+def sees(scope: Account, account: Account) -> bool:
+    """Whether ``scope`` may see ``account``: itself or an account below it (an admin sees every
+    account). The rule of every scoped read, on two loaded accounts."""
+    return scope.role == Role.ADMIN or account.path.startswith(scope.path)
+
+
 def visible_by_uid(session: Session, scope: Account, uid: str) -> Account | None:
     """The account ``uid`` if it is ``scope`` or below it (an admin sees every account)."""
     return repository.get_visible_by_uid(session, scope, uid)

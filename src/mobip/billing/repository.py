@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from mobip.accounts.models import Account, Role
 from mobip.billing.models import Invoice, InvoiceCounter, InvoiceSchedule
 from mobip.kit.db import among, insert_unless_present
 
@@ -67,38 +66,14 @@ def set_issued_through(session: Session, moment: datetime) -> None:
         )
 
 
-def _visible(scope: Account) -> Select[Invoice, Account]:
-    query = select(Invoice, Account).join(Account, Account.id == Invoice.account_id)
-    if scope.role != Role.ADMIN:
-        query = query.where(Account.path.startswith(scope.path, autoescape=True))
-    return query
+def by_invoice_id(session: Session, invoice_id: str) -> Invoice | None:
+    return session.scalars(select(Invoice).where(Invoice.invoice_id == invoice_id)).first()
 
 
-def get_visible(
-    session: Session, scope: Account, invoice_id: str
-) -> tuple[Invoice, Account] | None:
-    """The invoice and its merchant, if ``scope`` is the merchant or above it."""
-    row = session.execute(_visible(scope).where(Invoice.invoice_id == invoice_id)).first()
-    return (row[0], row[1]) if row else None
-
-
-def list_of_account(
-    session: Session, scope: Account, account_id: int
-) -> Sequence[tuple[Invoice, Account]]:
-    """The invoices of ``account_id`` (which ``scope`` sees), newest period first."""
-    query = _visible(scope).where(Invoice.account_id == account_id)
-    rows = session.execute(query.order_by(Invoice.period_end.desc(), Invoice.id.desc())).all()
-    return [(row[0], row[1]) for row in rows]
-
-
-def get_with_merchant(session: Session, invoice_id: str) -> tuple[Invoice, Account] | None:
-    """An invoice by its id, without a scope: for the signed PDF link and the operator."""
-    row = session.execute(
-        select(Invoice, Account)
-        .join(Account, Account.id == Invoice.account_id)
-        .where(Invoice.invoice_id == invoice_id)
-    ).first()
-    return (row[0], row[1]) if row else None
+def list_of_account(session: Session, account_id: int) -> Sequence[Invoice]:
+    """The invoices of ``account_id``, newest period first."""
+    query = select(Invoice).where(Invoice.account_id == account_id)
+    return session.scalars(query.order_by(Invoice.period_end.desc(), Invoice.id.desc())).all()
 
 
 def of_accounts(session: Session, account_ids: Sequence[int]) -> Sequence[Invoice]:

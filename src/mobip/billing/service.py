@@ -307,8 +307,8 @@ def summary(invoice: Invoice) -> dict[str, str]:
 def list_invoices(session: Session, caller: Account, uid: str | None) -> dict[str, Any]:
     """The invoices of the caller (or of its descendant ``uid``), newest first."""
     target = _target(session, caller, uid)
-    rows = repository.list_of_account(session, caller, target.id)
-    return {"invoice_data": [summary(invoice) for invoice, _ in rows]}
+    invoices = repository.list_of_account(session, target.id)
+    return {"invoice_data": [summary(invoice) for invoice in invoices]}
 
 
 def lines(invoice: Invoice) -> list[dict[str, str]]:
@@ -360,12 +360,10 @@ def get_invoice(
     session: Session, caller: Account, invoice_id: str, settings: Settings, clock: Clock
 ) -> dict[str, Any]:
     """An invoice the caller's account (or one below it) was issued; others are not found."""
-    found = (
-        repository.get_visible(session, caller, invoice_id) if is_invoice_id(invoice_id) else None
-    )
-    if found is None:
-        raise InvoiceNotFound()
-    return {"invoice_data": details(found[0], settings, clock.now())}
+    invoice, merchant = open_invoice(session, invoice_id)
+    if not accounts.sees(caller, merchant):
+        raise InvoiceNotFound()  # the same reply as an unknown id
+    return {"invoice_data": details(invoice, settings, clock.now())}
 
 
 def is_invoice_id(value: str) -> bool:
@@ -379,10 +377,13 @@ def is_invoice_id(value: str) -> bool:
 
 def open_invoice(session: Session, invoice_id: str) -> tuple[Invoice, Account]:
     """An invoice and its merchant by id alone (the signed PDF link, the operator's command)."""
-    found = repository.get_with_merchant(session, invoice_id) if is_invoice_id(invoice_id) else None
-    if found is None:
+    invoice = repository.by_invoice_id(session, invoice_id) if is_invoice_id(invoice_id) else None
+    merchant = (
+        accounts.by_ids(session, [invoice.account_id]).get(invoice.account_id) if invoice else None
+    )
+    if invoice is None or merchant is None:
         raise InvoiceNotFound()
-    return found
+    return invoice, merchant
 
 
 def of_accounts(session: Session, account_ids: Sequence[int]) -> Sequence[Invoice]:
