@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from mobip.accounts.models import Account
 from mobip.kit.db import DriverInsert, DriverStatement, among, insert_unless_present
 from mobip.receivables.models import (
     Allocation,
@@ -235,17 +234,12 @@ def customer_of_account(
     ).scalar_one_or_none()
 
 
-def customer_by_portal_id(
-    session: Session, portal_id: str
-) -> tuple[ExternalCustomer, Account] | None:
-    """A customer by the public half of its portal token, and its merchant (the portal is
-    reached by its token alone; the caller checked the token's signature)."""
-    row = session.execute(
-        select(ExternalCustomer, Account)
-        .join(Account, Account.id == ExternalCustomer.account_id)
-        .where(ExternalCustomer.portal_id == portal_id)
+def customer_by_portal_id(session: Session, portal_id: str) -> ExternalCustomer | None:
+    """A customer by the public half of its portal token (the portal is reached by its token
+    alone; the caller checked the token's signature)."""
+    return session.scalars(
+        select(ExternalCustomer).where(ExternalCustomer.portal_id == portal_id)
     ).first()
-    return (row[0], row[1]) if row else None
 
 
 def customers_by_pk(session: Session, pks: Sequence[int]) -> dict[int, ExternalCustomer]:

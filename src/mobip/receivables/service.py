@@ -21,6 +21,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy.orm import Session
 
+from mobip.accounts import service as accounts
 from mobip.accounts.models import Account, Role
 from mobip.accounts.service import require_role
 from mobip.config import Settings
@@ -797,7 +798,11 @@ def _portal_customer(
     portal_id = _portal_id(settings, token)
     if portal_id is None:
         return None
-    return repository.customer_by_portal_id(session, portal_id)
+    customer = repository.customer_by_portal_id(session, portal_id)
+    if customer is None:
+        return None
+    merchant = accounts.by_ids(session, [customer.account_id]).get(customer.account_id)
+    return (customer, merchant) if merchant else None
 
 
 def portal_view(
