@@ -183,33 +183,31 @@ def _keyed_rows(
     return found
 
 
-def existing_customers(
-    session: Session, source_pk: int, customer_ids: Sequence[str]
+def _customer_rows(
+    session: Session, source_pk: int, customer_ids: Sequence[str], *columns: Any
 ) -> dict[str, tuple[Any, ...]]:
-    """(id, phone, email, balance, balance_date) by CustomerId."""
     return _keyed_rows(
         session,
         ExternalCustomer.customer_id,
         ExternalCustomer.source_pk,
         source_pk,
         customer_ids,
-        ExternalCustomer.id,
-        ExternalCustomer.phone,
-        ExternalCustomer.email,
-        ExternalCustomer.balance,
-        ExternalCustomer.balance_date,
+        *columns,
+    )
+
+
+def existing_customers(
+    session: Session, source_pk: int, customer_ids: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """(id, phone, email, balance, balance_date) by CustomerId."""
+    c = ExternalCustomer
+    return _customer_rows(
+        session, source_pk, customer_ids, c.id, c.phone, c.email, c.balance, c.balance_date
     )
 
 
 def customer_pks(session: Session, source_pk: int, customer_ids: Sequence[str]) -> dict[str, int]:
-    rows = _keyed_rows(
-        session,
-        ExternalCustomer.customer_id,
-        ExternalCustomer.source_pk,
-        source_pk,
-        customer_ids,
-        ExternalCustomer.id,
-    )
+    rows = _customer_rows(session, source_pk, customer_ids, ExternalCustomer.id)
     return {customer_id: pk for customer_id, (pk,) in rows.items()}
 
 
