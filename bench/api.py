@@ -17,16 +17,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from benchkit import free_port
+from benchkit import free_port, start_server, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 API = "/api/2.0/mobip"
@@ -158,52 +156,6 @@ def commit() -> str:
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     return f"{head}-dirty" if git("status", "--porcelain", "--untracked-files=no") else head
-
-
-def start_server(data_dir: Path, port: int, worker: bool) -> tuple[subprocess.Popen[bytes], Path]:
-    """`mobip serve` with its stdout and stderr in files (a full pipe would block it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIP_")}
-    env.update(
-        MOBIP_DATA_DIR=str(data_dir),
-        MOBIP_HOST="127.0.0.1",
-        MOBIP_PORT=str(port),
-        MOBIP_ENV="development",
-        MOBIP_LOG_LEVEL="WARNING",
-        MOBIP_WORKER_ENABLED="true" if worker else "false",
-        PYTHONUNBUFFERED="1",
-    )
-    out = data_dir / "server.out"
-    with out.open("wb") as stdout, (data_dir / "server.err").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mobip", "serve"], env=env, stdout=stdout, stderr=stderr
-        )
-    return process, out
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def wait_ready(process: subprocess.Popen[bytes], base: str, data_dir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            err = (data_dir / "server.err").read_text(errors="replace")
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{err}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server was not ready after 60 s")
 
 
 def demo_credentials(out: Path) -> tuple[str, str]:
@@ -364,7 +316,8 @@ def main() -> int:
         data_dir = Path(tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        process, out = start_server(data_dir, port, args.with_worker)
+        process = start_server(data_dir, port, worker=args.with_worker)
+        out = data_dir / "server.out"
         try:
             wait_ready(process, base, data_dir)
             with httpx.Client(base_url=base, timeout=10) as client:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchkit import free_port, load, percentile
+from benchkit import load, on_database, percentile, reset_peak, rss_mb, served, token
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Language, Role
@@ -39,7 +38,7 @@ from mobip.kit.migrate import upgrade
 from mobip.kit.security import new_id
 from mobip.transactions import repository as transactions_repository
 from mobip.transactions import service as transactions
-from stats import ScratchPostgres, reset_peak, rss_mb, start_server, token, wait_ready
+from mobip.transactions.models import TransactionKind
 
 BATCH = 10_000
 
@@ -83,7 +82,7 @@ def seed(url: str, lines: int, merchants: int) -> dict[str, Any]:
 
 def _request() -> transactions.NewTransaction:
     return transactions.NewTransaction(
-        kind=transactions.TransactionKind.PAYMENT_REQUEST,
+        kind=TransactionKind.PAYMENT_REQUEST,
         item_amount=1_250, tax_amount=250, item_name="Blue mug",
         redirect_url="https://shop.example/thanks", call_back_url=None, track_id="order-7",
         customer_name="Ada Lovelace", customer_email="ada@example.com", customer_phone=None,
@@ -110,47 +109,42 @@ def run(url: str, data_dir: Path, lines: int, merchants: int, requests: int) -> 
     seeded = seed(url, lines, merchants)
     print(f"{name}: seeded {lines:,} lines of {merchants:,} merchants in {seeded['seconds']:.0f} s")
     print(f"  {load()}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(data_dir, url, port)
-    try:
-        wait_ready(server, base, data_dir)
-        with httpx.Client(base_url=base, timeout=600) as client:
-            auth = {"Authorization": f"Bearer {token(client, seeded['partner'])}"}
-            times = []
-            for _ in range(requests):
-                started = time.perf_counter()
-                reply = client.get(GET, params={"limit": "10000"}, headers=auth)
-                times.append(time.perf_counter() - started)
-                reply.raise_for_status()
-            page = reply.json()["transactions_list"]
-            print(
-                f"  get_mobip_transactions limit=10000: p50 {percentile(times, 0.5) * 1000:.0f} ms"
-                f", p95 {percentile(times, 0.95) * 1000:.0f} ms ({len(page):,} lines)"
-            )
-            before = rss_mb(server.pid, "VmRSS")
-            reset_peak(server.pid)
+    with (
+        served(data_dir, url=url) as (server, base),
+        httpx.Client(base_url=base, timeout=600) as client,
+    ):
+        auth = {"Authorization": f"Bearer {token(client, seeded['partner'])}"}
+        times = []
+        for _ in range(requests):
             started = time.perf_counter()
-            sent = counted = 0
-            with client.stream("GET", GET, headers=auth) as streamed:
-                for chunk in streamed.iter_bytes():
-                    sent += len(chunk)
-                    counted += chunk.count(b'"id_flux"')
-            seconds = time.perf_counter() - started
-            peak = rss_mb(server.pid, "VmHWM")
-            print(
-                f"  every line, streamed: {counted:,} lines, {sent / 1e6:.0f} MB in "
-                f"{seconds:.1f} s; server RSS {before:.0f} MB before, peak {peak:.0f} MB"
-            )
-            trids = "|".join(line["trid"] for line in page)
-            started = time.perf_counter()
-            acked = client.post(SET, files={"trid_list": (None, trids)}, headers=auth)
-            seconds = time.perf_counter() - started
-            removed = len(json.loads(acked.content)["removed_transactions_list"])
-            print(f"  set_mobip_transactions of {removed:,} trids: {seconds * 1000:.0f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            reply = client.get(GET, params={"limit": "10000"}, headers=auth)
+            times.append(time.perf_counter() - started)
+            reply.raise_for_status()
+        page = reply.json()["transactions_list"]
+        print(
+            f"  get_mobip_transactions limit=10000: p50 {percentile(times, 0.5) * 1000:.0f} ms"
+            f", p95 {percentile(times, 0.95) * 1000:.0f} ms ({len(page):,} lines)"
+        )
+        before = rss_mb(server.pid, "VmRSS")
+        reset_peak(server.pid)
+        started = time.perf_counter()
+        sent = counted = 0
+        with client.stream("GET", GET, headers=auth) as streamed:
+            for chunk in streamed.iter_bytes():
+                sent += len(chunk)
+                counted += chunk.count(b'"id_flux"')
+        seconds = time.perf_counter() - started
+        peak = rss_mb(server.pid, "VmHWM")
+        print(
+            f"  every line, streamed: {counted:,} lines, {sent / 1e6:.0f} MB in "
+            f"{seconds:.1f} s; server RSS {before:.0f} MB before, peak {peak:.0f} MB"
+        )
+        trids = "|".join(line["trid"] for line in page)
+        started = time.perf_counter()
+        acked = client.post(SET, files={"trid_list": (None, trids)}, headers=auth)
+        seconds = time.perf_counter() - started
+        removed = len(json.loads(acked.content)["removed_transactions_list"])
+        print(f"  set_mobip_transactions of {removed:,} trids: {seconds * 1000:.0f} ms")
 
 
 def main() -> None:
@@ -160,14 +154,9 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=100)
     parser.add_argument("--requests", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        data_dir = Path(folder)
-        if args.db.startswith("postgresql"):
-            with ScratchPostgres(args.db) as url:
-                run(url, data_dir, args.lines, args.merchants, args.requests)
-        else:
-            url = f"sqlite:///{data_dir / 'mobip.sqlite3'}"
-            run(url, data_dir, args.lines, args.merchants, args.requests)
+    on_database(
+        args.db, lambda url, data_dir: run(url, data_dir, args.lines, args.merchants, args.requests)
+    )
 
 
 if __name__ == "__main__":

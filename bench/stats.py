@@ -25,13 +25,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +39,15 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import ScratchPostgres, free_port, load, paid_transaction_row
+from benchkit import (
+    load,
+    on_database,
+    paid_transaction_row,
+    reset_peak,
+    rss_mb,
+    served,
+    token,
+)
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Language, Role
@@ -164,64 +168,6 @@ def seed(database: Database, transactions: int, merchants: int) -> dict[str, Any
 # --- the server ----------------------------------------------------------------------------------
 
 
-def start_server(data_dir: Path, url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIP_")}
-    env.update(
-        MOBIP_DATA_DIR=str(data_dir),
-        MOBIP_DATABASE_URL=url,
-        MOBIP_HOST="127.0.0.1",
-        MOBIP_PORT=str(port),
-        MOBIP_ENV="development",
-        MOBIP_LOG_LEVEL="WARNING",
-        MOBIP_WORKER_ENABLED="false",
-        PYTHONUNBUFFERED="1",
-    )
-    with (data_dir / "server.out").open("wb") as out, (data_dir / "server.err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mobip", "serve"], env=env, stdout=out, stderr=err
-        )
-
-
-def wait_ready(process: subprocess.Popen[bytes], base: str, data_dir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((data_dir / "server.err").read_text(errors="replace"))
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the server was not ready after 60 s")
-
-
-def rss_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak(pid: int) -> None:
-    """Linux: VmHWM becomes the current RSS (write 5 to clear_refs)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def token(client: httpx.Client, creds: NewCredentials) -> str:
-    reply = client.post(
-        "/api/2.0/mobip/get_token",
-        files={
-            "api_account_id": (None, creds.account.api_account_id),
-            "api_secret_key": (None, creds.api_secret_key),
-            "api_ttl": (None, "720"),
-        },
-    )
-    reply.raise_for_status()
-    value: str = reply.json()["access_token"]
-    return value
-
-
 def get_stats(client: httpx.Client, access_token: str, **fields: str) -> tuple[float, Any]:
     started = time.perf_counter()
     reply = client.post(
@@ -274,32 +220,24 @@ def run(url: str, data_dir: Path, transactions: int, merchants: int, requests: i
         f"{name}: seeded {seeded['rows']:,} transactions ({2 * seeded['rows']:,} events, through "
         f"stats.service.observe) in {seeded['seconds']:.0f} s; {load()}"
     )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(data_dir, url, port)
-    try:
-        wait_ready(server, base, data_dir)
-        with httpx.Client(base_url=base, timeout=120) as client:
-            for label, creds in (
-                (f"one merchant, {transactions:,} transactions", seeded["shop"]),
-                (f"a partner with {merchants:,} merchants", seeded["partner"]),
-            ):
-                p50, p95, data = time_month(client, token(client, creds), requests)
-                totals = data["stats"]["totals"]["by_currency"][0]
-                print(
-                    f"  get_stats month, {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-                    f"(goal p50 < 100 ms; {requests} requests); paid_count "
-                    f"{int(totals['paid_count']):,}, {len(data['stats']['days'])} days"
-                )
-            shop_token = token(client, seeded["shop"])
-            for day in (SMALL_DAY, BIG_DAY):
-                print("  get_gz_file, " + time_file(client, server.pid, shop_token, day))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    with (
+        served(data_dir, url=url) as (server, base),
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
+        for label, creds in (
+            (f"one merchant, {transactions:,} transactions", seeded["shop"]),
+            (f"a partner with {merchants:,} merchants", seeded["partner"]),
+        ):
+            p50, p95, data = time_month(client, token(client, creds), requests)
+            totals = data["stats"]["totals"]["by_currency"][0]
+            print(
+                f"  get_stats month, {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+                f"(goal p50 < 100 ms; {requests} requests); paid_count "
+                f"{int(totals['paid_count']):,}, {len(data['stats']['days'])} days"
+            )
+        shop_token = token(client, seeded["shop"])
+        for day in (SMALL_DAY, BIG_DAY):
+            print("  get_gz_file, " + time_file(client, server.pid, shop_token, day))
 
 
 def main() -> None:
@@ -309,14 +247,10 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        data_dir = Path(folder)
-        if args.db.startswith("postgresql"):
-            with ScratchPostgres(args.db) as url:
-                run(url, data_dir, args.transactions, args.merchants, args.requests)
-        else:
-            url = f"sqlite:///{data_dir / 'mobip.sqlite3'}"
-            run(url, data_dir, args.transactions, args.merchants, args.requests)
+    on_database(
+        args.db,
+        lambda url, data_dir: run(url, data_dir, args.transactions, args.merchants, args.requests),
+    )
 
 
 if __name__ == "__main__":
