@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from checkout.support import PAID
 
@@ -42,15 +43,24 @@ def require_chromium(path: Path = CHROMIUM, environ: Mapping[str, str] = os.envi
     pytest.skip(f"{path} is not installed (Debian's chromium); CI would fail here")
 
 
-def phone(browser: Browser) -> BrowserContext:
-    """A customer's phone: 412 by 900 pixels, touch, JavaScript on, English (UK)."""
-    return browser.new_context(
+@contextmanager
+def on_phone(browser: Browser, url: str) -> Iterator[Page]:
+    """``url`` open on a customer's phone (412 by 900 pixels, touch, JavaScript on, English (UK),
+    15 s for each step); the phone put away after."""
+    context = browser.new_context(
         viewport={"width": 412, "height": 900},
         is_mobile=True,
         has_touch=True,
         java_script_enabled=True,
         locale="en-GB",
     )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(url)
+        yield page
+    finally:
+        context.close()
 
 
 def pay_on_checkout(page: Page, total: str) -> str:

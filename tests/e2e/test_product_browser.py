@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from callback_receiver import Receiver, running_receiver
 from delivery.support import deliver
-from e2e.browser import pay_on_checkout, phone
+from e2e.browser import on_phone, pay_on_checkout
 from e2e.serving import api, sqlite_db_url
 from factories import make_account
 from mobip.accounts.service import NewCredentials
@@ -52,11 +52,7 @@ def token_of(base: str, merchant: NewCredentials) -> str:
 
 def scan_and_pay(browser: Browser, url: str, quantity: int, email: str) -> str:
     """A customer's phone: the product page, the quantity, Pay, the card; the checkout link."""
-    context = phone(browser)
-    try:
-        page: Page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(url)
+    with on_phone(browser, url) as page:
         expect(page.locator("h1")).to_have_text("Blue mug")
         expect(page.locator(".total")).to_contain_text("€15.00")
         expect(page.locator("img.product-photo")).to_be_visible()
@@ -64,8 +60,6 @@ def scan_and_pay(browser: Browser, url: str, quantity: int, email: str) -> str:
         page.get_by_label("Your e-mail").fill(email)
         page.get_by_role("button", name="Pay", exact=True).click()
         return pay_on_checkout(page, f"€{15 * quantity}.00")
-    finally:
-        context.close()
 
 
 def test_two_customers_pay_through_one_qr_code(

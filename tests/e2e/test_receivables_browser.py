@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from delivery.support import deliver, with_settings
-from e2e.browser import pay_on_checkout, phone
+from e2e.browser import on_phone, pay_on_checkout
 from e2e.serving import api, sqlite_db_url
 from factories import free_port, make_account
 from mobip.accounts.service import NewCredentials
@@ -87,11 +87,7 @@ def portal_link(message: EmailMessage, base: str) -> str:
 
 def pay_two_of_three(browser: Browser, link: str) -> None:
     """The customer's phone: the portal, inv_003 unticked, Pay, the sandbox card."""
-    context = phone(browser)
-    try:
-        page: Page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(link)
+    with on_phone(browser, link) as page:
         expect(page.locator("h1")).to_have_text("Your invoices")
         boxes = page.locator('input[name="invoices"]')
         expect(boxes).to_have_count(3)
@@ -104,8 +100,6 @@ def pay_two_of_three(browser: Browser, link: str) -> None:
         expect(page.locator("#portal-total")).to_have_text("€150.50")
         page.get_by_role("button", name="Pay", exact=True).click()
         pay_on_checkout(page, "€150.50")
-    finally:
-        context.close()
 
 
 def test_import_request_by_email_and_pay_two_of_three_invoices_on_the_portal(
@@ -181,11 +175,7 @@ def test_import_request_by_email_and_pay_two_of_three_invoices_on_the_portal(
     assert {row["url_portal"] for row in rows.values()} == {link}
 
     # The portal again: the two paid with their date, the third still to pay.
-    context = phone(browser)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(link)
+    with on_phone(browser, link) as page:
         expect(page.locator('input[name="invoices"]')).to_have_count(1)
         expect(page.locator('input[value="inv_003"]')).to_be_checked()
         paid = page.locator(".portal-paid li")
@@ -193,5 +183,3 @@ def test_import_request_by_email_and_pay_two_of_three_invoices_on_the_portal(
         expect(paid.filter(has_text="Boiler service")).to_contain_text("Paid on Jan 1, 2026")
         expect(paid.filter(has_text="Spare parts")).to_contain_text("Paid on Jan 1, 2026")
         expect(page.locator("#portal-total")).to_have_text("€89.00")
-    finally:
-        context.close()
