@@ -70,6 +70,7 @@ def test_account_tree_and_listing(env: dict[str, str]) -> None:
     ("args", "message"),
     [
         (["--currency", "XYZ"], "currency"),
+        (["--country", "XX"], "country"),
         (["--parent", "acct_nope"], "acct_nope"),
         (["--role", "partner", "--parent", "PARENT"], "parent"),
     ],
@@ -83,6 +84,17 @@ def test_account_create_refuses_bad_settings(
     code, output = run("account", "create", "--name", "X", *args)
     assert code != 0
     assert message in output
+
+
+def test_an_accounts_country_is_given_at_creation_or_set_and_checked(env: dict[str, str]) -> None:
+    created = run_json("account", "create", "--name", "Bäckerei", "--country", "de")
+    assert created["country"] == "DE"
+    code, output = run("account", "set-country", created["uid"], "Germany")
+    assert code == 1 and "country" in output and "'Germany'" in output
+    code, output = run("account", "create", "--name", "Nowhere", "--country", "XX")
+    assert code == 1 and "country" in output
+    listed = run_json("account", "list")
+    assert [(a["name"], a["country"]) for a in listed] == [("Platform", "FR"), ("Bäckerei", "DE")]
 
 
 def test_rotate_secret_set_provider_and_add_document(env: dict[str, str], tmp_path: Path) -> None:
@@ -181,6 +193,7 @@ ACCOUNT_KEYS = {
     "parent_uid",
     "currency",
     "language",
+    "country",
     "external_account_id",
     "is_test",
     "created_at",
@@ -224,6 +237,9 @@ def test_every_account_command_prints_json(env: dict[str, str], tmp_path: Path) 
         "size": 4,
         "sha256": hashlib.sha256(b"%PDF").hexdigest(),
     }
+
+    assert created["country"] == "FR"  # the default
+    assert run_json("account", "set-country", uid, "de") == {"uid": uid, "country": "DE"}
 
     secret = run_json("account", "callback-secret", uid)
     assert set(secret) == {"uid", "callback_secret", "rotated"}

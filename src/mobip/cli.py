@@ -335,6 +335,7 @@ def _account_record(account: Account) -> dict[str, Any]:
         "parent_uid": uids[-2] if len(uids) > 1 else None,
         "currency": account.currency,
         "language": account.language,
+        "country": account.country,
         "external_account_id": account.external_account_id,
         "is_test": account.is_test,
         "created_at": _iso(account.created_at),
@@ -349,6 +350,10 @@ def account_create(
     currency: Annotated[str, typer.Option(help="ISO 4217 currency")] = "EUR",
     language: Annotated[Language, typer.Option(help="EN or FR")] = Language.EN,
     external_id: Annotated[str | None, typer.Option(help="External_AccountID")] = None,
+    country: Annotated[
+        str,
+        typer.Option(help="ISO 3166-1 alpha-2 (national phone numbers it gives are read there)"),
+    ] = accounts_service.DEFAULT_COUNTRY,
     as_json: JsonOption = False,
     test: Annotated[
         bool, typer.Option("--test", help="A test account (sandbox payments in production)")
@@ -369,6 +374,7 @@ def account_create(
                 external_id=external_id,
                 now=runtime.clock.now(),
                 is_test=test,
+                country=country,
             ),
         )
         record = _account_record(created.account)
@@ -465,6 +471,27 @@ def account_set_provider(
         )
         return
     typer.echo(f"provider of {uid} set to {provider.value}")
+
+
+@account_app.command("set-country")
+def account_set_country(
+    uid: str,
+    country: Annotated[str, typer.Argument(help="ISO 3166-1 alpha-2, e.g. FR, DE, US")],
+    as_json: JsonOption = False,
+) -> None:
+    """Set where the account is: an imported customer's national phone number is read there."""
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        account = _unit_of_work(
+            runtime,
+            lambda session: accounts_service.set_country(
+                session, uid, country, runtime.clock.now()
+            ),
+        )
+    if as_json:
+        _print_json({"uid": account.uid, "country": account.country})
+        return
+    typer.echo(f"country of {uid} set to {account.country}")
 
 
 @account_app.command("set-fees")

@@ -147,6 +147,12 @@ def test_account_data_lists_every_attribute_with_type_and_updatability(
     assert rows["parent_uid"]["attribute_value"] == tree.partner.account.uid
     assert rows["role"]["attribute_value"] == "merchant"
     assert rows["currency"]["attribute_value"] == "EUR"
+    assert rows["country"] == {  # our extension, set by the operator
+        "attribute_name": "country",
+        "attribute_type": "string",
+        "attribute_value": "FR",
+        "is_updatable": "false",
+    }
     assert rows["External_AccountID"] == {
         "attribute_name": "External_AccountID",
         "attribute_type": "string",

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import make_account
+from mobip.accounts import service as accounts
 from mobip.accounts.models import Account, Role
 from mobip.kit.clock import ManualClock
 from mobip.kit.errors import InvalidField, MobipError
@@ -90,6 +91,31 @@ def test_the_spec_example_imports_two_customers_of_two_invoices(
     with runtime.database.session() as session:
         phones = session.execute(select(ExternalCustomer.phone)).scalars().all()
     assert set(phones) == {"+33607922222"}  # national, read in France
+
+
+def test_a_national_phone_number_is_read_in_the_merchants_country(
+    runtime: Runtime, merchant: Account
+) -> None:
+    """The same national number: French for a merchant in France (the default), German for
+    one in Germany; an international number is the same for both."""
+    berlin = make_account(runtime, name="Bäckerei Schulz")
+    with runtime.database.transaction() as session:
+        accounts.set_country(session, berlin.account.uid, "DE", MARCH)
+    for shop in (merchant, berlin.account):
+        lists = [
+            customer("c1", {"InvId": "i1", "Amount_in_cents": 1200}, CustomerPhone="030 1234567"),
+            customer("c2", {"InvId": "i2", "Amount_in_cents": 1200}, CustomerPhone="+33607922222"),
+        ]
+        import_lists(runtime, shop, lists)
+    with runtime.database.session() as session:
+        c = ExternalCustomer
+        phones = session.execute(select(c.account_id, c.customer_id, c.phone)).all()
+    assert sorted(phones) == [
+        (merchant.id, "c1", "+33301234567"),
+        (merchant.id, "c2", "+33607922222"),
+        (berlin.account.id, "c1", "+49301234567"),  # Berlin
+        (berlin.account.id, "c2", "+33607922222"),
+    ]
 
 
 def test_clean_json_with_numbers_imports_too(runtime: Runtime, merchant: Account) -> None:

@@ -52,6 +52,9 @@ class Account(Base):
     path: Mapped[str] = mapped_column(String(400), index=True)
     currency: Mapped[str] = mapped_column(String(3))
     language: Mapped[str] = mapped_column(String(2))
+    # ISO 3166-1 alpha-2: where the merchant is, so that a national phone number it gives
+    # (an imported customer's) is read in its country. FR for accounts made before it existed.
+    country: Mapped[str] = mapped_column(String(2), default="FR", server_default="FR")
     external_account_id: Mapped[str | None] = mapped_column(String(255))
     provider: Mapped[str] = mapped_column(String(16), default=Provider.SANDBOX.value)
     provider_public_key: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import phonenumbers
 from babel.core import get_global
 from babel.numbers import get_territory_currencies
 from sqlalchemy import Connection
@@ -76,6 +77,21 @@ def _payable_currencies(today: date) -> frozenset[str]:
 
 
 PAYABLE_CURRENCIES = _payable_currencies(date.today())
+
+# An account's country when none is given (and of the accounts made before it was kept).
+DEFAULT_COUNTRY = "FR"
+
+
+def checked_country(value: str) -> str:
+    """An ISO 3166-1 alpha-2 code that has a telephone numbering plan, upper-cased; else
+    InvalidAccountSetting naming the field."""
+    country = value.strip().upper()
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidAccountSetting(
+            f"Invalid value for field 'country': {value!r} is not an ISO 3166-1 alpha-2 country "
+            "code (e.g. FR, DE, US)"
+        )
+    return country
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +202,9 @@ def account_data(
     session: Session, account: Account, encryptor: Encryptor, settings: Settings
 ) -> list[dict[str, str]]:
     """The spec's attribute list: name, type, value and whether update_account may change it;
-    our extension adds the fee schedule in force (fee_percent, fee_fixed_in_cents, and
-    fee_schedule_from: the uid whose schedule it is, or ``settings``)."""
+    our extensions add the country (set by the operator) and the fee schedule in force
+    (fee_percent, fee_fixed_in_cents, and fee_schedule_from: the uid whose schedule it is, or
+    ``settings``)."""
     fees = fee_schedule_in_force(session, account, settings)
     private_key = (
         mask_secret(encryptor.decrypt(account.provider_private_key_encrypted))
@@ -202,6 +219,7 @@ def account_data(
         ("parent_uid", "string", repository.get_parent_uid(session, account), False),
         ("currency", "string", account.currency, False),
         ("language", "string", account.language, False),
+        ("country", "string", account.country, False),
         ("External_AccountID", "string", account.external_account_id, True),
         ("Payment_Provider", "string", account.provider, False),
         ("Public_Payment_Provider_key", "string", account.provider_public_key, True),
@@ -312,8 +330,10 @@ def create_account(
     external_id: str | None,
     now: datetime,
     is_test: bool = False,
+    country: str = DEFAULT_COUNTRY,
 ) -> NewCredentials:
     """Create an account under ``parent_uid`` (default: the platform admin); secret shown once."""
+    country = checked_country(country)
     currency = currency.upper()
     if currency not in PAYABLE_CURRENCIES:
         raise InvalidAccountSetting(
@@ -345,6 +365,7 @@ def create_account(
         path=(parent.path if parent else "/") + uid + "/",
         currency=currency,
         language=language.value,
+        country=country,
         external_account_id=external_id or None,
         provider=Provider.SANDBOX.value,
         is_test=is_test,
@@ -557,6 +578,15 @@ def set_provider(
         )
     if login is not None:
         account.provider_login = login or None
+    account.updated_at = now
+    session.flush()
+    return account
+
+
+def set_country(session: Session, uid: str, country: str, now: datetime) -> Account:
+    """The operator sets where the account is (ISO 3166-1 alpha-2)."""
+    account = operator_get(session, uid)
+    account.country = checked_country(country)
     account.updated_at = now
     session.flush()
     return account

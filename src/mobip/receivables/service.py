@@ -45,8 +45,6 @@ from mobip.transactions.models import TransactionKind
 MAX_INVOICES_PER_CALL = 10_000
 # The most one invoice may be (minor units): far above any real invoice, within BIGINT.
 MAX_INVOICE_AMOUNT = 10**15
-# A national phone number is read in this country (accounts have no country yet).
-DEFAULT_REGION = "FR"
 MAX_ID_CHARS = 64
 MAX_LABEL_CHARS = 255
 # An error message names at most this many bad values.
@@ -130,9 +128,10 @@ class _Checker:
     the customer, the invoice and the field). The usual value takes a fast path; the messages
     are written only for a bad one."""
 
-    def __init__(self, smtputf8: bool) -> None:
+    def __init__(self, smtputf8: bool, country: str) -> None:
         self.errors: list[str] = []
         self.smtputf8 = smtputf8
+        self.country = country  # where a national phone number is read: the merchant's
 
     def fail(self, where: _Where, key: str | None, message: str) -> None:
         place = _shown(where) + (f", {key}" if key else "")
@@ -225,7 +224,7 @@ class _Checker:
 
     def _phone(self, where: _Where, value: str) -> str | None:
         try:
-            number = phonenumbers.parse(value, DEFAULT_REGION)
+            number = phonenumbers.parse(value, self.country)
         except phonenumbers.NumberParseException:
             number = None
         if number is None or not phonenumbers.is_valid_number(number):
@@ -272,7 +271,7 @@ class _Checker:
             raise InvalidInvoiceData(f"InvoicesLists: {shown}")
 
 
-def _checked(text: str, smtputf8: bool) -> tuple[list[_Customer], list[_Invoice]]:
+def _checked(text: str, smtputf8: bool, country: str) -> tuple[list[_Customer], list[_Invoice]]:
     """The customers and invoices of an InvoicesLists value, all checked (InvalidInvoiceData
     naming every bad value, up to ten), or MalformedInvoicesLists naming line and column."""
     parsed = read_invoices_lists(text)
@@ -286,7 +285,7 @@ def _checked(text: str, smtputf8: bool) -> tuple[list[_Customer], list[_Invoice]
         raise TooManyInvoices(
             f"InvoicesLists: {count} invoices; at most {MAX_INVOICES_PER_CALL} per call"
         )
-    checker = _Checker(smtputf8)
+    checker = _Checker(smtputf8, country)
     customers: list[_Customer] = []
     invoices: list[_Invoice] = []
     customer_ids: set[str] = set()
@@ -335,7 +334,7 @@ def set_external_invoices(
         stored = repository.batch_reply(session, source.id, batch)
         if stored is not None:
             return dict(json.loads(stored))
-    customers, invoices = _checked(invoices_lists, settings.smtp_smtputf8)
+    customers, invoices = _checked(invoices_lists, settings.smtp_smtputf8, merchant.country)
     customer_pks = _write_customers(session, merchant, source.id, customers, now)
     created, updated = _write_invoices(
         session, merchant, source.id, invoices, customer_pks, batch, now
