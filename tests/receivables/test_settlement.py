@@ -98,8 +98,11 @@ def test_an_overpayment_is_the_customers_credit_and_a_refund_takes_it_back_first
     pay(runtime, trid)
     assert state(runtime, merchant)["inv_c"][:2] == ("fully_paid", "500")
     assert credit(runtime) == 300
+    # get_external_invoices shows it on each of the customer's invoices, for the merchant's books.
+    assert {v["customer_credit_in_cents"] for v in read(runtime, merchant).values()} == {"300"}
     refund(runtime, merchant, trid, 200)  # the credit, allocated last, goes back first
     assert credit(runtime) == 100
+    assert read(runtime, merchant)["inv_a"]["customer_credit_in_cents"] == "100"
     assert state(runtime, merchant)["inv_c"][:2] == ("fully_paid", "500")
     refund(runtime, merchant, trid, 300)
     assert credit(runtime) == 0

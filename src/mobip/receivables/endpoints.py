@@ -193,7 +193,9 @@ ENDPOINTS = [
                 "InvStatus (the imported code; once MOBIP payments settled it, the first code "
                 "mapped to its MOBIP status); extension: external_status (as imported), "
                 "mobip_status, paid_amount_in_cents, remaining_amount_in_cents, paid_at, "
-                "paid_by (the trids, '|'-separated), url_portal (the customer's portal)",
+                "paid_by (the trids, '|'-separated), url_portal (the customer's portal), "
+                "customer_credit_in_cents (what the customer's payments brought beyond their "
+                "invoices)",
             ),
             Field("not_found", "string", "Extension. The InvIds asked for that do not exist"),
         ],

@@ -571,7 +571,8 @@ def get_external_invoices(
     clock: Clock,
 ) -> dict[str, Any]:
     """A source's invoices (all, or those listed), with their MOBIP status, what was paid and
-    by which transactions, and their customer's portal link; unknown ids in ``not_found``."""
+    by which transactions, and their customer's portal link and credit (overpayments); unknown
+    ids in ``not_found``."""
     merchant = _merchant(caller)
     source = _source_of(session, merchant, source_id)
     inv_ids = split_ids(inv_ids_text)
@@ -610,6 +611,7 @@ def get_external_invoices(
                 "url_portal": portal_url(
                     settings, portal_token(settings, customers[invoice.customer_pk].portal_id)
                 ),
+                "customer_credit_in_cents": str(customers[invoice.customer_pk].credit),
             }
         )
     found = {invoice.inv_id for invoice, _ in rows}
