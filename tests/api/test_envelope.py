@@ -131,14 +131,24 @@ def test_integer_bounds_and_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("1", True), ("true", True), ("ON", True), ("0", False), ("false", False), ("off", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("ON", True),
+        ("Yes", True),
+        ("0", False),
+        ("false", False),
+        ("off", False),
+        ("no", False),
+    ],
 )
 def test_booleans(raw: str, expected: bool) -> None:
     assert Params({"flag": raw}).boolean("flag") is expected
 
 
 def test_bad_boolean_names_the_field() -> None:
-    with pytest.raises(InvalidField, match="'flag'"):
+    # The message lists every spelling it takes.
+    with pytest.raises(InvalidField, match="'flag'.*on/off, yes/no"):
         Params({"flag": "perhaps"}).boolean("flag")
 
 

@@ -12,7 +12,8 @@ DOCUMENT_FIELDS = [
     Field(
         "document_only",
         "boolean",
-        "If true, return only the documents named in document_list (1/0, true/false, on/off)",
+        "If true, return only the documents named in document_list "
+        "(1/0, true/false, on/off, yes/no)",
     ),
     Field(
         "document_list",

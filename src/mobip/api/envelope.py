@@ -149,7 +149,7 @@ class Params:
             return True
         if lowered in _FALSE:
             return False
-        raise InvalidField(name, "must be one of 1/0, true/false, on/off")
+        raise InvalidField(name, "must be one of 1/0, true/false, on/off, yes/no")
 
 
 # How often the body-read deadlines are checked: a slow body is stopped between its deadline and
