@@ -148,7 +148,7 @@ def test_booleans(raw: str, expected: bool) -> None:
 
 def test_bad_boolean_names_the_field() -> None:
     # The message lists every spelling it takes.
-    with pytest.raises(InvalidField, match="'flag'.*on/off, yes/no"):
+    with pytest.raises(InvalidField, match=r"'flag'.*on/off, yes/no"):
         Params({"flag": "perhaps"}).boolean("flag")
 
 
