@@ -273,9 +273,12 @@ def test_account_list_has_a_header_and_shows_language_and_test_flag(env: dict[st
         "FR",
         "yes",
     ]
-    # Each value stands under its header.
-    assert boutique.index("FR") == header.index("LANGUAGE")
-    assert boutique.index("yes") == header.index("TEST")
+    # Each value stands under its header (read at the header's column: a random uid may hold
+    # "FR" too, and once did).
+    for column, value in (("LANGUAGE", "FR"), ("TEST", "yes"), ("CURRENCY", "EUR")):
+        at = header.index(column)
+        assert boutique[at : at + len(value)] == value, (column, header, boutique)
+        assert boutique[at - 2 : at] == "  "  # the value starts there
 
 
 def test_a_terminal_gets_the_whole_table(
