@@ -594,3 +594,23 @@ def test_account_branding_table_and_refusals(env: dict[str, str], tmp_path: Path
     code, output = run("account", "branding", "acct_missing")
     assert code == 1
     assert "acct_missing" in output
+
+
+def test_stats_rebuild_runs_in_the_configured_zone(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild itself is tested in tests/stats; here the command, its zone and its output."""
+    run("account", "create", "--name", "Shop")  # the database exists, at the current schema
+    assert run_json("stats", "rebuild") == {
+        "timezone": "UTC",
+        "events": 0,
+        "moved": 0,
+        "daily_rows": 0,
+    }
+    monkeypatch.setenv("MOBIP_TIMEZONE", "Europe/Paris")
+    code, output = run("stats", "rebuild")
+    assert code == 0, output
+    assert (
+        output.strip()
+        == "0 event(s) on their day in Europe/Paris (0 moved); 0 daily row(s) recounted"
+    )

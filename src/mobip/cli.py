@@ -978,5 +978,36 @@ def invoices_pdf(
     typer.echo(f"{number}: {len(document)} bytes written to {output}")
 
 
+stats_app = typer.Typer(help="get_stats' figures: rebuild them after a change of MOBIP_TIMEZONE.")
+app.add_typer(stats_app, name="stats")
+
+
+@stats_app.command("rebuild")
+def stats_rebuild(as_json: JsonOption = False) -> None:
+    """File every event again on its day in MOBIP_TIMEZONE and recount the daily figures (one
+    transaction: creates and payments wait for it to finish)."""
+    from zoneinfo import ZoneInfo
+
+    from mobip.stats import service as stats_service
+
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        zone = ZoneInfo(runtime.settings.timezone)
+        rebuilt = _unit_of_work(runtime, lambda session: stats_service.rebuild(session, zone))
+    record = {
+        "timezone": runtime.settings.timezone,
+        "events": rebuilt.events,
+        "moved": rebuilt.moved,
+        "daily_rows": rebuilt.daily_rows,
+    }
+    if as_json:
+        _print_json(record)
+        return
+    typer.echo(
+        f"{rebuilt.events} event(s) on their day in {zone.key} ({rebuilt.moved} moved); "
+        f"{rebuilt.daily_rows} daily row(s) recounted"
+    )
+
+
 def main() -> None:
     app()

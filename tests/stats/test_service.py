@@ -7,10 +7,12 @@ day. Also: a group commit's batch is filed in two statements."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -25,6 +27,7 @@ from mobip.kit.db import Database
 from mobip.kit.runtime import Runtime
 from mobip.models import metadata
 from mobip.stats import service
+from mobip.stats.models import StatsDaily
 from mobip.stats.service import Figures
 from mobip.transactions import service as transactions
 from mobip.transactions.models import Refund, RefundStatus, Transaction, TransactionKind
@@ -220,3 +223,60 @@ def test_a_batch_is_filed_in_two_statements(runtime: Runtime) -> None:
     by_channel = {channel: f for (_, channel, _), f in figures.items()}
     assert by_channel["EMAIL"].created_count == 3
     assert by_channel["SMS"].created_amount == 101 + 103 + 105 + 3 * 250
+
+
+def _daily_rows(database: Database) -> list[tuple[Any, ...]]:
+    with database.session() as session:
+        return [tuple(row) for row in session.execute(select(StatsDaily.__table__)).all()]
+
+
+def test_a_rebuild_files_the_history_again_in_a_new_zone(
+    settings: Settings, database: Database, clock: ManualClock
+) -> None:
+    """A history filed in UTC (events around midnight, across the month end), rebuilt in Paris:
+    every event on its Paris day, the aggregates equal to a recount from the transactions in
+    Paris, the partner's rows its merchants' sums. Rebuilt in UTC again: the rows it had."""
+    runtime = Runtime(settings.model_copy(update={"timezone": "UTC"}), database, clock)
+    runtime.settings.default_fee_fixed = 25
+    partner = make_account(runtime, role=Role.PARTNER)
+    merchants = [
+        make_account(runtime, parent=partner).account,
+        make_account(runtime, parent=partner).account,
+        make_account(runtime, currency="USD").account,
+    ]
+    ids = [m.id for m in merchants]
+    maker = History(runtime)
+    draw = random.Random(7)
+    now = START
+    for _ in range(60):
+        step = (
+            draw.choice(KINDS),
+            draw.randrange(50),
+            draw.randrange(1, 90_000),
+            draw.choice(["EMAIL", "SMS", "QR"]),
+            draw.random() < 0.5,
+            draw.randrange(0, 5),
+        )
+        now += timedelta(hours=step[-1], minutes=draw.randrange(60))
+        _step(maker, merchants, step, now)
+    filed_in_utc = _daily_rows(database)
+    paris = ZoneInfo(PARIS)
+    with database.transaction() as session:
+        rebuilt = service.rebuild(session, paris)
+    first, last = "2026-11-01", "2026-12-31"
+    with database.session() as session:
+        events = service.events_of(session, ids)
+        aggregates = service.daily_figures(session, ids, first, last)
+        from_transactions = _from_transactions(session, ids, paris)
+        above = service.daily_figures(session, [partner.account.id], first, last)
+        below = service.daily_figures(session, ids[:2], first, last)
+    assert rebuilt.events == len(events)
+    assert 0 < rebuilt.moved < len(events)  # the evening ones moved to the next day
+    assert all(e["day"] == service.local_day(e["at"], paris) for e in events)
+    assert aggregates == from_transactions
+    assert above == below
+    assert sorted(_daily_rows(database)) != sorted(filed_in_utc)
+    with database.transaction() as session:
+        back = service.rebuild(session, ZoneInfo("UTC"))
+    assert back.moved == rebuilt.moved
+    assert sorted(_daily_rows(database)) == sorted(filed_in_utc)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,6 +48,47 @@ def add_events(
     statements, however many events (the observer groups a batch first)."""
     _INSERT_EVENTS.execute(conn, events)
     _UPSERTS[conn.dialect.name].execute(conn, daily)
+
+
+# --- rebuilding (a changed MOBIP_TIMEZONE) ------------------------------------------------------
+
+
+def lock_for_rebuild(session: Session) -> None:
+    """PostgreSQL: no event filed nor aggregate added until the rebuild commits (the observers
+    wait; SQLite's write lock, taken at BEGIN, already does that)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE stats_events, stats_daily IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def event_days_page(session: Session, after: int, limit: int) -> Sequence[Any]:
+    """(id, at, day) of the events with id above ``after``, in id order, at most ``limit``."""
+    query = select(_EVENTS.c.id, _EVENTS.c.at, _EVENTS.c.day).where(_EVENTS.c.id > after)
+    return session.execute(query.order_by(_EVENTS.c.id).limit(limit)).all()
+
+
+_SET_DAY = DriverStatement(
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("row_id"))
+    .values(day=bindparam("new_day", type_=_EVENTS.c.day.type))
+)
+
+
+def set_event_days(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows of ``row_id`` and ``new_day`` (executemany by primary key)."""
+    _SET_DAY.execute(session.connection(), rows)
+
+
+def clear_daily(session: Session) -> None:
+    session.execute(delete(_DAILY))
+
+
+def event_sums_by_account(session: Session) -> Sequence[Any]:
+    """(account_id, day, channel, currency, happening, count, sum(amount), sum(fee)) of the
+    whole event log."""
+    e = _EVENTS.c
+    keys = (e.account_id, e.day, e.channel, e.currency, e.happening)
+    query = select(*keys, func.count(), func.sum(e.amount), func.sum(e.fee)).group_by(*keys)
+    return session.execute(query).all()
 
 
 # --- reading the aggregates ---------------------------------------------------------------------

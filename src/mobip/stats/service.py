@@ -146,7 +146,7 @@ def observe(conn: Connection, changes: Sequence[Change]) -> None:
     zone = ZoneInfo(conn.get_execution_options().get(TIMEZONE_OPTION, "UTC"))
     lineages = accounts.lineages(conn, sorted({change.account_id for change in changes}))
     events: list[dict[str, Any]] = []
-    daily: dict[tuple[int, str, str, str], Figures] = {}
+    own: list[tuple[tuple[int, str, str, str], Figures]] = []
     for change in changes:
         day = local_day(change.at, zone)
         channel = change.channel
@@ -166,15 +166,25 @@ def observe(conn: Connection, changes: Sequence[Change]) -> None:
                 "net": net,
             }
         )
-        figures = _of_change(change)
-        for owner in lineages.get(change.account_id, (change.account_id,)):
-            key = (owner, day, channel, change.currency)
+        own.append(((change.account_id, day, channel, change.currency), _of_change(change)))
+    repository.add_events(conn, events, _spread(own, lineages))
+
+
+def _spread(
+    own: Iterable[tuple[tuple[int, str, str, str], Figures]], lineages: Mapping[int, list[int]]
+) -> list[dict[str, Any]]:
+    """The aggregate rows of figures keyed (account, day, channel, currency): each added to its
+    account's row and to each ancestor's (a row counts a subtree), one row per key."""
+    daily: dict[tuple[int, str, str, str], Figures] = {}
+    for (account_id, day, channel, currency), figures in own:
+        for owner in lineages.get(account_id, (account_id,)):
+            key = (owner, day, channel, currency)
             found = daily.get(key)
             if found is None:
                 daily[key] = Figures(**{name: getattr(figures, name) for name in FIGURES})
             else:
                 found.add(figures)
-    rows = [
+    return [
         {
             "account_id": key[0],
             "day": key[1],
@@ -184,7 +194,6 @@ def observe(conn: Connection, changes: Sequence[Change]) -> None:
         }
         for key, figures in daily.items()
     ]
-    repository.add_events(conn, events, rows)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -362,6 +371,18 @@ def month_totals(session: Session, account_ids: Sequence[int], month: str) -> di
     return totals
 
 
+def _figures_of(happening: str, count: int, amount: Any, fee: Any) -> Figures:
+    """The figures of ``count`` events of one kind whose amounts and fees sum to these."""
+    change = Happening(happening)
+    if change is Happening.CREATED:
+        return Figures(created_count=count, created_amount=int(amount))
+    if change is Happening.PAID:
+        return Figures(paid_count=count, paid_amount=int(amount), fees=int(fee))
+    if change is Happening.REFUNDED:
+        return Figures(refunded_count=count, refunded_amount=int(amount))
+    return Figures(**{f"{change.value}_count": count})
+
+
 def recount(
     session: Session, account_ids: Sequence[int], first_day: str, last_day: str
 ) -> dict[tuple[str, str, str], Figures]:
@@ -371,18 +392,53 @@ def recount(
     for day, channel, currency, happening, count, amount, fee in repository.event_sums(
         session, account_ids, first_day, last_day
     ):
-        change = Happening(happening)
-        value = Figures()
-        if change is Happening.CREATED:
-            value = Figures(created_count=count, created_amount=int(amount))
-        elif change is Happening.PAID:
-            value = Figures(paid_count=count, paid_amount=int(amount), fees=int(fee))
-        elif change is Happening.REFUNDED:
-            value = Figures(refunded_count=count, refunded_amount=int(amount))
-        else:
-            value = Figures(**{f"{change.value}_count": count})
+        value = _figures_of(happening, count, amount, fee)
         counted.setdefault((day, channel, currency), Figures()).add(value)
     return counted
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    events: int  # events read
+    moved: int  # events whose day changed
+    daily_rows: int  # aggregate rows written
+
+
+def rebuild(session: Session, zone: ZoneInfo) -> Rebuilt:
+    """After a change of MOBIP_TIMEZONE: every event's day again from its time, in ``zone``,
+    and the daily aggregates recounted from the event log (each account's figures added to its
+    own row and to each ancestor's, as the observer adds them), in the caller's unit of work,
+    with the tables locked so that no event is filed meanwhile. Rebuilding in the zone the
+    events were filed in changes nothing."""
+    repository.lock_for_rebuild(session)
+    events = moved = 0
+    after = 0
+    while page := repository.event_days_page(session, after, PAGE):
+        changed = [
+            {"row_id": row_id, "new_day": new_day}
+            for row_id, at, day in page
+            if (new_day := local_day(at, zone)) != day
+        ]
+        repository.set_event_days(session, changed)
+        events, moved, after = events + len(page), moved + len(changed), page[-1][0]
+    repository.clear_daily(session)
+    own: dict[tuple[int, str, str, str], Figures] = {}
+    for (
+        account_id,
+        day,
+        channel,
+        currency,
+        happening,
+        count,
+        amount,
+        fee,
+    ) in repository.event_sums_by_account(session):
+        value = _figures_of(happening, count, amount, fee)
+        own.setdefault((account_id, day, channel, currency), Figures()).add(value)
+    lineages = accounts.lineages(session, sorted({key[0] for key in own}))
+    rows = _spread(own.items(), lineages)
+    repository.add_events(session.connection(), [], rows)
+    return Rebuilt(events, moved, len(rows))
 
 
 def events_of(session: Session, account_ids: Sequence[int]) -> list[dict[str, Any]]:
