@@ -121,6 +121,15 @@ def _unit_of_work(runtime: Runtime, work: Callable[[Session], T], *, writes: boo
         raise typer.Exit(1) from exc
 
 
+def _on_data(work: Callable[[Runtime, Session], T], *, writes: bool = True) -> T:
+    """``work`` in one unit of work on the existing database once its schema is current: what
+    every command that reads or changes data does (``work`` gets the runtime for its clock,
+    encryptor and settings)."""
+    with _runtime(existing_database=True) as runtime:
+        _require_current_schema(runtime)
+        return _unit_of_work(runtime, lambda session: work(runtime, session), writes=writes)
+
+
 def _require_current_schema(runtime: Runtime) -> None:
     database = runtime.database
     if database.retry_busy(lambda: is_current(database.engine)):
@@ -360,39 +369,34 @@ def account_create(
     ] = False,
 ) -> None:
     """Create an account and print its API credentials (the secret is shown once)."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        created = _unit_of_work(
-            runtime,
-            lambda session: accounts_service.create_account(
-                session,
-                name=name,
-                role=role,
-                parent_uid=parent,
-                currency=currency,
-                language=language,
-                external_id=external_id,
-                now=runtime.clock.now(),
-                is_test=test,
-                country=country,
-            ),
+    created = _on_data(
+        lambda runtime, session: accounts_service.create_account(
+            session,
+            name=name,
+            role=role,
+            parent_uid=parent,
+            currency=currency,
+            language=language,
+            external_id=external_id,
+            now=runtime.clock.now(),
+            is_test=test,
+            country=country,
         )
-        record = _account_record(created.account)
-        record["api_secret_key"] = created.api_secret_key
-        if as_json:
-            _print_json(record)
-            return
-        for key, value in record.items():
-            typer.echo(f"{key:<20} {'' if value is None else value}")
-        typer.echo("The api_secret_key is shown only now: keep it.")
+    )
+    record = _account_record(created.account)
+    record["api_secret_key"] = created.api_secret_key
+    if as_json:
+        _print_json(record)
+        return
+    for key, value in record.items():
+        typer.echo(f"{key:<20} {'' if value is None else value}")
+    typer.echo("The api_secret_key is shown only now: keep it.")
 
 
 @account_app.command("list")
 def account_list(as_json: JsonOption = False) -> None:
     """List every account in tree order (children indented under their parent)."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        accounts = _unit_of_work(runtime, accounts_service.all_accounts, writes=False)
+    accounts = _on_data(lambda _, session: accounts_service.all_accounts(session), writes=False)
     if as_json:
         _print_json([_account_record(account) for account in accounts])
         return
@@ -416,12 +420,9 @@ def account_list(as_json: JsonOption = False) -> None:
 @account_app.command("rotate-secret")
 def account_rotate_secret(uid: str, as_json: JsonOption = False) -> None:
     """Issue a new API secret key (shown once); the old one and its tokens stop working."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        created = _unit_of_work(
-            runtime,
-            lambda session: auth_service.rotate_secret(session, uid, runtime.clock.now()),
-        )
+    created = _on_data(
+        lambda runtime, session: auth_service.rotate_secret(session, uid, runtime.clock.now())
+    )
     record = {
         "uid": created.account.uid,
         "api_account_id": created.account.api_account_id,
@@ -444,21 +445,18 @@ def account_set_provider(
     as_json: JsonOption = False,
 ) -> None:
     """Set the account's payment provider and keys (the private key is never printed)."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        account = _unit_of_work(
-            runtime,
-            lambda session: accounts_service.set_provider(
-                session,
-                uid,
-                provider=provider,
-                public_key=public_key,
-                private_key=private_key,
-                login=login,
-                encryptor=runtime.encryptor,
-                now=runtime.clock.now(),
-            ),
+    account = _on_data(
+        lambda runtime, session: accounts_service.set_provider(
+            session,
+            uid,
+            provider=provider,
+            public_key=public_key,
+            private_key=private_key,
+            login=login,
+            encryptor=runtime.encryptor,
+            now=runtime.clock.now(),
         )
+    )
     if as_json:
         _print_json(
             {
@@ -480,14 +478,11 @@ def account_set_country(
     as_json: JsonOption = False,
 ) -> None:
     """Set where the account is: an imported customer's national phone number is read there."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        account = _unit_of_work(
-            runtime,
-            lambda session: accounts_service.set_country(
-                session, uid, country, runtime.clock.now()
-            ),
+    account = _on_data(
+        lambda runtime, session: accounts_service.set_country(
+            session, uid, country, runtime.clock.now()
         )
+    )
     if as_json:
         _print_json({"uid": account.uid, "country": account.country})
         return
@@ -540,20 +535,17 @@ def account_add_document(
     as_json: JsonOption = False,
 ) -> None:
     """Attach a document to an account (replaces one of the same name)."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        content = file.read_bytes()
-        document = _unit_of_work(
-            runtime,
-            lambda session: accounts_service.add_document(
-                session,
-                uid,
-                name=name,
-                content=content,
-                content_type=content_type,
-                now=runtime.clock.now(),
-            ),
+    content = file.read_bytes()
+    document = _on_data(
+        lambda runtime, session: accounts_service.add_document(
+            session,
+            uid,
+            name=name,
+            content=content,
+            content_type=content_type,
+            now=runtime.clock.now(),
         )
+    )
     if as_json:
         _print_json(
             {
@@ -768,15 +760,10 @@ def outbox_list(
     """
     from mobip.delivery import service as delivery_service
 
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        rows = _unit_of_work(
-            runtime,
-            lambda session: delivery_service.list_messages(
-                session, failed_only=failed, limit=limit
-            ),
-            writes=False,
-        )
+    rows = _on_data(
+        lambda _, session: delivery_service.list_messages(session, failed_only=failed, limit=limit),
+        writes=False,
+    )
     if as_json:
         _print_json([_message_record(message, log) for message, log in rows])
         return
@@ -830,16 +817,15 @@ def outbox_retry(message_id: int, as_json: JsonOption = False) -> None:
     """
     from mobip.delivery import service as delivery_service
 
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        try:
-            retried = _unit_of_work(
-                runtime,
-                lambda session: delivery_service.retry_message(session, message_id, runtime.clock),
+    try:
+        retried = _on_data(
+            lambda runtime, session: delivery_service.retry_message(
+                session, message_id, runtime.clock
             )
-        except delivery_service.OutboxRetryRefused as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+        )
+    except delivery_service.OutboxRetryRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     message = retried.message
     if as_json:
         _print_json(
@@ -990,12 +976,13 @@ def stats_rebuild(as_json: JsonOption = False) -> None:
 
     from mobip.stats import service as stats_service
 
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
+    def rebuild(runtime: Runtime, session: Session) -> tuple[ZoneInfo, stats_service.Rebuilt]:
         zone = ZoneInfo(runtime.settings.timezone)
-        rebuilt = _unit_of_work(runtime, lambda session: stats_service.rebuild(session, zone))
+        return zone, stats_service.rebuild(session, zone)
+
+    zone, rebuilt = _on_data(rebuild)
     record = {
-        "timezone": runtime.settings.timezone,
+        "timezone": zone.key,
         "events": rebuilt.events,
         "moved": rebuilt.moved,
         "daily_rows": rebuilt.daily_rows,

@@ -21,6 +21,7 @@ from sqlalchemy import event as sa_event
 
 from factories import TRANSACTION, make_account
 from mobip.accounts.models import Account, Role
+from mobip.accounts.service import NewCredentials
 from mobip.config import Settings
 from mobip.kit.clock import ManualClock
 from mobip.kit.db import Database
@@ -57,6 +58,16 @@ def _empty(runtime: Runtime) -> None:
     with runtime.database.transaction() as session:
         for table in reversed(metadata.sorted_tables):
             session.execute(delete(table))
+
+
+def _shops(runtime: Runtime) -> tuple[NewCredentials, list[Account]]:
+    """A partner with two merchants (EUR), and a merchant of its own in USD."""
+    partner = make_account(runtime, role=Role.PARTNER)
+    return partner, [
+        make_account(runtime, parent=partner).account,
+        make_account(runtime, parent=partner).account,
+        make_account(runtime, currency="USD").account,
+    ]
 
 
 def _step(history: History, merchants: list[Account], step: Any, now: datetime) -> None:
@@ -140,12 +151,7 @@ def test_the_aggregates_equal_recounts_from_the_events_and_the_transactions(
     runtime = _paris(settings, database, clock)
     runtime.settings.default_fee_fixed = 25
     _empty(runtime)
-    partner = make_account(runtime, role=Role.PARTNER)
-    merchants = [
-        make_account(runtime, parent=partner).account,
-        make_account(runtime, parent=partner).account,
-        make_account(runtime, currency="USD").account,
-    ]
+    partner, merchants = _shops(runtime)
     ids = [m.id for m in merchants]
     maker = History(runtime)
     now = START
@@ -238,12 +244,7 @@ def test_a_rebuild_files_the_history_again_in_a_new_zone(
     Paris, the partner's rows its merchants' sums. Rebuilt in UTC again: the rows it had."""
     runtime = Runtime(settings.model_copy(update={"timezone": "UTC"}), database, clock)
     runtime.settings.default_fee_fixed = 25
-    partner = make_account(runtime, role=Role.PARTNER)
-    merchants = [
-        make_account(runtime, parent=partner).account,
-        make_account(runtime, parent=partner).account,
-        make_account(runtime, currency="USD").account,
-    ]
+    partner, merchants = _shops(runtime)
     ids = [m.id for m in merchants]
     maker = History(runtime)
     draw = random.Random(7)
