@@ -215,6 +215,14 @@ def expired_files(session: Session, now: datetime, limit: int) -> Sequence[Stats
     return session.scalars(query.limit(limit)).all()
 
 
+def known_file_ids(session: Session, file_ids: Sequence[str]) -> set[str]:
+    """The ids of ``file_ids`` that have a row."""
+    if not file_ids:
+        return set()
+    query = select(StatsFile.file_id).where(among(session, StatsFile.file_id, file_ids))
+    return set(session.scalars(query).all())
+
+
 def delete_files(session: Session, ids: Sequence[int]) -> None:
     if ids:
         session.execute(delete(StatsFile).where(StatsFile.id.in_(ids)))

@@ -682,3 +682,21 @@ def delete_expired_files(session: Session, settings: Settings, now: datetime, li
         (folder / Path(row.path).name).unlink(missing_ok=True)
     repository.delete_files(session, [row.id for row in rows])
     return len(rows)
+
+
+def delete_left_files(session: Session, settings: Settings, now: datetime, limit: int) -> int:
+    """Delete up to ``limit`` files a crash left in the folder, older than a file's lifetime:
+    a ``.part`` that was being written, or a written file whose row was never stored (the
+    file is written before its row, in another unit of work); how many."""
+    folder = files_folder(settings)
+    if not folder.is_dir():
+        return 0
+    cutoff = (now - FILE_LIFETIME).timestamp()
+    old = [path for path in folder.iterdir() if path.is_file() and path.stat().st_mtime < cutoff]
+    written = {path.name.removesuffix(".csv.gz"): path for path in old if path.name.endswith(".gz")}
+    known = repository.known_file_ids(session, list(written))
+    left = [path for path in old if path.name.endswith(".part")]
+    left += [path for file_id, path in written.items() if file_id not in known]
+    for path in left[:limit]:
+        path.unlink(missing_ok=True)
+    return len(left[:limit])
