@@ -14,9 +14,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from sqlalchemy import make_url
@@ -858,14 +858,13 @@ app.add_typer(invoices_app, name="invoices")
 _PROGRESS_FROM = 200
 
 
-def _until(value: str | None) -> datetime | None:
-    """--until: ISO-8601 with a zone, or "now"; None: the service's default."""
-    from mobip.billing import service as billing_service
-
+def _until(value: str | None) -> datetime | Literal["now"] | None:
+    """--until: ISO-8601 with a zone, or "now" (read on the runtime's clock when the work runs);
+    None: the service's default."""
     if value is None:
         return None
     if value.strip().lower() == "now":
-        return billing_service.latest_closable(datetime.now(UTC))
+        return "now"
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError as exc:
@@ -916,7 +915,7 @@ def invoices_issue(
                 session,
                 runtime.settings,
                 runtime.clock,
-                until=end,
+                until=billing_service.latest_closable(runtime.clock.now()) if end == "now" else end,
                 account_uid=account,
                 progress=advance,
                 chunk=_PROGRESS_FROM if merchants >= _PROGRESS_FROM else None,

@@ -228,7 +228,8 @@ def close(
     if end > latest_closable(now):
         raise InvalidInvoiceClose(
             f"until must be at least {int(SETTLE.total_seconds() // 60)} minutes in the past "
-            "(a payment being recorded now must not be left out of a closed period)"
+            "(a payment being recorded now must not be left out of a closed period): "
+            f"{end:%Y-%m-%d %H:%M} UTC can be closed from {end + SETTLE:%Y-%m-%d %H:%M} UTC"
         )
     repository.lock_counter(session, _issue_year(settings, now))
     merchants = _merchants(session, account_uid)
