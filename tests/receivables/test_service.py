@@ -227,6 +227,21 @@ def test_more_than_ten_thousand_invoices_are_refused(
     assert import_lists(runtime, merchant, lists)["invoices_created"] == "3"
 
 
+def test_lists_longer_than_an_in_list_are_read_whole(runtime: Runtime, merchant: Account) -> None:
+    """1,200 customers and invoices: more than one statement's short IN list (kit/db.among
+    takes them as one parameter), on the re-import's lookups and on a read by InvId."""
+    lists = [customer(f"c{n}", invoice(f"i{n}", 100)) for n in range(1200)]
+    assert import_lists(runtime, merchant, lists)["invoices_created"] == "1200"
+    lists[-1] = customer("c1199", invoice("i1199", 250))
+    again = import_lists(runtime, merchant, lists)
+    assert (again["invoices_updated"], again["invoices_unchanged"]) == ("1", "1199")
+    asked = [f"i{n}" for n in range(0, 1200, 2)] + ["i_none"]
+    found = read(runtime, merchant, "|".join(asked))
+    assert sorted(found) == sorted(asked[:-1])
+    assert found["i1198"]["Amount_in_cents"] == "100"
+    assert counts(runtime)["external_customers"] == 1200
+
+
 def test_the_same_batch_id_is_a_replay_that_changes_nothing(
     runtime: Runtime, merchant: Account
 ) -> None:

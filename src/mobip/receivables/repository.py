@@ -7,7 +7,7 @@ Core), not one ORM object per row: 10,000 invoices a call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +25,6 @@ from mobip.receivables.models import (
     ExternalStatusCode,
     PaymentLink,
 )
-
-# Bound parameters per IN (...) list: below SQLite's and PostgreSQL's limits.
-_CHUNK = 500
 
 _CUSTOMERS: Table = ExternalCustomer.__table__  # type: ignore[assignment]
 _INVOICES: Table = ExternalInvoice.__table__  # type: ignore[assignment]
@@ -58,11 +55,6 @@ def _update_by_id(table: Table, columns: Sequence[str]) -> DriverStatement:
 
 _UPDATE_CUSTOMERS = _update_by_id(_CUSTOMERS, CUSTOMER_VALUES)
 _UPDATE_INVOICES = _update_by_id(_INVOICES, INVOICE_VALUES)
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
 
 
 # --- sources and mappings ----------------------------------------------------------------------
@@ -152,15 +144,11 @@ def add_batch(session: Session, source_pk: int, batch_id: str, reply: str, now: 
 def customers_by_id(
     session: Session, source_pk: int, customer_ids: Sequence[str]
 ) -> dict[str, ExternalCustomer]:
-    found: dict[str, ExternalCustomer] = {}
-    for chunk in _chunks(customer_ids):
-        for customer in session.execute(
-            select(ExternalCustomer).where(
-                ExternalCustomer.source_pk == source_pk, ExternalCustomer.customer_id.in_(chunk)
-            )
-        ).scalars():
-            found[customer.customer_id] = customer
-    return found
+    query = select(ExternalCustomer).where(
+        ExternalCustomer.source_pk == source_pk,
+        among(session, ExternalCustomer.customer_id, customer_ids),
+    )
+    return {customer.customer_id: customer for customer in session.scalars(query)}
 
 
 def _keyed_rows(
@@ -171,16 +159,10 @@ def _keyed_rows(
     keys: Sequence[str],
     *columns: InstrumentedAttribute[Any],
 ) -> dict[str, tuple[Any, ...]]:
-    """The columns of one source's rows whose key is in keys, by key, read in chunks of bound
-    parameters without loading ORM objects."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks(keys):
-        rows = session.execute(
-            select(key, *columns).where(source == source_pk, key.in_(chunk))
-        ).all()
-        for row in rows:
-            found[row[0]] = tuple(row[1:])
-    return found
+    """The columns of one source's rows whose key is in keys, by key, without loading ORM
+    objects."""
+    query = select(key, *columns).where(source == source_pk, among(session, key, keys))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
 
 
 def _customer_rows(
@@ -241,13 +223,8 @@ def customer_by_portal_id(session: Session, portal_id: str) -> ExternalCustomer 
 
 
 def customers_by_pk(session: Session, pks: Sequence[int]) -> dict[int, ExternalCustomer]:
-    found: dict[int, ExternalCustomer] = {}
-    for chunk in _chunks(list(pks)):
-        for customer in session.execute(
-            select(ExternalCustomer).where(ExternalCustomer.id.in_(chunk))
-        ).scalars():
-            found[customer.id] = customer
-    return found
+    query = select(ExternalCustomer).where(among(session, ExternalCustomer.id, pks))
+    return {customer.id: customer for customer in session.scalars(query)}
 
 
 def add_credit(conn: Connection, customer_pk: int, amount: int) -> None:
@@ -264,15 +241,10 @@ def add_credit(conn: Connection, customer_pk: int, amount: int) -> None:
 def invoices_by_id(
     session: Session, source_pk: int, inv_ids: Sequence[str]
 ) -> dict[str, ExternalInvoice]:
-    found: dict[str, ExternalInvoice] = {}
-    for chunk in _chunks(inv_ids):
-        for invoice in session.execute(
-            select(ExternalInvoice).where(
-                ExternalInvoice.source_pk == source_pk, ExternalInvoice.inv_id.in_(chunk)
-            )
-        ).scalars():
-            found[invoice.inv_id] = invoice
-    return found
+    query = select(ExternalInvoice).where(
+        ExternalInvoice.source_pk == source_pk, among(session, ExternalInvoice.inv_id, inv_ids)
+    )
+    return {invoice.inv_id: invoice for invoice in session.scalars(query)}
 
 
 def existing_invoices(
@@ -330,13 +302,9 @@ def invoices_of_source(
         .where(ExternalInvoice.source_pk == source_pk)
         .order_by(ExternalCustomer.customer_id, ExternalInvoice.inv_id)
     )
-    if inv_ids is None:
-        return [(row[0], row[1]) for row in session.execute(query).all()]
-    found: list[tuple[ExternalInvoice, str]] = []
-    for chunk in _chunks(inv_ids):
-        rows = session.execute(query.where(ExternalInvoice.inv_id.in_(chunk))).all()
-        found.extend((row[0], row[1]) for row in rows)
-    return found
+    if inv_ids is not None:
+        query = query.where(among(session, ExternalInvoice.inv_id, inv_ids))
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def invoices_of_customer(session: Session, customer_pk: int) -> list[ExternalInvoice]:
@@ -375,16 +343,11 @@ def invoices_by_inv_id(
             for inv_id in inv_ids
             for row in _INVOICE_BY_INV_ID.fetch(conn, {"account_id": account_id, "inv_id": inv_id})
         ]
-    found: list[tuple[int, int, str]] = []
-    for chunk in _chunks(list(inv_ids)):
-        rows = conn.execute(
-            select(ExternalInvoice.id, ExternalInvoice.account_id, ExternalInvoice.inv_id).where(
-                among(conn, ExternalInvoice.account_id, account_ids),
-                ExternalInvoice.inv_id.in_(chunk),
-            )
-        ).all()
-        found.extend((row[0], row[1], row[2]) for row in rows)
-    return found
+    query = select(ExternalInvoice.id, ExternalInvoice.account_id, ExternalInvoice.inv_id).where(
+        among(conn, ExternalInvoice.account_id, account_ids),
+        among(conn, ExternalInvoice.inv_id, list(inv_ids)),
+    )
+    return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
 
 _ONE_BY_ONE = 4
@@ -474,16 +437,18 @@ def paid_by(session: Session, invoice_pks: Sequence[int]) -> dict[int, list[str]
     """The trids whose payment (not wholly reversed) settled each invoice, in allocation
     order."""
     found: dict[int, list[str]] = {}
-    for chunk in _chunks(list(invoice_pks)):
-        rows = session.execute(
-            select(Allocation.invoice_pk, Allocation.trid)
-            .where(Allocation.invoice_pk.in_(chunk), Allocation.amount > Allocation.reversed_amount)
-            .order_by(Allocation.id)
-        ).all()
-        for invoice_pk, trid in rows:
-            if invoice_pk is None:
-                continue
-            trids = found.setdefault(invoice_pk, [])
-            if trid not in trids:
-                trids.append(trid)
+    rows = session.execute(
+        select(Allocation.invoice_pk, Allocation.trid)
+        .where(
+            among(session, Allocation.invoice_pk, invoice_pks),
+            Allocation.amount > Allocation.reversed_amount,
+        )
+        .order_by(Allocation.id)
+    )
+    for invoice_pk, trid in rows:
+        if invoice_pk is None:
+            continue
+        trids = found.setdefault(invoice_pk, [])
+        if trid not in trids:
+            trids.append(trid)
     return found
