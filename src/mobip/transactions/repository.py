@@ -508,7 +508,7 @@ def count_automatic_resend(session: Session, transaction: Transaction, now: date
 
 
 def by_trids(session: Session, trids: Sequence[str]) -> Sequence[Transaction]:
-    return session.scalars(select(Transaction).where(Transaction.trid.in_(trids))).all()
+    return session.scalars(select(Transaction).where(among(session, Transaction.trid, trids))).all()
 
 
 def summaries_by_trids(session: Session, trids: Sequence[str]) -> Sequence[Any]:
