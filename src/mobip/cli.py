@@ -501,16 +501,14 @@ def account_set_fees(
 ) -> None:
     """Set the account's own fee schedule (a missing part counts as 0), or --clear it; changes
     only the fees of payments made from now on (docs/fees.md)."""
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
 
-        def work(session: Session) -> accounts_service.FeeSchedule:
-            account = accounts_service.set_fees(
-                session, uid, percent=percent, fixed=fixed, clear=clear, now=runtime.clock.now()
-            )
-            return accounts_service.fee_schedule_in_force(session, account, runtime.settings)
+    def work(runtime: Runtime, session: Session) -> accounts_service.FeeSchedule:
+        account = accounts_service.set_fees(
+            session, uid, percent=percent, fixed=fixed, clear=clear, now=runtime.clock.now()
+        )
+        return accounts_service.fee_schedule_in_force(session, account, runtime.settings)
 
-        schedule = _unit_of_work(runtime, work)
+    schedule = _on_data(work)
     if as_json:
         _print_json(
             {
@@ -602,29 +600,29 @@ def account_branding(
     Without options, shows the current branding.
     """
     content = _logo_file(logo) if logo is not None else None
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
-        changes = content is not None or accent is not None or clear_logo or clear_accent
+    changes = content is not None or accent is not None or clear_logo or clear_accent
 
-        def show_or_set(session: Session) -> tuple[accounts_service.Branding, int | None]:
-            account = accounts_service.operator_get(session, uid)
-            branding = (
-                accounts_service.set_branding(
-                    session,
-                    account,
-                    logo=content,
-                    accent_colour=accent,
-                    clear_logo=clear_logo,
-                    clear_accent=clear_accent,
-                    clock=runtime.clock,
-                )
-                if changes
-                else accounts_service.get_branding(session, account.id)
+    def show_or_set(
+        runtime: Runtime, session: Session
+    ) -> tuple[accounts_service.Branding, int | None]:
+        account = accounts_service.operator_get(session, uid)
+        branding = (
+            accounts_service.set_branding(
+                session,
+                account,
+                logo=content,
+                accent_colour=accent,
+                clear_logo=clear_logo,
+                clear_accent=clear_accent,
+                clock=runtime.clock,
             )
-            stored = accounts_service.get_logo(session, account.id)
-            return branding, len(stored[1]) if stored else None
+            if changes
+            else accounts_service.get_branding(session, account.id)
+        )
+        stored = accounts_service.get_logo(session, account.id)
+        return branding, len(stored[1]) if stored else None
 
-        branding, size = _unit_of_work(runtime, show_or_set, writes=changes)
+    branding, size = _on_data(show_or_set, writes=changes)
     record = _branding_record(uid, branding, size)
     if as_json:
         _print_json(record)
@@ -669,16 +667,13 @@ def account_callback_secret(
     """Show (or rotate) the whsec_ secret that signs the account's callbacks."""
     from mobip.delivery import service as delivery_service
 
-    with _runtime(existing_database=True) as runtime:
-        _require_current_schema(runtime)
+    def show_or_rotate(runtime: Runtime, session: Session) -> str:
+        account = accounts_service.operator_get(session, uid)
+        return delivery_service.callback_secret(
+            session, account.id, runtime.encryptor, runtime.clock.now(), rotate=rotate
+        )
 
-        def show_or_rotate(session: Session) -> str:
-            account = accounts_service.operator_get(session, uid)
-            return delivery_service.callback_secret(
-                session, account.id, runtime.encryptor, runtime.clock.now(), rotate=rotate
-            )
-
-        secret = _unit_of_work(runtime, show_or_rotate)
+    secret = _on_data(show_or_rotate)
     if as_json:
         _print_json({"uid": uid, "callback_secret": secret, "rotated": rotate})
         return
@@ -976,7 +971,7 @@ def stats_rebuild(as_json: JsonOption = False) -> None:
     from mobip.stats import service as stats_service
 
     def rebuild(runtime: Runtime, session: Session) -> tuple[ZoneInfo, stats_service.Rebuilt]:
-        zone = ZoneInfo(runtime.settings.timezone)
+        zone = runtime.settings.zone
         return zone, stats_service.rebuild(session, zone)
 
     zone, rebuilt = _on_data(rebuild)
