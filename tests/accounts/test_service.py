@@ -1,5 +1,5 @@
 """accounts.service's scope rule (sees): an account sees itself and the accounts below it; an admin
-sees every account; by_ids reads any number of ids."""
+sees every account; by_ids and labels_by_ids read any number of ids."""
 
 from __future__ import annotations
 
@@ -25,11 +25,13 @@ def test_an_account_sees_itself_and_its_subtree_only(runtime: Runtime) -> None:
     ]
 
 
-def test_by_ids_reads_any_number_of_ids_in_one_statement(runtime: Runtime) -> None:
+def test_by_ids_and_labels_read_any_number_of_ids_in_one_statement(runtime: Runtime) -> None:
     """A partner's day can name more merchants than a statement takes parameters (65,535 on
     PostgreSQL): 70,000 ids, three of them accounts."""
     made = [make_account(runtime).account for _ in range(3)]
     ids = [account.id for account in made] + list(range(10**6, 10**6 + 70_000))
     with runtime.database.session() as session:
         found = service.by_ids(session, ids)
+        labels = service.labels_by_ids(session, ids)
     assert {key: account.uid for key, account in found.items()} == {a.id: a.uid for a in made}
+    assert labels == {a.id: service.Label(a.uid, a.name, a.external_account_id) for a in made}

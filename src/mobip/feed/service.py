@@ -153,14 +153,14 @@ def describe(session: Session, lines: Sequence[Any]) -> list[dict[str, str]]:
     if not lines:
         return []
     found = transactions.summaries_by_trids(session, list({line.trid for line in lines}))
-    merchants = accounts.by_ids(session, list({line.account_id for line in lines}))
+    merchants = accounts.labels_by_ids(session, list({line.account_id for line in lines}))
     return [
         _described(line, found.get(line.trid), merchants.get(line.account_id)) for line in lines
     ]
 
 
 def _described(
-    line: Any, transaction: transactions.TransactionSummary | None, merchant: Account | None
+    line: Any, transaction: transactions.TransactionSummary | None, merchant: accounts.Label | None
 ) -> dict[str, str]:
     return {
         "id_flux": str(line.id),

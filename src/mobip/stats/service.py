@@ -561,8 +561,8 @@ def event_lines(
     in pages of PAGE events (keyset on the event id), each page's transactions in one query."""
     owners = repository.accounts_with_events(session, account_ids, day)
     merchants = {
-        account.id: (account.uid, account.external_account_id or "")
-        for account in accounts.by_ids(session, owners).values()
+        account_id: (label.uid, label.external_account_id or "")
+        for account_id, label in accounts.labels_by_ids(session, owners).items()
     }
     for account_id in owners:
         merchant = merchants.get(account_id, ("", ""))
