@@ -30,9 +30,6 @@ MAX_TRIDS = 10_000
 _TRID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 UNKNOWN = "unknown or not yours"
 ALREADY_REMOVED = "already removed"
-# The trids of one acknowledging UPDATE: a thousand at a time (each list is one bound parameter,
-# kit/db.among; the bound keeps each statement, and its row locks on PostgreSQL, short).
-_TRIDS_PER_STATEMENT = 1_000
 
 
 # --- filing the lines (transactions/observers.py) ----------------------------------------------
@@ -215,14 +212,13 @@ def acknowledge(session: Session, caller: Account, trid_list: str, now: datetime
     as an extension, the others with their reason."""
     trids = parse_trid_list(trid_list)
     scope = scope_of(session, caller)
-    removed: set[str] = set()
-    known: set[str] = set()
-    for start in range(0, len(trids), _TRIDS_PER_STATEMENT):
-        batch = trids[start : start + _TRIDS_PER_STATEMENT]
-        removed |= repository.acknowledge(session, scope, batch, now)
-        left = [trid for trid in batch if trid not in removed]
-        if left:
-            known |= repository.trids_with_lines(session, scope, left)
+    # One UPDATE for the whole list (at most MAX_TRIDS, one bound parameter: kit/db.among), so
+    # a partner's scope is sent once: in 1,000-trid statements, a scope of 100,000 merchants
+    # cost 10 times over (520 ms against 320 ms for 10,000 trids; on PostgreSQL, a partner of
+    # 100 merchants: 350-480 ms against 190-220 ms). Row locks last until the commit either way.
+    removed = repository.acknowledge(session, scope, trids, now)
+    left = [trid for trid in trids if trid not in removed]
+    known = repository.trids_with_lines(session, scope, left) if left else set()
     return {
         "removed_transactions_list": [trid for trid in trids if trid in removed],
         "not_removed_list": [
