@@ -67,6 +67,7 @@ def test_wiring_registers_each_domain_once_in_order(runtime: Runtime) -> None:
         "tokens purged",
         "login throttle counters purged",
         "stale refunds settled",
+        "page starts deleted",
         "fee invoices issued",
         "stats files deleted",
     ]

@@ -19,6 +19,8 @@ from checkout.support import card, csrf_of, outbox
 from factories import form, make_account, token_for
 from mobip.accounts.models import Role
 from mobip.accounts.service import NewCredentials
+from mobip.app import create_app
+from mobip.kit.clock import ManualClock
 from mobip.kit.runtime import Runtime
 from mobip.transactions.models import Transaction
 from products.support import count_transactions, create, reusable_qr
@@ -190,6 +192,25 @@ def test_pay_is_rate_limited_per_client(
     assert refused.status_code == 429
     assert "retry-after" in refused.headers
     assert count_transactions(runtime) == limit
+
+
+def test_the_per_client_limit_is_shared_by_every_server_process(
+    client: TestClient, runtime: Runtime, clock: ManualClock, qr: dict[str, Any]
+) -> None:
+    """Two apps on one database (`mobip serve --workers 2`): the starts are rows, so a client
+    that used half its budget on each is refused by both, and another client is not."""
+    runtime.settings.checkout_max_attempts_per_client = 4
+    twin = Runtime(runtime.settings, runtime.database, runtime.clock)
+    with TestClient(create_app(twin), client=("203.0.113.7", 50001)) as other:
+        for app in (client, other, client, other):
+            assert start(app, qr["path"]).status_code == 303
+        assert start(other, qr["path"]).status_code == 429
+        assert start(client, qr["path"]).status_code == 429
+        clock.advance(seconds=runtime.settings.checkout_attempt_window_seconds)
+        assert start(other, qr["path"]).status_code == 303  # the window moved on
+    with TestClient(create_app(twin), client=("198.51.100.2", 50000)) as stranger:
+        assert start(stranger, qr["path"]).status_code == 303
+    assert count_transactions(runtime) == 6
 
 
 def test_a_disabled_qr_shows_410_and_starts_nothing(

@@ -1,11 +1,12 @@
-"""Checkout tables: payment attempts, provider events (webhook de-duplication), webhooks."""
+"""Checkout tables: payment attempts, payments started from pages (the per-client limit),
+provider events (webhook de-duplication), webhooks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobip.kit.db import Base, UTCDateTime
@@ -39,6 +40,22 @@ class PaymentAttempt(Base):
     # HMAC of the client address (rate limits per client without storing the address).
     client_key: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PageStart(Base):
+    """A payment a client started from a hosted page of another domain (a product's Pay, the
+    customer portal's Pay). The per-client limit counts these rows, so every server process
+    shares one budget; the worker deletes them once older than the attempt window."""
+
+    __tablename__ = "checkout_starts"
+    __table_args__ = (
+        Index("ix_checkout_starts_client_key_started_at", "client_key", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # HMAC of the client address, as payment_attempts.client_key.
+    client_key: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class ProviderEvent(Base):

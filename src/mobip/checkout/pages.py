@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from mobip.api.envelope import read_body
 from mobip.checkout import csrf, service, webhooks
 from mobip.checkout.errors import CardFormInvalid, CheckoutNotFound, ProviderUnreachable
+from mobip.checkout.hosted import client_ip
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.rendering import render_error, render_page
 from mobip.checkout.views import (
@@ -90,7 +91,7 @@ async def provider_return(request: Request) -> Response:
     if (refused := _not_ours(request, runtime, token, lang)) is not None:
         return refused
     params = dict(request.query_params)
-    ip = _client_ip(request)
+    ip = client_ip(request)
     try:
         applied = await run_in_threadpool(_confirm_return, runtime, token, params, ip, lang)
     except MobipError as error:
@@ -182,7 +183,7 @@ async def _submit(request: Request, work: FormWork) -> Response:
     fields: dict[str, str] = {}
     try:
         fields = await _read_form(request, runtime, token)
-        applied = await run_in_threadpool(work, runtime, token, fields, _client_ip(request))
+        applied = await run_in_threadpool(work, runtime, token, fields, client_ip(request))
     except MobipError as error:
         lang = language_of(fields.get("lang"))
         return await _error_page(request, runtime, error, lang, token)

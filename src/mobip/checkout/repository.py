@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mobip.accounts.models import Account
-from mobip.checkout.models import AttemptOutcome, PaymentAttempt, ProviderEvent, ProviderWebhook
+from mobip.checkout.models import (
+    AttemptOutcome,
+    PageStart,
+    PaymentAttempt,
+    ProviderEvent,
+    ProviderWebhook,
+)
 from mobip.kit.db import insert_unless_present
 from mobip.transactions.models import Transaction
 
@@ -48,6 +54,28 @@ def attempts_since(
         query = query.where(PaymentAttempt.client_key == client_key)
     count, oldest = session.execute(query).one()
     return int(count), oldest
+
+
+def starts_since(session: Session, client_key: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many payments the client started from pages since ``since``, and the oldest's time."""
+    query = select(func.count(), func.min(PageStart.started_at)).where(
+        PageStart.client_key == client_key, PageStart.started_at > since
+    )
+    count, oldest = session.execute(query).one()
+    return int(count), oldest
+
+
+def add_start(session: Session, client_key: str, now: datetime) -> None:
+    session.execute(insert(PageStart).values(client_key=client_key, started_at=now))
+
+
+def delete_starts(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` page starts from before ``before``; how many."""
+    old = select(PageStart.id).where(PageStart.started_at <= before).limit(limit)
+    ids = list(session.scalars(old))
+    if ids:
+        session.execute(delete(PageStart).where(PageStart.id.in_(ids)))
+    return len(ids)
 
 
 def count_outcomes(session: Session, transaction: Transaction, outcome: AttemptOutcome) -> int:

@@ -104,6 +104,28 @@ def check_rate_limits(
             raise TooManyPaymentAttempts(int((oldest + window - now).total_seconds()) + 1)
 
 
+def count_start(session: Session, runtime: Runtime, client_ip: str) -> None:
+    """Count a payment the client at ``client_ip`` starts from a page of another domain (a
+    product's Pay, the customer portal's Pay), in the caller's unit of work:
+    ``TooManyPaymentAttempts`` past the checkout's per-client limit of the attempt window. The
+    count is rows, so every server process shares it; a start refused or rolled back counts
+    nothing."""
+    settings = runtime.settings
+    now = runtime.clock.now()
+    window = timedelta(seconds=settings.checkout_attempt_window_seconds)
+    key = client_key(runtime, client_ip)
+    count, oldest = repository.starts_since(session, key, now - window)
+    if count >= settings.checkout_max_attempts_per_client and oldest is not None:
+        raise TooManyPaymentAttempts(int((oldest + window - now).total_seconds()) + 1)
+    repository.add_start(session, key, now)
+
+
+def delete_old_starts(session: Session, runtime: Runtime, limit: int) -> int:
+    """Delete up to ``limit`` page starts the per-client limit no longer counts; how many."""
+    window = timedelta(seconds=runtime.settings.checkout_attempt_window_seconds)
+    return repository.delete_starts(session, runtime.clock.now() - window, limit)
+
+
 # --- paying on our page (a card-form provider) ------------------------------------------------
 
 

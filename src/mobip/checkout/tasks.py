@@ -1,5 +1,6 @@
 """The checkout's scheduled work, run by the worker every ``MOBIP_SCHEDULE_INTERVAL_SECONDS``:
-refunds a stopped process left half done.
+refunds a stopped process left half done, and the page starts the per-client limit no longer
+counts (older than the attempt window: deleted in batches).
 
 A refund is reserved (PENDING) in one unit of work, its provider called with no transaction
 open, and its outcome recorded in a second (``refunds.py``). A process that stops between the
@@ -22,11 +23,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mobip.checkout import refunds
+from mobip.checkout import refunds, service
 from mobip.checkout.errors import RefundFailed
 from mobip.checkout.providers.base import ProviderError, Refund
 from mobip.kit.runtime import Runtime
-from mobip.kit.schedule import Schedule
+from mobip.kit.schedule import Schedule, in_batches
 from mobip.transactions import service as transactions
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ STALE_AFTER = timedelta(minutes=10)
 BATCH = 50
 # The job's name: a schedules run logs "N stale refunds settled".
 SETTLED = "stale refunds settled"
+STARTS_DELETED = "page starts deleted"
 
 
 def settle_stale_refunds(runtime: Runtime) -> int:
@@ -71,5 +73,16 @@ def _finish(
     return refunds.finish_refund(session, planned, outcome, runtime)
 
 
+def delete_old_starts(runtime: Runtime) -> int:
+    """Delete the page starts older than the attempt window; how many."""
+
+    def step(session: Session, batch: int) -> tuple[int, int]:
+        done = service.delete_old_starts(session, runtime, batch)
+        return done, done
+
+    return in_batches(runtime, step)
+
+
 def register(schedule: Schedule) -> None:
     schedule.add(SETTLED, settle_stale_refunds)
+    schedule.add(STARTS_DELETED, delete_old_starts)

@@ -8,13 +8,13 @@ merchant (products.service.start_payment) and sends the customer to its hosted c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
@@ -27,7 +27,8 @@ from mobip.accounts import service as accounts
 from mobip.accounts.models import Account
 from mobip.api.envelope import read_body
 from mobip.checkout import csrf
-from mobip.checkout.hosted import accepted_language, limit_starts, moves_no_money
+from mobip.checkout import service as checkout
+from mobip.checkout.hosted import accepted_language, client_ip, moves_no_money
 from mobip.checkout.qr_images import CACHE_CONTROL, DEFAULT_SCALE
 from mobip.checkout.rendering import (
     SecurityHeaders,
@@ -291,8 +292,7 @@ async def pay(request: Request) -> Response:
         )
     purchase = service.Purchase(quantity, name, email, language)
     try:
-        limit_starts(runtime, request)
-        token = await run_in_threadpool(_start, runtime, qr_id, purchase)
+        token = await run_in_threadpool(_start, runtime, qr_id, purchase, client_ip(request))
     except ReusableQrDisabled:
         return _product_page(request, runtime, qr, merchant, accent, language)
     except MobipError as error:
@@ -300,15 +300,15 @@ async def pay(request: Request) -> Response:
     return RedirectResponse(f"/pay/{token}", 303)
 
 
-def _start(runtime: Runtime, qr_id: str, purchase: service.Purchase) -> str:
-    work: Callable[[Any], str] = partial(
-        service.start_payment,
-        qr_id=qr_id,
-        purchase=purchase,
-        settings=runtime.settings,
-        clock=runtime.clock,
-    )
-    return runtime.database.run(lambda session: work(session))
+def _start(runtime: Runtime, qr_id: str, purchase: service.Purchase, ip: str) -> str:
+    """The client's start counted (checkout's per-client limit) and the transaction made, in
+    one unit of work."""
+
+    def work(session: Session) -> str:
+        checkout.count_start(session, runtime, ip)
+        return service.start_payment(session, qr_id, purchase, runtime.settings, runtime.clock)
+
+    return runtime.database.run(work)
 
 
 # --- photos and the QR image ---------------------------------------------------------------------

@@ -30,7 +30,8 @@ from starlette.staticfiles import StaticFiles
 from mobip.accounts import service as accounts
 from mobip.api.envelope import read_body
 from mobip.checkout import csrf
-from mobip.checkout.hosted import limit_starts, moves_no_money
+from mobip.checkout import service as checkout
+from mobip.checkout.hosted import client_ip, moves_no_money
 from mobip.checkout.logo import logo_reply
 from mobip.checkout.rendering import (
     SecurityHeaders,
@@ -328,8 +329,7 @@ async def pay(request: Request) -> Response:
             status=400,
         )
     try:
-        limit_starts(runtime, request)
-        checkout = await run_in_threadpool(_start, runtime, token, chosen)
+        started = await run_in_threadpool(_start, runtime, token, chosen, client_ip(request))
     except InvalidField:
         return _render(
             request,
@@ -344,11 +344,15 @@ async def pay(request: Request) -> Response:
     except MobipError as error:
         return render_error(request, settings, error, language, None)
     # The checkout's path: the customer stays on the host they came by.
-    return RedirectResponse(urlsplit(checkout).path, 303)
+    return RedirectResponse(urlsplit(started).path, 303)
 
 
-def _start(runtime: Runtime, token: str, chosen: list[str]) -> str:
+def _start(runtime: Runtime, token: str, chosen: list[str], ip: str) -> str:
+    """The client's start counted (checkout's per-client limit) and the transaction made, in
+    one unit of work."""
+
     def work(session: Session) -> str:
+        checkout.count_start(session, runtime, ip)
         return service.pay_on_portal(session, token, chosen, runtime.settings, runtime.clock)
 
     return runtime.database.run(work)
