@@ -35,7 +35,7 @@ class Happening(StrEnum):
 @dataclass(frozen=True)
 class Change:
     """One happening of one transaction, with what the observers need to file it; more is read
-    through ``transactions.service`` (e.g. ``by_trids``)."""
+    through ``transactions.service`` (e.g. ``summaries_by_trids``)."""
 
     happening: Happening
     trid: str

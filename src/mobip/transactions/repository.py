@@ -507,10 +507,6 @@ def count_automatic_resend(session: Session, transaction: Transaction, now: date
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def by_trids(session: Session, trids: Sequence[str]) -> Sequence[Transaction]:
-    return session.scalars(select(Transaction).where(among(session, Transaction.trid, trids))).all()
-
-
 def summaries_by_trids(session: Session, trids: Sequence[str]) -> Sequence[Any]:
     """(trid, track_id, status, item_amount, tax_amount, customer_name, customer_email,
     customer_phone, payment_method, is_refunded) rows: a Core select, no ORM objects (reports

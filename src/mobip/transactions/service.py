@@ -1004,12 +1004,6 @@ def transaction_data(
     }
 
 
-def by_trids(session: Session, trids: Sequence[str]) -> list[Transaction]:
-    """The transactions of ``trids`` that exist, in no particular order (one query; the caller
-    decided what it may see): for the observers' readers (stats, feed, receivables)."""
-    return list(repository.by_trids(session, trids)) if trids else []
-
-
 @dataclass(frozen=True)
 class TransactionSummary:
     """What a report line shows of a transaction (stats' .gz file, the partner feed)."""
@@ -1028,8 +1022,8 @@ class TransactionSummary:
 
 def summaries_by_trids(session: Session, trids: Sequence[str]) -> dict[str, TransactionSummary]:
     """The summaries of the transactions of ``trids`` that exist, by trid: one query, no ORM
-    objects (several times cheaper than ``by_trids`` for thousands of lines). The caller
-    decided what it may see."""
+    objects (several times cheaper than loading Transaction objects for thousands of lines).
+    The caller decided what it may see."""
     if not trids:
         return {}
     return {
