@@ -222,7 +222,3 @@ def _finish(request: Request, runtime: Runtime, applied: Applied) -> Response:
         return RedirectResponse(applied.redirect, 303)
     assert applied.page is not None
     return render_page(request, runtime.settings, applied.page)
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mobip.kit.db import DriverInsert, DriverStatement, among, insert_unless_present
@@ -141,16 +141,6 @@ def add_batch(session: Session, source_pk: int, batch_id: str, reply: str, now: 
 # --- customers ------------------------------------------------------------------------------------
 
 
-def customers_by_id(
-    session: Session, source_pk: int, customer_ids: Sequence[str]
-) -> dict[str, ExternalCustomer]:
-    query = select(ExternalCustomer).where(
-        ExternalCustomer.source_pk == source_pk,
-        among(session, ExternalCustomer.customer_id, customer_ids),
-    )
-    return {customer.customer_id: customer for customer in session.scalars(query)}
-
-
 def _keyed_rows(
     session: Session,
     key: InstrumentedAttribute[str],
@@ -238,15 +228,6 @@ def add_credit(conn: Connection, customer_pk: int, amount: int) -> None:
 # --- invoices -------------------------------------------------------------------------------------
 
 
-def invoices_by_id(
-    session: Session, source_pk: int, inv_ids: Sequence[str]
-) -> dict[str, ExternalInvoice]:
-    query = select(ExternalInvoice).where(
-        ExternalInvoice.source_pk == source_pk, among(session, ExternalInvoice.inv_id, inv_ids)
-    )
-    return {invoice.inv_id: invoice for invoice in session.scalars(query)}
-
-
 def existing_invoices(
     session: Session, source_pk: int, inv_ids: Sequence[str]
 ) -> dict[str, tuple[Any, ...]]:
@@ -281,16 +262,6 @@ def insert_changes(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     _INSERT_CHANGES.execute(session.connection(), rows)
 
 
-def changes_of(session: Session, invoice_pk: int) -> list[ExternalInvoiceChange]:
-    return list(
-        session.execute(
-            select(ExternalInvoiceChange)
-            .where(ExternalInvoiceChange.invoice_pk == invoice_pk)
-            .order_by(ExternalInvoiceChange.id)
-        ).scalars()
-    )
-
-
 def invoices_of_source(
     session: Session, source_pk: int, inv_ids: Sequence[str] | None
 ) -> list[tuple[ExternalInvoice, str]]:
@@ -315,14 +286,6 @@ def invoices_of_customer(session: Session, customer_pk: int) -> list[ExternalInv
             .order_by(ExternalInvoice.due_date, ExternalInvoice.inv_id)
         ).scalars()
     )
-
-
-def invoice_count(session: Session, account_id: int) -> int:
-    return session.execute(
-        select(func.count())
-        .select_from(ExternalInvoice)
-        .where(ExternalInvoice.account_id == account_id)
-    ).scalar_one()
 
 
 # --- settlement (on the observer's connection) ----------------------------------------------------
