@@ -197,6 +197,12 @@ class BodyDeadlines:
         self._sweepers.pop(loop, None)
 
 
+def client_ip(request: Request) -> str:
+    """The address the request came from (per-client limits and logs are keyed by it; behind a
+    trusted proxy uvicorn has already put X-Forwarded-For's address there)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def read_body(request: Request, max_bytes: int, *, timeout: float | None = None) -> bytes:
     """The request body, refused with 413 past ``max_bytes`` (declared or streamed), and with
     408 when it has not arrived in full within ``timeout`` seconds (by default the app's

@@ -29,6 +29,7 @@ from mobip.api import idempotency
 from mobip.api.batch import GroupCommit, Writer
 from mobip.api.envelope import (
     Params,
+    client_ip,
     encode,
     encode_stream,
     error_payload,
@@ -561,17 +562,17 @@ def build_route(
             # endpoint does not declare, a control character or an over-long value.
             input_rules.check(params)
             headers = request.headers
-            client_ip = request.client.host if request.client else "unknown"
+            ip = client_ip(request)
             if fast_read is not None:
-                reply = read_on_loop(params, headers, client_ip, log_ctx)
+                reply = read_on_loop(params, headers, ip, log_ctx)
                 if reply is not None:
                     return reply
             if endpoint.group_commit and idempotency.HEADER not in headers:
-                reply = await write_in_group(params, headers, client_ip, log_ctx)
+                reply = await write_in_group(params, headers, ip, log_ctx)
                 if reply is not None:
                     return reply
             return await anyio.to_thread.run_sync(
-                unit_of_work, params, headers, client_ip, log_ctx, limiter=limiter
+                unit_of_work, params, headers, ip, log_ctx, limiter=limiter
             )
         except MobipError as error:
             return error_response(error, request, params)

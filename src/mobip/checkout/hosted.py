@@ -1,10 +1,8 @@
 """What the hosted pages of other domains (a product page, the customer portal) share with the
-checkout's: the language a browser asks for, the TEST MODE mark, and the client's address (the
-payments one client may start are counted by checkout.service.count_start)."""
+checkout's: the language a browser asks for, and the TEST MODE mark (the payments one client
+may start are counted by checkout.service.count_start)."""
 
 from __future__ import annotations
-
-from starlette.requests import Request
 
 from mobip.checkout.providers.registry import PROVIDERS
 from mobip.kit.i18n import LANGUAGES
@@ -32,8 +30,3 @@ def moves_no_money(provider_name: str) -> bool:
     """Whether a payment through ``provider_name`` is a test (a provider with test cards)."""
     provider = PROVIDERS.get(provider_name)
     return provider is not None and bool(provider.test_cards)
-
-
-def client_ip(request: Request) -> str:
-    """The address a page's request came from (its per-client limits are keyed by it)."""
-    return request.client.host if request.client else "unknown"

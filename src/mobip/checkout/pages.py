@@ -18,10 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mobip.api.envelope import read_body
+from mobip.api.envelope import client_ip, read_body
 from mobip.checkout import csrf, service, webhooks
 from mobip.checkout.errors import CardFormInvalid, CheckoutNotFound, ProviderUnreachable
-from mobip.checkout.hosted import client_ip
 from mobip.checkout.providers.base import ProviderError
 from mobip.checkout.rendering import render_error, render_page
 from mobip.checkout.views import (

@@ -25,10 +25,10 @@ from starlette.staticfiles import StaticFiles
 
 from mobip.accounts import service as accounts
 from mobip.accounts.models import Account
-from mobip.api.envelope import read_body
+from mobip.api.envelope import client_ip, read_body
 from mobip.checkout import csrf
 from mobip.checkout import service as checkout
-from mobip.checkout.hosted import accepted_language, client_ip, moves_no_money
+from mobip.checkout.hosted import accepted_language, moves_no_money
 from mobip.checkout.qr_images import CACHE_CONTROL, DEFAULT_SCALE
 from mobip.checkout.rendering import (
     SecurityHeaders,

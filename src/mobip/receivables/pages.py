@@ -28,10 +28,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mobip.accounts import service as accounts
-from mobip.api.envelope import read_body
+from mobip.api.envelope import client_ip, read_body
 from mobip.checkout import csrf
 from mobip.checkout import service as checkout
-from mobip.checkout.hosted import client_ip, moves_no_money
+from mobip.checkout.hosted import moves_no_money
 from mobip.checkout.logo import logo_reply
 from mobip.checkout.rendering import (
     SecurityHeaders,
