@@ -41,7 +41,7 @@ def test_by_ids_and_labels_read_any_number_of_ids_in_one_statement(runtime: Runt
     assert labels == {a.id: service.Label(a.uid, a.name, a.external_account_id) for a in made}
 
 
-def test_subtree_ids_is_exactly_the_subtree_and_sqlite_reads_it_from_the_path_index(
+def test_the_subtree_is_exactly_the_subtree_and_sqlite_reads_it_from_the_path_index(
     runtime: Runtime,
 ) -> None:
     """Paths that share a prefix with the partner's without being below it ('…A0/', '…A./',
@@ -70,6 +70,9 @@ def test_subtree_ids_is_exactly_the_subtree_and_sqlite_reads_it_from_the_path_in
         event.remove(engine, "before_cursor_execute", seen)
     assert found == sorted([partner.id, *(account.id for account in below)])
     assert shop.id not in found
+    with runtime.database.session() as session:  # the same rule behind a lookup by uid
+        assert [service.visible_by_uid(session, partner, a.uid) for a in near] == [None] * 3
+        assert service.visible_by_uid(session, partner, below[0].uid) is not None
     if engine.dialect.name == "sqlite":
         [(statement, parameters)] = statements
         with engine.connect() as conn:

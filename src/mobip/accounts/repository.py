@@ -16,11 +16,21 @@ from mobip.accounts.models import Account, AccountBranding, AccountDocument, Rol
 from mobip.kit.db import DriverStatement, among
 
 
-def _visible_to(scope: Account) -> Select[Account]:
+def _visible_to(session: Session, scope: Account) -> Select[Account]:
+    """The accounts ``scope`` sees: itself and those below it on the materialised path (an
+    admin: every account)."""
     query = select(Account)
     if scope.role == Role.ADMIN:
         return query
-    return query.where(Account.path.startswith(scope.path, autoescape=True))
+    query = query.where(Account.path.startswith(scope.path, autoescape=True))
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite serves no LIKE with a bound pattern from an index: it scanned every account.
+        # In its BINARY order (bytes) the paths starting with "…/" are exactly those from "…/"
+        # up to "…0" ('0' follows '/'), a range the path index serves. (Not on PostgreSQL: a
+        # linguistic collation does not order paths by bytes.)
+        after = scope.path[:-1] + chr(ord(scope.path[-1]) + 1)
+        query = query.where(Account.path >= scope.path, Account.path < after)
+    return query
 
 
 def get_by_api_account_id(session: Session, api_account_id: str) -> Account | None:
@@ -28,13 +38,13 @@ def get_by_api_account_id(session: Session, api_account_id: str) -> Account | No
 
 
 def get_visible_by_uid(session: Session, scope: Account, uid: str) -> Account | None:
-    return session.scalars(_visible_to(scope).where(Account.uid == uid)).first()
+    return session.scalars(_visible_to(session, scope).where(Account.uid == uid)).first()
 
 
 def find_visible_by_external_id(
     session: Session, scope: Account, external_account_id: str
 ) -> Sequence[Account]:
-    query = _visible_to(scope).where(Account.external_account_id == external_account_id)
+    query = _visible_to(session, scope).where(Account.external_account_id == external_account_id)
     return session.scalars(query.limit(2)).all()
 
 
@@ -64,14 +74,7 @@ def own_fee_schedules_on_path(session: Session, account: Account) -> Sequence[Ac
 def subtree_ids(session: Session, scope: Account) -> list[int]:
     """The ids of ``scope`` and of every account below it (an admin: every account), one query
     on the materialised path."""
-    query = _visible_to(scope).with_only_columns(Account.id)
-    if scope.role != Role.ADMIN and session.get_bind().dialect.name == "sqlite":
-        # SQLite serves no LIKE with a bound pattern from an index: it scanned every account.
-        # In its BINARY order (bytes) the paths starting with "…/" are exactly those from "…/"
-        # up to "…0" ('0' follows '/'), a range the path index serves. (Not on PostgreSQL: a
-        # linguistic collation does not order paths by bytes.)
-        after = scope.path[:-1] + chr(ord(scope.path[-1]) + 1)
-        query = query.where(Account.path >= scope.path, Account.path < after)
+    query = _visible_to(session, scope).with_only_columns(Account.id)
     return sorted(session.scalars(query))  # in id order, sorted here: no temporary B-tree
 
 
