@@ -82,26 +82,35 @@ def client_key(runtime: Runtime, client_ip: str) -> str:
     return hmac.new(key, f"checkout-client:{client_ip}".encode(), hashlib.sha256).hexdigest()
 
 
+def _attempt_window(runtime: Runtime) -> timedelta:
+    return timedelta(seconds=runtime.settings.checkout_attempt_window_seconds)
+
+
+def _refuse_past(limit: int, counted: tuple[int, datetime | None], runtime: Runtime) -> None:
+    """TooManyPaymentAttempts when ``counted`` (how many in the window, the oldest's time) has
+    reached ``limit``: Retry-After is when the oldest leaves the window."""
+    count, oldest = counted
+    if count >= limit and oldest is not None:
+        left = oldest + _attempt_window(runtime) - runtime.clock.now()
+        raise TooManyPaymentAttempts(int(left.total_seconds()) + 1)
+
+
 def check_rate_limits(
     session: Session, transaction: Transaction, key: str, runtime: Runtime
 ) -> None:
     """Refuse a payment attempt past the per-transaction or per-client limit of the window."""
     settings = runtime.settings
-    now = runtime.clock.now()
-    window = timedelta(seconds=settings.checkout_attempt_window_seconds)
-    counted = [
-        (
-            settings.checkout_max_attempts_per_transaction,
-            repository.attempts_since(session, now - window, transaction_id=transaction.id),
-        ),
-        (
-            settings.checkout_max_attempts_per_client,
-            repository.attempts_since(session, now - window, client_key=key),
-        ),
-    ]
-    for limit, (count, oldest) in counted:
-        if count >= limit and oldest is not None:
-            raise TooManyPaymentAttempts(int((oldest + window - now).total_seconds()) + 1)
+    since = runtime.clock.now() - _attempt_window(runtime)
+    _refuse_past(
+        settings.checkout_max_attempts_per_transaction,
+        repository.attempts_since(session, since, transaction_id=transaction.id),
+        runtime,
+    )
+    _refuse_past(
+        settings.checkout_max_attempts_per_client,
+        repository.attempts_since(session, since, client_key=key),
+        runtime,
+    )
 
 
 def count_start(session: Session, runtime: Runtime, client_ip: str) -> None:
@@ -110,20 +119,19 @@ def count_start(session: Session, runtime: Runtime, client_ip: str) -> None:
     ``TooManyPaymentAttempts`` past the checkout's per-client limit of the attempt window. The
     count is rows, so every server process shares it; a start refused or rolled back counts
     nothing."""
-    settings = runtime.settings
     now = runtime.clock.now()
-    window = timedelta(seconds=settings.checkout_attempt_window_seconds)
     key = client_key(runtime, client_ip)
-    count, oldest = repository.starts_since(session, key, now - window)
-    if count >= settings.checkout_max_attempts_per_client and oldest is not None:
-        raise TooManyPaymentAttempts(int((oldest + window - now).total_seconds()) + 1)
+    _refuse_past(
+        runtime.settings.checkout_max_attempts_per_client,
+        repository.starts_since(session, key, now - _attempt_window(runtime)),
+        runtime,
+    )
     repository.add_start(session, key, now)
 
 
 def delete_old_starts(session: Session, runtime: Runtime, limit: int) -> int:
     """Delete up to ``limit`` page starts the per-client limit no longer counts; how many."""
-    window = timedelta(seconds=runtime.settings.checkout_attempt_window_seconds)
-    return repository.delete_starts(session, runtime.clock.now() - window, limit)
+    return repository.delete_starts(session, runtime.clock.now() - _attempt_window(runtime), limit)
 
 
 # --- paying on our page (a card-form provider) ------------------------------------------------
